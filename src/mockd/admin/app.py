@@ -1,0 +1,87 @@
+"""The admin application: error shape, token auth, and the routes of every admin module."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from mockd import __version__
+from mockd.admin import mocks as mock_routes
+from mockd.admin.openapi import openapi_document, operation
+from mockd.jsonhttp import ApiError, json_error, json_response
+from mockd.mocks.registry import MockRegistry
+
+log = logging.getLogger("mockd.admin")
+
+REGISTRY = web.AppKey("registry", MockRegistry)
+OPEN_ROUTES = frozenset({"/health"})
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+_ERROR_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+                409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as ``{"error", "message"}``; an unexpected one is logged and becomes a 500."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_error(exc.status, exc.code, exc.message, **exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _ERROR_CODES.get(exc.status, "http_error")
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        return json_error(exc.status, code, f"{message} ({request.method} {request.path})")
+    except Exception:
+        log.exception("admin request %s %s failed", request.method, request.path)
+        return json_error(500, "internal_error", "The server failed to handle this request; see its log.")
+
+
+def token_auth(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    expected = token.encode()
+
+    @web.middleware
+    async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in OPEN_ROUTES:
+            authorization = request.headers.get("Authorization", "")
+            given = authorization[7:] if authorization[:7].lower() == "bearer " else request.headers.get("X-API-Key", "")
+            if not hmac.compare_digest(given.encode(), expected):
+                return json_error(401, "unauthorized",
+                                  "This admin API needs a token: send 'Authorization: Bearer <token>' or 'X-API-Key'.")
+        return await handler(request)
+
+    return require_token
+
+
+async def health(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    return json_response({"status": "ok", "version": __version__, "mocks": len(registry.mocks)})
+
+
+PATHS = {
+    "/health": {"get": operation("Liveness; never needs a token", {200: {
+        "type": "object", "required": ["status"],
+        "properties": {"status": {"const": "ok"}, "version": {"type": "string"}, "mocks": {"type": "integer"}}}})},
+    "/openapi.json": {"get": operation("This document", {200: {"type": "object"}})},
+}
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_document({**PATHS, **mock_routes.PATHS}, mock_routes.MODELS))
+
+
+def create_admin_app(registry: MockRegistry, token: str | None) -> web.Application:
+    middlewares = [errors_as_json] + ([token_auth(token)] if token else [])
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
+    app[REGISTRY] = registry
+    app.router.add_get("/health", health)
+    app.router.add_get("/openapi.json", openapi)
+    mock_routes.add_routes(app.router, REGISTRY)
+    return app

@@ -1,0 +1,66 @@
+"""The OpenAPI 3.1 document served at ``/openapi.json``. Schemas come from the typed models themselves."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import msgspec
+
+from mockd import __version__
+
+ERROR_SCHEMA = {"type": "object", "required": ["error", "message"],
+                "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
+_DESCRIPTIONS = {200: "OK", 201: "Created", 204: "No content", 400: "Invalid request", 401: "Token missing or wrong",
+                 404: "Not found", 409: "Conflict", 413: "Body too large", 507: "Storage full"}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def operation(summary: str, ok: dict[int, dict[str, Any] | None], errors: tuple[int, ...] = (),
+              body: dict[str, Any] | None = None, parameters: list[dict[str, Any]] | None = None,
+              body_required: bool = True) -> dict[str, Any]:
+    """One operation: success responses with their schema (``None`` = no body), then JSON errors."""
+    responses: dict[str, Any] = {}
+    for status, schema in ok.items():
+        responses[str(status)] = {"description": _DESCRIPTIONS.get(status, "OK")}
+        if schema is not None:
+            responses[str(status)]["content"] = json_content(schema)
+    for status in (*errors, 401):
+        responses[str(status)] = {"description": _DESCRIPTIONS[status], "content": json_content(ref("Error"))}
+    result: dict[str, Any] = {"summary": summary, "responses": responses}
+    if body is not None:
+        result["requestBody"] = {"required": body_required, "content": json_content(body)}
+    if parameters:
+        result["parameters"] = parameters
+    return result
+
+
+def path_parameter(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
+
+
+@functools.cache
+def model_schemas(models: tuple[Any, ...]) -> dict[str, Any]:
+    _, components = msgspec.json.schema_components(models, ref_template="#/components/schemas/{name}")
+    return components
+
+
+def openapi_document(paths: dict[str, Any], models: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mockd admin API", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": {**model_schemas(models), "Error": ERROR_SCHEMA},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        },
+        "security": [{}, {"bearer": []}, {"apiKey": []}],
+    }

@@ -1,0 +1,214 @@
+"""The ``mockd`` command line. The server stack is imported inside the commands that need it, so that
+commands which only talk to a running server start fast."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mockd import __version__
+
+READY_TIMEOUT = 15.0
+STOP_TIMEOUT = 15.0
+
+
+def fail(message: str) -> None:
+    """One clear line on stderr, exit status 1."""
+    click.echo(f"mockd: error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mockd")
+def main() -> None:
+    """mockd: mock HTTP, WebSocket and SSE endpoints; record real streams and replay them.
+
+    \b
+    Example:
+      mockd serve --config mocks.json
+    """
+
+
+def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags shared by ``serve`` and ``start``."""
+    options = [
+        click.option("--config", "config_paths", multiple=True, type=click.Path(path_type=Path),
+                     help="Mock config file, JSON or YAML (repeatable; mocks match in file order)."),
+        click.option("--host", default="127.0.0.1", show_default=True, help="Mock server address."),
+        click.option("--port", default=4280, show_default=True, type=click.IntRange(0, 65535),
+                     help="Mock server port (0 picks a free one)."),
+        click.option("--admin-host", default="127.0.0.1", show_default=True, help="Admin API address."),
+        click.option("--admin-port", default=4290, show_default=True, type=click.IntRange(0, 65535),
+                     help="Admin API port (0 picks a free one)."),
+        click.option("--admin-token", envvar="MOCKD_ADMIN_TOKEN",
+                     help="Require this token on the admin API (env MOCKD_ADMIN_TOKEN)."),
+        click.option("--data-dir", envvar="MOCKD_DATA_DIR", help="Recordings directory (env MOCKD_DATA_DIR)."),
+        click.option("--settings", "settings_path", type=click.Path(path_type=Path),
+                     help="Settings file (default ./mockd.yaml, then ~/.config/mockd/mockd.yaml)."),
+        click.option("--log-level", default="info", show_default=True,
+                     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
+        click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"])),
+    ]
+    return functools.reduce(lambda wrapped, option: option(wrapped), reversed(options), command)
+
+
+def _serve_options(kwargs: dict[str, Any]) -> Any:
+    from mockd.server import ServeOptions
+
+    return ServeOptions(
+        config_paths=list(kwargs["config_paths"]), host=kwargs["host"], port=kwargs["port"],
+        admin_host=kwargs["admin_host"], admin_port=kwargs["admin_port"], admin_token=kwargs["admin_token"],
+        data_dir=kwargs["data_dir"], settings_path=kwargs["settings_path"], ready_file=kwargs.get("ready_file"))
+
+
+@main.command()
+@server_options
+@click.option("--ready-file", type=click.Path(path_type=Path),
+              help="Once both listeners accept connections, write their ports and URLs here as JSON.")
+def serve(**kwargs: Any) -> None:
+    """Run the mock server and the admin API in the foreground until Ctrl-C.
+
+    \b
+    Example:
+      mockd serve --config mocks.json
+      curl -N http://localhost:4280/events
+    """
+    from mockd.logs import configure_logging
+    from mockd.server import serve as run_server
+
+    configure_logging(kwargs["log_level"], kwargs["log_format"])
+    sys.exit(run_server(_serve_options(kwargs)))
+
+
+def _runtime_dir(data_dir: str | None, settings_path: Path | None) -> Path:
+    """Where ``start`` keeps its pid and log files: the data directory, as ``serve`` resolves it."""
+    from mockd.config import ConfigError
+    from mockd.server import ensure_data_dir, StartupError
+    from mockd.settings import load_settings, resolve_data_dir
+
+    try:
+        settings, _ = load_settings(settings_path)
+        directory = resolve_data_dir(data_dir, settings)
+        ensure_data_dir(directory)
+    except (ConfigError, StartupError) as exc:
+        fail(str(exc))
+    return directory
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+@main.command()
+@server_options
+def start(**kwargs: Any) -> None:
+    """Run mockd in the background; return once it accepts connections.
+
+    The pid file (mockd.pid) and log (mockd.log) are kept in the data directory.
+
+    \b
+    Example:
+      mockd start --config fixtures/chat.json
+      npm test
+      mockd stop
+    """
+    import json
+
+    directory = _runtime_dir(kwargs["data_dir"], kwargs["settings_path"])
+    pid_file, log_file, ready_file = directory / "mockd.pid", directory / "mockd.log", directory / "mockd.ready"
+    running = _read_pid(pid_file)
+    if running is not None and _alive(running):
+        fail(f"mockd is already running (pid {running}); stop it with: mockd stop")
+    ready_file.unlink(missing_ok=True)
+    arguments = [sys.executable, "-m", "mockd", "serve", "--ready-file", str(ready_file), "--data-dir", str(directory)]
+    for path in kwargs["config_paths"]:
+        arguments += ["--config", str(Path(path).resolve())]
+    for name in ("host", "port", "admin_host", "admin_port", "log_level", "log_format"):
+        arguments += [f"--{name.replace('_', '-')}", str(kwargs[name])]
+    if kwargs["settings_path"]:
+        arguments += ["--settings", str(Path(kwargs["settings_path"]).resolve())]
+    environment = dict(os.environ)
+    if kwargs["admin_token"]:
+        environment["MOCKD_ADMIN_TOKEN"] = kwargs["admin_token"]
+    with open(log_file, "ab") as log:
+        child = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True, env=environment)
+    pid_file.write_text(f"{child.pid}\n")
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not ready_file.exists():
+        if child.poll() is not None:
+            pid_file.unlink(missing_ok=True)
+            fail(_last_error(log_file) or f"mockd exited with status {child.returncode}; see {log_file}")
+        if time.monotonic() > deadline:
+            fail(f"mockd did not start within {READY_TIMEOUT:.0f}s; see {log_file}")
+        time.sleep(0.02)
+    ready = json.loads(ready_file.read_text())
+    click.echo(f"mockd started (pid {child.pid})\n  mock server  {ready['mockUrl']}\n"
+               f"  admin API    {ready['adminUrl']}\n  log          {log_file}")
+
+
+def _last_error(log_file: Path) -> str | None:
+    lines = [line for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("mockd: error: "):
+            return line[len("mockd: error: "):]
+    return None
+
+
+@main.command()
+@click.option("--data-dir", envvar="MOCKD_DATA_DIR", help="Data directory of the mockd to stop.")
+@click.option("--settings", "settings_path", type=click.Path(path_type=Path), help="Settings file.")
+def stop(data_dir: str | None, settings_path: Path | None) -> None:
+    """Stop the mockd started by `mockd start` (open WebSockets are closed with 1001).
+
+    \b
+    Example:
+      mockd stop
+    """
+    pid_file = _runtime_dir(data_dir, settings_path) / "mockd.pid"
+    pid = _read_pid(pid_file)
+    if pid is None or not _alive(pid):
+        pid_file.unlink(missing_ok=True)
+        fail(f"mockd is not running (no live pid in {pid_file})")
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            fail(f"mockd (pid {pid}) did not stop within {STOP_TIMEOUT:.0f}s")
+        time.sleep(0.02)
+    pid_file.unlink(missing_ok=True)
+    click.echo(f"mockd stopped (pid {pid})")
+
+
+@main.command()
+def version() -> None:
+    """Print the version.
+
+    \b
+    Example:
+      mockd version
+    """
+    click.echo(f"mockd {__version__}")

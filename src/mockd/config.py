@@ -1,0 +1,411 @@
+"""The mock config file: typed models, loading from JSON or YAML, and errors that name file, mock and field.
+
+One set of models serves the config loader, the admin API (``/mocks``) and the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonpath
+import msgspec
+import yaml
+
+from mockd.durations import Duration, seconds
+
+CONFIG_VERSION = "1.0"
+
+
+class ConfigError(Exception):
+    """A config or settings problem, already phrased as the one line the user sees."""
+
+
+class _Model(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True, frozen=True):
+    pass
+
+
+def _check_duration(value: Duration | None, field: str) -> None:
+    try:
+        seconds(value)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def compiled_jsonpath(path: str) -> jsonpath.JSONPath | jsonpath.CompoundJSONPath:
+    return jsonpath.compile(path)
+
+
+def _check_regex(pattern: str, field: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{field}: invalid regex {pattern!r}: {exc}") from None
+
+
+# --- HTTP mocks -----------------------------------------------------------------------------------
+
+
+class HttpMatcher(_Model):
+    method: str | None = None
+    path: str | None = None
+    path_pattern: str | None = None
+    headers: dict[str, str] = {}
+    query: dict[str, str] = {}
+
+    def __post_init__(self) -> None:
+        if self.path is None and self.path_pattern is None:
+            raise ValueError("matcher needs `path` or `pathPattern`")
+        if self.path is not None and not self.path.startswith("/"):
+            raise ValueError(f"path {self.path!r} must start with '/'")
+        if self.path_pattern is not None:
+            _check_regex(self.path_pattern, "pathPattern")
+
+
+class HttpResponse(_Model):
+    status_code: int = 200
+    headers: dict[str, str] = {}
+    body: Any = None
+    delay_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if not 100 <= self.status_code <= 599:
+            raise ValueError(f"statusCode {self.status_code} is not an HTTP status (100-599)")
+        if self.delay_ms < 0:
+            raise ValueError("delayMs must not be negative")
+
+
+class SseEvent(_Model):
+    """One SSE block. Only the fields it has are written, so a block may be just a comment or a retry."""
+
+    type: str | None = None
+    data: Any = None
+    id: str | None = None
+    retry: int | None = None
+    comment: str | None = None
+    delay: int | None = None
+
+
+class SseTiming(_Model):
+    initial_delay: int = 0
+    fixed_delay: int = 0
+    per_event_delays: list[int] = []
+
+    def __post_init__(self) -> None:
+        if self.initial_delay < 0 or self.fixed_delay < 0 or any(d < 0 for d in self.per_event_delays):
+            raise ValueError("SSE delays must not be negative")
+
+
+class SseTermination(_Model):
+    final_event: SseEvent | None = None
+
+
+class SseLifecycle(_Model):
+    keepalive_interval: float = 0
+    max_events: int = 0
+    connection_timeout: float = 0
+    termination: SseTermination = SseTermination()
+
+    def __post_init__(self) -> None:
+        if self.keepalive_interval < 0 or self.max_events < 0 or self.connection_timeout < 0:
+            raise ValueError("keepaliveInterval, maxEvents and connectionTimeout must not be negative")
+
+
+class SseResume(_Model):
+    enabled: bool = False
+
+
+class SseConfig(_Model):
+    events: list[SseEvent] = []
+    timing: SseTiming = SseTiming()
+    lifecycle: SseLifecycle = SseLifecycle()
+    resume: SseResume = SseResume()
+    loop: bool = False
+    status_code: int = 200
+    headers: dict[str, str] = {}
+
+    def __post_init__(self) -> None:
+        if self.loop and not self.events:
+            raise ValueError("loop needs at least one event")
+
+
+class HttpSpec(_Model):
+    matcher: HttpMatcher
+    response: HttpResponse | None = None
+    sse: SseConfig | None = None
+
+    def __post_init__(self) -> None:
+        if (self.response is None) == (self.sse is None):
+            raise ValueError("an http mock needs exactly one of `response` or `sse`")
+
+
+# --- WebSocket mocks ------------------------------------------------------------------------------
+
+MatchType = Literal["exact", "contains", "prefix", "suffix", "regex", "json", "any"]
+
+
+class MessageMatch(_Model):
+    """How a client message is matched. A ``json`` match without ``value`` only asks that ``path`` exists."""
+
+    type: MatchType = "any"
+    value: Any | msgspec.UnsetType = msgspec.UNSET
+    path: str | None = None
+    message_type: Literal["text", "binary"] | None = None
+
+    def __post_init__(self) -> None:
+        if self.type == "json":
+            if not self.path or not self.path.startswith("$"):
+                raise ValueError("a json match needs a JSONPath `path` starting with '$'")
+            try:
+                compiled_jsonpath(self.path)
+            except jsonpath.JSONPathError as exc:
+                raise ValueError(f"path: invalid JSONPath {self.path!r}: {str(exc).splitlines()[0]}") from None
+        elif self.type != "any" and not isinstance(self.value, str):
+            raise ValueError(f"a {self.type} match needs a string `value`")
+        if self.type == "regex":
+            _check_regex(self.value, "value")
+
+
+class WsMessage(_Model):
+    """A message the mock sends: text, JSON (serialised compactly) or binary (base64 in the config)."""
+
+    type: Literal["text", "json", "binary"] = "text"
+    value: Any = ""
+    delay: Duration | None = None
+    template: bool = True
+
+    def __post_init__(self) -> None:
+        _check_duration(self.delay, "delay")
+        if self.type in ("text", "binary") and not isinstance(self.value, str):
+            raise ValueError(f"a {self.type} message needs a string `value`")
+        if self.type == "binary":
+            try:
+                base64.b64decode(self.value, validate=True)
+            except binascii.Error:
+                raise ValueError("a binary message `value` must be base64") from None
+
+
+class WsMatcher(_Model):
+    match: MessageMatch = MessageMatch()
+    response: WsMessage | None = None
+    no_response: bool = False
+
+    def __post_init__(self) -> None:
+        if self.response is None and not self.no_response:
+            raise ValueError("a matcher needs a `response` or `noResponse: true`")
+
+
+class SendStep(_Model, tag="send", tag_field="type"):
+    message: WsMessage
+
+
+class ExpectStep(_Model, tag="expect", tag_field="type"):
+    match: MessageMatch | None = None
+    timeout: Duration = "30s"
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        _check_duration(self.timeout, "timeout")
+
+
+class WaitStep(_Model, tag="wait", tag_field="type"):
+    duration: Duration
+
+    def __post_init__(self) -> None:
+        _check_duration(self.duration, "duration")
+
+
+class PingStep(_Model, tag="ping", tag_field="type"):
+    data: str = ""
+
+
+class CloseStep(_Model, tag="close", tag_field="type"):
+    code: int = 1000
+    reason: str = ""
+    delay: Duration | None = None
+
+    def __post_init__(self) -> None:
+        _check_duration(self.delay, "delay")
+        if not (self.code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
+                or 3000 <= self.code <= 4999):
+            raise ValueError(f"close code {self.code} may not be sent (use 1000-1014 or 3000-4999)")
+        if len(self.reason.encode()) > 123:
+            raise ValueError("close reason longer than 123 bytes")
+
+
+ScenarioStep = SendStep | ExpectStep | WaitStep | PingStep | CloseStep
+
+
+class Scenario(_Model):
+    steps: list[ScenarioStep]
+    name: str | None = None
+    loop: bool = False
+
+
+class Heartbeat(_Model):
+    enabled: bool = True
+    interval: Duration = "30s"
+    timeout: Duration = "10s"
+
+    def __post_init__(self) -> None:
+        _check_duration(self.interval, "interval")
+        _check_duration(self.timeout, "timeout")
+        if self.enabled and seconds(self.interval) <= 0:
+            raise ValueError("interval must be positive")
+
+
+class WebSocketSpec(_Model):
+    path: str
+    subprotocols: list[str] = []
+    require_subprotocol: bool = False
+    max_message_size: int | None = None
+    max_connections: int | None = None
+    idle_timeout: Duration | None = None
+    echo_mode: bool | None = None
+    heartbeat: Heartbeat | None = None
+    matchers: list[WsMatcher] = []
+    default_response: WsMessage | None = None
+    scenario: Scenario | None = None
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            raise ValueError(f"path {self.path!r} must start with '/'")
+        _check_duration(self.idle_timeout, "idleTimeout")
+        if self.max_message_size is not None and self.max_message_size <= 0:
+            raise ValueError("maxMessageSize must be positive")
+        if self.max_connections is not None and self.max_connections <= 0:
+            raise ValueError("maxConnections must be positive")
+        if self.require_subprotocol and not self.subprotocols:
+            raise ValueError("requireSubprotocol needs `subprotocols`")
+
+    @property
+    def echoes(self) -> bool:
+        """Echo unanswered messages: as configured, else when nothing else could answer."""
+        if self.echo_mode is not None:
+            return self.echo_mode
+        return not self.matchers and self.scenario is None
+
+
+# --- Mocks and the config file --------------------------------------------------------------------
+
+
+class _MockBase(_Model, tag_field="type"):
+    id: str | None = None
+    name: str | None = None
+    enabled: bool = True
+
+
+class HttpMock(_MockBase, tag="http"):
+    http: HttpSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.http is None:
+            raise ValueError("an http mock needs an `http` block")
+
+
+class WebSocketMock(_MockBase, tag="websocket"):
+    websocket: WebSocketSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.websocket is None:
+            raise ValueError("a websocket mock needs a `websocket` block")
+
+
+Mock = HttpMock | WebSocketMock
+MOCK_TYPES = ("http", "websocket")
+
+
+class ConfigFile(_Model):
+    version: str
+    mocks: list[Mock] = []
+
+
+# --- Loading --------------------------------------------------------------------------------------
+
+
+def parse_document(text: str | bytes, source: str) -> Any:
+    """JSON or YAML, chosen by content: JSON is tried first (it is also YAML, but faster to parse)."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError as json_error:
+        stripped = text.lstrip()[:1]
+        if stripped in ("{", "[", b"{", b"["):
+            raise ConfigError(f"{source}: invalid JSON: {json_error}") from None
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as yaml_error:
+        mark = getattr(yaml_error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(yaml_error, "problem", None) or str(yaml_error).splitlines()[0]
+        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
+
+
+def describe_validation_error(exc: msgspec.ValidationError) -> str:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.a.b`" into "a.b: expected int, got str"."""
+    message = str(exc)
+    where = ""
+    if " - at `$" in message:
+        message, _, path = message.rpartition(" - at `$")
+        where = path.rstrip("`").lstrip(".")
+    message = message.replace("`", "")
+    message = message[:1].lower() + message[1:]
+    if where and re.match(r"[A-Za-z]+: ", message):  # our own "field: problem" from __post_init__
+        return f"{where}.{message}"
+    return f"{where}: {message}" if where else message
+
+
+def parse_mock(raw: Any, label: str = "mock") -> Mock:
+    """Validate one mock (as received by ``POST /mocks`` or read from a file)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: must be an object")
+    mock_type = raw.get("type")
+    if mock_type not in MOCK_TYPES:
+        raise ConfigError(f"{label}: type: unknown mock type {mock_type!r} (expected one of: "
+                          f"{', '.join(MOCK_TYPES)})")
+    try:
+        return msgspec.convert(raw, Mock)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{label}: {describe_validation_error(exc)}") from None
+
+
+def mocks_from_document(document: Any, source: str) -> list[Mock]:
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: a config file must be an object with `version` and `mocks`")
+    unknown = set(document) - {"version", "mocks"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+    if document.get("version") != CONFIG_VERSION:
+        raise ConfigError(f"{source}: version: must be \"{CONFIG_VERSION}\", got {document.get('version')!r}")
+    raw_mocks = document.get("mocks", [])
+    if not isinstance(raw_mocks, list):
+        raise ConfigError(f"{source}: mocks: must be a list")
+    return [parse_mock(raw, _mock_label(source, index, raw)) for index, raw in enumerate(raw_mocks)]
+
+
+def _mock_label(source: str, index: int, raw: Any) -> str:
+    mock_id = raw.get("id") if isinstance(raw, dict) else None
+    return f"{source}: mock {mock_id!r} (mocks[{index}])" if mock_id else f"{source}: mocks[{index}]"
+
+
+def load_config_files(paths: list[Path]) -> list[Mock]:
+    """Read every config file in order; mock ids must be unique across all of them."""
+    mocks: list[Mock] = []
+    first_seen: dict[str, str] = {}
+    for path in paths:
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+        for index, mock in enumerate(mocks_from_document(parse_document(text, str(path)), str(path))):
+            if mock.id is not None:
+                if mock.id in first_seen:
+                    raise ConfigError(f"{path}: mock {mock.id!r} (mocks[{index}]): id: duplicate mock id "
+                                      f"(first defined in {first_seen[mock.id]})")
+                first_seen[mock.id] = str(path)
+            mocks.append(mock)
+    return mocks

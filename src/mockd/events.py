@@ -1,0 +1,117 @@
+"""Stream events: what mocks, the proxy and replays emit, and what the recorder subscribes to.
+
+Producers never know who listens (as with mitmproxy's addons): they call :class:`StreamEvents`, which
+fans each event out to the current subscribers. With no subscriber the cost is one truth test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from aiohttp.web import BaseRequest
+
+Protocol_ = Literal["websocket", "sse"]
+Origin = Literal["mock", "proxy", "replay"]
+Direction = Literal["c2s", "s2c"]
+FrameType = Literal["text", "binary", "ping", "pong", "close"]
+
+_connection_numbers = itertools.count(1)
+
+
+@dataclass(slots=True, eq=False)
+class Connection:
+    """One client connection carrying a stream, as the recorder needs to describe it."""
+
+    protocol: Protocol_
+    origin: Origin
+    method: str
+    path: str
+    host: str
+    headers: list[tuple[str, str]]
+    query: list[tuple[str, str]]
+    remote: str | None
+    subprotocol: str | None = None
+    number: int = field(default_factory=lambda: next(_connection_numbers))
+    opened_ns: int = field(default_factory=time.time_ns)
+    closed_ns: int | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+
+
+@dataclass(slots=True)
+class WsFrame:
+    """A WebSocket frame as it passed through mockd. ``data`` is ``str`` for text, ``bytes`` otherwise."""
+
+    direction: Direction
+    type: FrameType
+    data: str | bytes
+    close_code: int | None = None
+    close_reason: str | None = None
+    at_ns: int = field(default_factory=time.time_ns)
+
+
+@dataclass(slots=True)
+class SseBlock:
+    """One SSE block exactly as written or read: only the fields the block had are set."""
+
+    type: str | None = None
+    data: str | None = None
+    id: str | None = None
+    retry: int | None = None
+    comment: str | None = None
+    at_ns: int = field(default_factory=time.time_ns)
+
+
+def connection_from_request(request: BaseRequest, protocol: Protocol_, origin: Origin,
+                            subprotocol: str | None = None) -> Connection:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return Connection(
+        protocol=protocol, origin=origin, method=request.method, path=request.path, host=request.host,
+        headers=list(request.headers.items()), query=list(request.query.items()),
+        remote=f"{peer[0]}:{peer[1]}" if peer else None, subprotocol=subprotocol)
+
+
+class StreamSubscriber(Protocol):
+    def connection_opened(self, connection: Connection) -> None: ...
+    def ws_frame(self, connection: Connection, frame: WsFrame) -> None: ...
+    def sse_block(self, connection: Connection, block: SseBlock) -> None: ...
+    def connection_closed(self, connection: Connection) -> None: ...
+
+
+class StreamEvents:
+    """Fan-out of stream activity to subscribers. Subscribers must not block: they run on the relay path."""
+
+    def __init__(self) -> None:
+        self._subscribers: tuple[StreamSubscriber, ...] = ()
+
+    def subscribe(self, subscriber: StreamSubscriber) -> None:
+        self._subscribers = (*self._subscribers, subscriber)
+
+    def unsubscribe(self, subscriber: StreamSubscriber) -> None:
+        self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+
+    def connection_opened(self, connection: Connection) -> None:
+        for subscriber in self._subscribers:
+            subscriber.connection_opened(connection)
+
+    def ws_frame(self, connection: Connection, frame: WsFrame) -> None:
+        for subscriber in self._subscribers:
+            subscriber.ws_frame(connection, frame)
+
+    def sse_block(self, connection: Connection, block: SseBlock) -> None:
+        for subscriber in self._subscribers:
+            subscriber.sse_block(connection, block)
+
+    def connection_closed(self, connection: Connection) -> None:
+        if connection.closed_ns is None:
+            connection.closed_ns = time.time_ns()
+        for subscriber in self._subscribers:
+            subscriber.connection_closed(connection)
+
+    @property
+    def listening(self) -> bool:
+        return bool(self._subscribers)

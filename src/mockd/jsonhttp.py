@@ -1,0 +1,35 @@
+"""JSON over HTTP for both listeners: responses, the one error shape, and reading request bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+
+class ApiError(Exception):
+    """A failure that leaves the admin API as ``{"error": code, "message": sentence}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def json_response(value: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=msgspec.json.encode(value), content_type="application/json")
+
+
+def json_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return json_response({"error": code, "message": message, **extra}, status)
+
+
+async def read_json(request: web.BaseRequest) -> Any:
+    """The request's JSON body; an empty body is ``{}``, anything unparseable a 400 ``invalid_json``."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_json", f"The request body is not valid JSON: {exc}") from None

@@ -1,0 +1,139 @@
+"""SSE mocks: the wire encoding of a block, the pure event schedule, and the driver that writes it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from mockd.clock import wait_until
+from mockd.config import SseConfig, SseEvent
+from mockd.events import SseBlock, StreamEvents, connection_from_request
+
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _data_text(data: Any) -> str | None:
+    if data is None or isinstance(data, str):
+        return data
+    return msgspec.json.encode(data).decode()
+
+
+def block_from_event(event: SseEvent) -> SseBlock:
+    return SseBlock(type=event.type, data=_data_text(event.data), id=event.id, retry=event.retry,
+                    comment=event.comment)
+
+
+def encode_block(block: SseBlock) -> bytes:
+    """Only the fields the block has, one ``data:`` line per line of data, then the blank line."""
+    lines: list[str] = []
+    if block.comment is not None:
+        lines.extend(": " + line for line in block.comment.split("\n"))
+    if block.type is not None:
+        lines.append("event: " + block.type)
+    if block.id is not None:
+        lines.append("id: " + block.id)
+    if block.retry is not None:
+        lines.append("retry: " + str(block.retry))
+    if block.data is not None:
+        lines.extend("data: " + line for line in block.data.split("\n"))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def resume_index(config: SseConfig, last_event_id: str | None) -> int:
+    """Where a stream starts: after the event whose id the client last saw, when resuming is on."""
+    if not (config.resume.enabled and last_event_id):
+        return 0
+    for index, event in enumerate(config.events):
+        if event.id == last_event_id:
+            return index + 1
+    return 0
+
+
+def schedule(config: SseConfig, first: int = 0) -> Iterator[tuple[float, SseEvent]]:
+    """(offset in seconds from the start of the stream, event), in order; endless when looping.
+
+    The delay before event *i* is its own ``delay``, else ``perEventDelays[i]``, else ``fixedDelay``;
+    ``initialDelay`` comes before the first event; ``maxEvents`` (when set) caps the count.
+    """
+    timing = config.timing
+    offset_ms = float(timing.initial_delay)
+    sent, index = 0, first
+    limit = config.lifecycle.max_events
+    while not limit or sent < limit:
+        if index >= len(config.events):
+            if not config.loop:
+                return
+            index = 0
+        event = config.events[index]
+        if event.delay is not None:
+            offset_ms += event.delay
+        elif index < len(timing.per_event_delays):
+            offset_ms += timing.per_event_delays[index]
+        else:
+            offset_ms += timing.fixed_delay
+        yield offset_ms / 1000.0, event
+        sent += 1
+        index += 1
+
+
+class _Stream:
+    """Writes blocks to one client and tells subscribers about each."""
+
+    def __init__(self, response: web.StreamResponse, events: StreamEvents, request: web.BaseRequest) -> None:
+        self.response = response
+        self.events = events
+        self.connection = connection_from_request(request, "sse", "mock")
+
+    async def write(self, block: SseBlock) -> None:
+        await self.response.write(encode_block(block))
+        if self.events.listening:
+            self.events.sse_block(self.connection, block)
+
+
+async def serve_sse(request: web.BaseRequest, config: SseConfig, events: StreamEvents,
+                    stop: asyncio.Event) -> web.StreamResponse:
+    response = web.StreamResponse(status=config.status_code, headers={**SSE_HEADERS, **config.headers})
+    await response.prepare(request)
+    stream = _Stream(response, events, request)
+    events.connection_opened(stream.connection)
+    try:
+        if await _play(stream, config, request.headers.get("Last-Event-ID"), stop):
+            final = config.lifecycle.termination.final_event
+            if final is not None:
+                await stream.write(block_from_event(final))
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client went away; nothing more to write
+    finally:
+        events.connection_closed(stream.connection)
+    return response
+
+
+async def _play(stream: _Stream, config: SseConfig, last_event_id: str | None, stop: asyncio.Event) -> bool:
+    """Write the scheduled events, with keepalives in the gaps. False when the server is shutting down."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    lifecycle = config.lifecycle
+    timeout_at = start + lifecycle.connection_timeout if lifecycle.connection_timeout else float("inf")
+    keepalive = lifecycle.keepalive_interval
+    keepalive_at = start + keepalive if keepalive else float("inf")
+    for offset, event in schedule(config, resume_index(config, last_event_id)):
+        due = start + offset
+        while True:
+            wake = min(due, keepalive_at, timeout_at)
+            if not await wait_until(wake, stop):
+                return False
+            if wake == timeout_at:
+                return True
+            if wake == due:
+                break
+            await stream.write(SseBlock(comment="keepalive"))
+            keepalive_at = loop.time() + keepalive
+        await stream.write(block_from_event(event))
+        if keepalive:
+            keepalive_at = loop.time() + keepalive
+    return True

@@ -1,0 +1,280 @@
+"""WebSocket mocks: message matching (pure), and one session per client connection.
+
+A client message is offered first to the scenario's current ``expect`` step, then to the matchers, then
+to ``defaultResponse``, then echoed when ``echoMode`` is on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import re
+from typing import Any
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from mockd.config import (CloseStep, ExpectStep, MessageMatch, PingStep, Scenario, SendStep, WaitStep,
+                          WebSocketSpec, WsMessage, compiled_jsonpath)
+from mockd.durations import seconds
+from mockd.events import Connection, FrameType, StreamEvents, WsFrame, connection_from_request
+from mockd.templating import render, render_value
+
+DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+NO_STATUS = 1005  # a close frame without a status code, as recorded; never sent on the wire
+
+
+@functools.lru_cache(maxsize=256)
+def _regex(expression: str) -> re.Pattern[str]:
+    return re.compile(expression)
+
+
+def _json_matches(match: MessageMatch, text: str) -> bool:
+    try:
+        document = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return False
+    assert match.path is not None
+    found = compiled_jsonpath(match.path).findall(document)
+    if match.value is msgspec.UNSET:
+        return bool(found)
+    return any(item == match.value and type(item) is type(match.value) for item in found)
+
+
+def message_matches(match: MessageMatch | None, data: str | bytes) -> bool:
+    """Whether a client message (``str`` for text, ``bytes`` for binary) satisfies ``match``."""
+    if match is None:
+        return True
+    if match.message_type is not None and (match.message_type == "text") != isinstance(data, str):
+        return False
+    if match.type == "any":
+        return True
+    text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+    value = match.value
+    if match.type == "exact":
+        return text == value
+    if match.type == "contains":
+        return value in text
+    if match.type == "prefix":
+        return text.startswith(value)
+    if match.type == "suffix":
+        return text.endswith(value)
+    if match.type == "regex":
+        return _regex(value).search(text) is not None
+    return _json_matches(match, text)
+
+
+def message_payload(message: WsMessage, received: str | bytes | None) -> str | bytes:
+    """What a response puts on the wire: ``str`` for a text frame, ``bytes`` for a binary one."""
+    if message.type == "binary":
+        return base64.b64decode(message.value)
+    context = received if isinstance(received, str) or received is None else received.decode("utf-8", "replace")
+    if message.type == "json":
+        value: Any = render_value(message.value, context) if message.template else message.value
+        return msgspec.json.encode(value).decode()
+    return render(message.value, context) if message.template else message.value
+
+
+class WebSocketMockSession:
+    """Serves one client of a WebSocket mock until either side closes."""
+
+    def __init__(self, spec: WebSocketSpec, ws: web.WebSocketResponse, connection: Connection,
+                 events: StreamEvents) -> None:
+        self.spec = spec
+        self.ws = ws
+        self.connection = connection
+        self.events = events
+        self._expecting: tuple[MessageMatch | None, asyncio.Future[None]] | None = None
+        self._pong = asyncio.Event()
+        self._close_task: asyncio.Task[None] | None = None
+
+    # --- output ---------------------------------------------------------------------------------
+
+    def _emit(self, direction: str, frame_type: FrameType, data: str | bytes, code: int | None = None,
+              reason: str | None = None) -> None:
+        if self.events.listening:
+            self.events.ws_frame(self.connection, WsFrame(direction, frame_type, data, code, reason))  # type: ignore[arg-type]
+
+    async def send(self, payload: str | bytes) -> None:
+        if isinstance(payload, str):
+            await self.ws.send_str(payload)
+            self._emit("s2c", "text", payload)
+        else:
+            await self.ws.send_bytes(payload)
+            self._emit("s2c", "binary", payload)
+
+    async def send_message(self, message: WsMessage, received: str | bytes | None = None) -> None:
+        if message.delay is not None:
+            await asyncio.sleep(seconds(message.delay))
+        await self.send(message_payload(message, received))
+
+    async def ping(self, payload: bytes) -> None:
+        await self.ws.ping(payload)
+        self._emit("s2c", "ping", payload)
+
+    def request_close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake once, in its own task, so the caller may be cancelled safely."""
+        if self._close_task is None and not self.ws.closed:
+            self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        answering = self.connection.close_code is not None  # the client closed first
+        self._emit("s2c", "close", _close_payload(code, reason), code, reason)
+        await self.ws.close(code=code, message=reason.encode())
+        if not answering and self.ws.close_code is not None:
+            # aiohttp reads the client's answer itself and keeps only its code
+            self._finish(self.ws.close_code, "")
+            self._emit("c2s", "close", _close_payload(self.ws.close_code, ""), self.ws.close_code, "")
+
+    def _finish(self, code: int | None, reason: str) -> None:
+        if self.connection.close_code is None:
+            self.connection.close_code, self.connection.close_reason = code, reason
+
+    # --- the connection -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        helpers = []
+        if self.spec.scenario is not None:
+            helpers.append(loop.create_task(self._run_scenario(self.spec.scenario)))
+        if self.spec.heartbeat is not None and self.spec.heartbeat.enabled:
+            helpers.append(loop.create_task(self._heartbeat()))
+        try:
+            await self._read()
+        finally:
+            for task in helpers:
+                task.cancel()
+            if self._close_task is not None:
+                await asyncio.shield(self._close_task)
+
+    async def _read(self) -> None:
+        idle = seconds(self.spec.idle_timeout) or None
+        ws = self.ws
+        while True:
+            try:
+                msg = await ws.receive(timeout=idle)
+            except TimeoutError:
+                self.request_close(1001, "idle timeout")
+                return
+            kind = msg.type
+            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                self._emit("c2s", "text" if kind is WSMsgType.TEXT else "binary", msg.data)
+                await self._answer(msg.data)
+            elif kind is WSMsgType.PING:
+                self._emit("c2s", "ping", msg.data)
+                await ws.pong(msg.data)
+                self._emit("s2c", "pong", msg.data)
+            elif kind is WSMsgType.PONG:
+                self._emit("c2s", "pong", msg.data)
+                self._pong.set()
+            elif kind is WSMsgType.CLOSE:
+                self._client_closed(msg.data, msg.extra or "")
+                return
+            else:  # CLOSING (we started the close), CLOSED, ERROR (aiohttp has closed, e.g. 1009)
+                if kind is WSMsgType.ERROR and ws.close_code is not None:
+                    self._emit("s2c", "close", _close_payload(ws.close_code, ""), ws.close_code, "")
+                    self._finish(ws.close_code, "")
+                return
+
+    def _client_closed(self, code: int, reason: str) -> None:
+        """Record the client's close as it really was and answer it with the same code."""
+        recorded = code or NO_STATUS
+        self._emit("c2s", "close", _close_payload(code, reason) if code else b"", recorded, reason)
+        self._finish(recorded, reason)
+        self.request_close(code if code and code != NO_STATUS else 1000, reason if code else "")
+
+    async def _answer(self, data: str | bytes) -> None:
+        expecting = self._expecting
+        if expecting is not None and message_matches(expecting[0], data):
+            self._expecting = None
+            if not expecting[1].done():
+                expecting[1].set_result(None)
+            return
+        for matcher in self.spec.matchers:
+            if message_matches(matcher.match, data):
+                if matcher.response is not None and not matcher.no_response:
+                    await self.send_message(matcher.response, data)
+                return
+        if self.spec.default_response is not None:
+            await self.send_message(self.spec.default_response, data)
+        elif self.spec.echoes:
+            await self.send(data)
+
+    async def _run_scenario(self, scenario: Scenario) -> None:
+        while True:
+            for step in scenario.steps:
+                if not await self._run_step(step):
+                    return
+            if not scenario.loop:
+                return
+            await asyncio.sleep(0)  # a loop of instant steps must not starve the event loop
+
+    async def _run_step(self, step: Any) -> bool:
+        """Carry out one scenario step; False ends the scenario."""
+        if isinstance(step, SendStep):
+            await self.send_message(step.message)
+        elif isinstance(step, ExpectStep):
+            return await self._expect(step)
+        elif isinstance(step, WaitStep):
+            await asyncio.sleep(seconds(step.duration))
+        elif isinstance(step, PingStep):
+            await self.ping(base64.b64decode(step.data))
+        elif isinstance(step, CloseStep):
+            if step.delay is not None:
+                await asyncio.sleep(seconds(step.delay))
+            self.request_close(step.code, step.reason)
+            return False
+        return True
+
+    async def _expect(self, step: ExpectStep) -> bool:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._expecting = (step.match, waiter)
+        try:
+            await asyncio.wait_for(waiter, seconds(step.timeout))
+        except TimeoutError:
+            self._expecting = None
+            if step.optional:
+                return True
+            self.request_close(1008, "expected message not received")
+            return False
+        return True
+
+    async def _heartbeat(self) -> None:
+        assert self.spec.heartbeat is not None
+        interval, timeout = seconds(self.spec.heartbeat.interval), seconds(self.spec.heartbeat.timeout)
+        while True:
+            await asyncio.sleep(interval)
+            self._pong.clear()
+            await self.ping(b"")
+            try:
+                await asyncio.wait_for(self._pong.wait(), timeout)
+            except TimeoutError:
+                self.request_close(1001, "heartbeat timeout")
+                return
+
+
+def _close_payload(code: int, reason: str) -> bytes:
+    return code.to_bytes(2, "big") + reason.encode()
+
+
+def negotiate(spec: WebSocketSpec, request: web.BaseRequest) -> tuple[web.WebSocketResponse, str | None]:
+    """The response object for an upgrade, and the subprotocol that would be chosen."""
+    ws = web.WebSocketResponse(protocols=spec.subprotocols, autoping=False, autoclose=False,
+                               max_msg_size=spec.max_message_size or DEFAULT_MAX_MESSAGE_SIZE)
+    return ws, ws.can_prepare(request).protocol
+
+
+async def serve_websocket(request: web.BaseRequest, ws: web.WebSocketResponse, spec: WebSocketSpec,
+                          events: StreamEvents, sessions: set[WebSocketMockSession]) -> web.WebSocketResponse:
+    await ws.prepare(request)
+    connection = connection_from_request(request, "websocket", "mock", ws.ws_protocol)
+    session = WebSocketMockSession(spec, ws, connection, events)
+    sessions.add(session)
+    events.connection_opened(connection)
+    try:
+        await session.run()
+    finally:
+        sessions.discard(session)
+        events.connection_closed(connection)
+    return ws
