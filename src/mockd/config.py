@@ -166,7 +166,7 @@ class MessageMatch(_Model):
             except jsonpath.JSONPathError as exc:
                 raise ValueError(f"path: invalid JSONPath {self.path!r}: {str(exc).splitlines()[0]}") from None
         elif self.type != "any" and not isinstance(self.value, str):
-            raise ValueError(f"a {self.type} match needs a string `value`")
+            raise ValueError(f"match type {self.type!r} needs a string `value`")
         if self.type == "regex":
             _check_regex(self.value, "value")
 

@@ -1,0 +1,185 @@
+"""A real browser's ``WebSocket`` and ``EventSource`` APIs against mocks served by mockd itself.
+
+The page is an HTTP mock on ``/``; its script talks to a WebSocket mock and an SSE mock on the same
+origin, collects everything it receives into ``window.results``, and the test reads that back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any
+
+import pytest
+
+pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
+
+from playwright.async_api import (  # noqa: E402
+    ConsoleMessage,
+    Error as PlaywrightError,
+    async_playwright,
+)
+
+from conftest import MockdFactory, mocks_config  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+
+if shutil.which(CHROMIUM) is None:
+    pytest.skip(f"{CHROMIUM} is not installed (the Debian chromium package is required)",
+                allow_module_level=True)
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(30)]
+
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+RESULTS_DEADLINE_MS = 10_000
+
+PAGE = """<!doctype html>
+<html>
+<head><meta charset="utf-8"><link rel="icon" href="data:,"><title>mockd browser test</title></head>
+<body>
+<p id="status">running</p>
+<script>
+(function () {
+  const progress = {ws: [], wsTypes: [], protocol: null, open: false, close: null,
+                    sse: [], errors: []};
+  window.progress = progress;
+  let wsDone = false, sseDone = false;
+  function finish() {
+    if (wsDone && sseDone) {
+      window.results = progress;
+      document.getElementById("status").textContent = "done";
+    }
+  }
+
+  const ws = new WebSocket("ws://" + location.host + "/ws/chat", ["legacy.v0", "chat.v2"]);
+  ws.onopen = function () { progress.open = true; progress.protocol = ws.protocol; };
+  ws.onmessage = function (event) {
+    progress.wsTypes.push(typeof event.data);
+    progress.ws.push(event.data);
+    let message = null;
+    try { message = JSON.parse(event.data); } catch (e) { progress.errors.push("ws: not JSON: " + event.data); }
+    if (message && message.type === "welcome") {
+      ws.send(JSON.stringify({type: "hello", user: "ada"}));
+    } else if (message && message.type === "ack") {
+      ws.close(1000, "bye");
+    }
+  };
+  ws.onerror = function () { progress.errors.push("ws: error event"); };
+  ws.onclose = function (event) {
+    progress.close = {code: event.code, reason: event.reason, wasClean: event.wasClean};
+    wsDone = true;
+    finish();
+  };
+
+  const es = new EventSource("/events");
+  function record(event) {
+    progress.sse.push({type: event.type, data: event.data, lastEventId: event.lastEventId});
+  }
+  es.onmessage = record;
+  es.addEventListener("greeting", record);
+  es.addEventListener("update", record);
+  es.addEventListener("done", function (event) {
+    record(event);
+    es.close();
+    sseDone = true;
+    finish();
+  });
+  es.onerror = function () {
+    progress.errors.push("sse: error event, readyState " + es.readyState);
+  };
+})();
+</script>
+</body>
+</html>
+"""
+
+PAGE_MOCK: dict[str, Any] = {
+    "id": "page", "type": "http",
+    "http": {"matcher": {"method": "GET", "path": "/"},
+             "response": {"statusCode": 200, "headers": {"Content-Type": "text/html; charset=utf-8"},
+                          "body": PAGE}},
+}
+
+WS_MOCK: dict[str, Any] = {
+    "id": "chat", "type": "websocket",
+    "websocket": {
+        "path": "/ws/chat",
+        "subprotocols": ["chat.v2"],
+        "requireSubprotocol": True,
+        "scenario": {"name": "welcome", "loop": False, "steps": [
+            {"type": "send", "message": {"type": "json", "value": {"type": "welcome", "room": "lobby"}}},
+        ]},
+        "matchers": [
+            {"match": {"type": "json", "path": "$.type", "value": "hello"},
+             "response": {"type": "json", "value": {"type": "ack", "user": "{{message.user}}"}}},
+        ],
+    },
+}
+
+SSE_MOCK: dict[str, Any] = {
+    "id": "events", "type": "http",
+    "http": {"matcher": {"method": "GET", "path": "/events"},
+             "sse": {"events": [
+                 {"type": "greeting", "data": "hello browser", "id": "1"},
+                 {"data": "line one\nline two\nline three", "id": "2"},
+                 {"type": "update", "data": {"n": 3, "ok": True}, "id": "3"},
+             ],
+                 "timing": {"initialDelay": 0, "fixedDelay": 0},
+                 "lifecycle": {"termination": {"finalEvent": {"type": "done", "data": "bye"}}}}},
+}
+
+
+async def test_browser_websocket_and_eventsource_against_mockd(mockd: MockdFactory) -> None:
+    server = mockd.start(mocks_config(PAGE_MOCK, WS_MOCK, SSE_MOCK))
+    console: list[str] = []
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+
+            def on_console(message: ConsoleMessage) -> None:
+                console.append(f"{message.type}: {message.text}")
+
+            page.on("console", on_console)
+            page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+
+            response = await page.goto(f"{server.mock_url}/")
+            assert response is not None
+            assert response.status == 200
+            assert (await response.header_value("content-type") or "").startswith("text/html")
+
+            try:
+                await page.wait_for_function("() => window.results !== undefined",
+                                             timeout=RESULTS_DEADLINE_MS)
+            except PlaywrightError as error:
+                progress = await page.evaluate("() => window.progress")
+                pytest.fail(f"page did not finish within {RESULTS_DEADLINE_MS} ms: {error}\n"
+                            f"progress: {json.dumps(progress, indent=2)}\nconsole: {console}\n"
+                            f"mockd stderr: {server.stderr}")
+            results: dict[str, Any] = await page.evaluate("() => window.results")
+        finally:
+            await browser.close()
+
+    assert results["errors"] == [], results
+    assert results["open"] is True
+
+    # WebSocket: negotiated subprotocol, the scenario's welcome, the matcher's templated answer.
+    assert results["protocol"] == "chat.v2"
+    assert results["wsTypes"] == ["string", "string"]  # text frames, not Blobs
+    assert [json.loads(message) for message in results["ws"]] == [
+        {"type": "welcome", "room": "lobby"},
+        {"type": "ack", "user": "ada"},
+    ]
+    assert results["close"] == {"code": 1000, "reason": "bye", "wasClean": True}
+
+    # EventSource: named and unnamed events, multi-line data, compact JSON, lastEventId carried over.
+    assert results["sse"] == [
+        {"type": "greeting", "data": "hello browser", "lastEventId": "1"},
+        {"type": "message", "data": "line one\nline two\nline three", "lastEventId": "2"},
+        {"type": "update", "data": '{"n":3,"ok":true}', "lastEventId": "3"},
+        {"type": "done", "data": "bye", "lastEventId": "3"},
+    ]
+    assert console == []
