@@ -54,6 +54,8 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--data-dir", envvar="MOCKD_DATA_DIR", help="Recordings directory (env MOCKD_DATA_DIR)."),
         click.option("--settings", "settings_path", type=click.Path(path_type=Path),
                      help="Settings file (default ./mockd.yaml, then ~/.config/mockd/mockd.yaml)."),
+        click.option("--upstream", metavar="URL",
+                     help="Proxy everything no mock matches to this http(s) server (WebSocket via ws(s))."),
         click.option("--log-level", default="info", show_default=True,
                      type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
         click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"])),
@@ -67,7 +69,8 @@ def _serve_options(kwargs: dict[str, Any]) -> Any:
     return ServeOptions(
         config_paths=list(kwargs["config_paths"]), host=kwargs["host"], port=kwargs["port"],
         admin_host=kwargs["admin_host"], admin_port=kwargs["admin_port"], admin_token=kwargs["admin_token"],
-        data_dir=kwargs["data_dir"], settings_path=kwargs["settings_path"], ready_file=kwargs.get("ready_file"))
+        data_dir=kwargs["data_dir"], settings_path=kwargs["settings_path"], ready_file=kwargs.get("ready_file"),
+        upstream=kwargs["upstream"])
 
 
 @main.command()
@@ -145,6 +148,8 @@ def start(**kwargs: Any) -> None:
     arguments = [sys.executable, "-m", "mockd", "serve", "--ready-file", str(ready_file), "--data-dir", str(directory)]
     for path in kwargs["config_paths"]:
         arguments += ["--config", str(Path(path).resolve())]
+    if kwargs["upstream"]:
+        arguments += ["--upstream", kwargs["upstream"]]
     for name in ("host", "port", "admin_host", "admin_port", "log_level", "log_format"):
         arguments += [f"--{name.replace('_', '-')}", str(kwargs[name])]
     if kwargs["settings_path"]:

@@ -291,6 +291,23 @@ class WebSocketSpec(_Model):
         return not self.matchers and self.scenario is None
 
 
+# --- Upstream proxy -------------------------------------------------------------------------------
+
+
+class ProxySpec(_Model):
+    target: str
+    path_prefix: str = "/"
+    headers: dict[str, str] = {}
+    strip_prefix: bool = False
+
+    def __post_init__(self) -> None:
+        scheme, _, rest = self.target.partition("://")
+        if scheme not in ("http", "https") or not rest or rest.startswith("/"):
+            raise ValueError(f"target: {self.target!r} is not an http:// or https:// URL")
+        if not self.path_prefix.startswith("/"):
+            raise ValueError(f"pathPrefix: {self.path_prefix!r} must start with '/'")
+
+
 # --- Mocks and the config file --------------------------------------------------------------------
 
 
@@ -316,8 +333,24 @@ class WebSocketMock(_MockBase, tag="websocket"):
             raise ValueError("a websocket mock needs a `websocket` block")
 
 
-Mock = HttpMock | WebSocketMock
-MOCK_TYPES = ("http", "websocket")
+class ProxyMock(_MockBase, tag="proxy"):
+    proxy: ProxySpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.proxy is None:
+            raise ValueError("a proxy mock needs a `proxy` block")
+
+
+def upstream_mock(target: str) -> ProxyMock:
+    """What ``--upstream URL`` appends after every configured mock: a catch-all proxy."""
+    try:
+        return ProxyMock(id="upstream", proxy=ProxySpec(target=target))
+    except ValueError as exc:
+        raise ConfigError(f"--upstream: {exc}") from None
+
+
+Mock = HttpMock | WebSocketMock | ProxyMock
+MOCK_TYPES = ("http", "websocket", "proxy")
 
 
 class ConfigFile(_Model):

@@ -40,6 +40,9 @@ class Connection:
     closed_ns: int | None = None
     close_code: int | None = None
     close_reason: str | None = None
+    status: int | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    request_body: bytes | None = None
 
 
 @dataclass(slots=True)

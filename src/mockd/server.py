@@ -17,7 +17,7 @@ from aiohttp import web
 
 from mockd import __version__
 from mockd.admin.app import create_admin_app
-from mockd.config import ConfigError, Mock, load_config_files
+from mockd.config import ConfigError, Mock, load_config_files, upstream_mock
 from mockd.events import StreamEvents
 from mockd.mocks.registry import MockRegistry
 from mockd.settings import Settings, load_settings, resolve_data_dir
@@ -42,6 +42,7 @@ class ServeOptions:
     data_dir: str | None = None
     settings_path: Path | None = None
     ready_file: Path | None = None
+    upstream: str | None = None
 
 
 @dataclass
@@ -70,6 +71,8 @@ def prepare(options: ServeOptions) -> Prepared:
                            "pass --admin-token or set MOCKD_ADMIN_TOKEN")
     settings, _ = load_settings(options.settings_path)
     mocks = load_config_files(options.config_paths)
+    if options.upstream:
+        mocks.append(upstream_mock(options.upstream))
     return Prepared(options, settings, mocks, resolve_data_dir(options.data_dir, settings))
 
 
@@ -129,6 +132,7 @@ class MockdServer:
         self.registry.shut_down()
         await self.mock_runner.cleanup()
         await self.admin_runner.cleanup()
+        await self.registry.upstream.close()
 
 
 async def run(prepared: Prepared) -> None:

@@ -68,7 +68,8 @@ async def health(request: web.Request) -> web.Response:
 PATHS = {
     "/health": {"get": operation("Liveness; never needs a token", {200: {
         "type": "object", "required": ["status"],
-        "properties": {"status": {"const": "ok"}, "version": {"type": "string"}, "mocks": {"type": "integer"}}}})},
+        "properties": {"status": {"const": "ok"}, "version": {"type": "string"}, "mocks": {"type": "integer"}}}},
+        needs_token=False)},
     "/openapi.json": {"get": operation("This document", {200: {"type": "object"}})},
 }
 

@@ -25,14 +25,15 @@ def json_content(schema: dict[str, Any]) -> dict[str, Any]:
 
 def operation(summary: str, ok: dict[int, dict[str, Any] | None], errors: tuple[int, ...] = (),
               body: dict[str, Any] | None = None, parameters: list[dict[str, Any]] | None = None,
-              body_required: bool = True) -> dict[str, Any]:
-    """One operation: success responses with their schema (``None`` = no body), then JSON errors."""
+              body_required: bool = True, needs_token: bool = True) -> dict[str, Any]:
+    """One operation: success responses with their schema (``None`` = no body), then JSON errors
+    (401 too, for every route that needs the token when one is configured)."""
     responses: dict[str, Any] = {}
     for status, schema in ok.items():
         responses[str(status)] = {"description": _DESCRIPTIONS.get(status, "OK")}
         if schema is not None:
             responses[str(status)]["content"] = json_content(schema)
-    for status in (*errors, 401):
+    for status in (*errors, 401) if needs_token else errors:
         responses[str(status)] = {"description": _DESCRIPTIONS[status], "content": json_content(ref("Error"))}
     result: dict[str, Any] = {"summary": summary, "responses": responses}
     if body is not None:

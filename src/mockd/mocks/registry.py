@@ -3,33 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import msgspec
 from aiohttp import web
 from ulid import ULID
 
-from mockd.config import HttpMock, Mock, WebSocketMock
+from mockd.config import HttpMock, Mock, ProxyMock, WebSocketMock
 from mockd.events import StreamEvents
 from mockd.jsonhttp import json_error
 from mockd.mocks.http import request_matches, serve_response
 from mockd.mocks.sse import serve_sse
-from mockd.mocks.websocket import WebSocketMockSession, negotiate, serve_websocket
+from mockd.mocks.websocket import negotiate, serve_websocket
+from mockd.proxy import Upstream, path_matches_prefix
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_SERVICE_RESTART = 1012
+
+class LiveConnection(Protocol):
+    """An open stream the registry may have to close: a WebSocket mock session or a proxy relay."""
+
+    def request_close(self, code: int, reason: str = "") -> None: ...
+
 
 def is_websocket_upgrade(request: web.BaseRequest) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 class MockRegistry:
-    """Mocks in match order, their live WebSocket sessions, and request dispatch."""
+    """Mocks in match order, their live connections, and request dispatch."""
 
     def __init__(self, events: StreamEvents) -> None:
         self.events = events
+        self.upstream = Upstream(events)
         self.stopping = asyncio.Event()
         self._mocks: list[Mock] = []
-        self._sessions: dict[str, set[WebSocketMockSession]] = {}
+        self._live: dict[str, set[LiveConnection]] = {}
 
     # --- contents -------------------------------------------------------------------------------
 
@@ -68,13 +77,17 @@ class MockRegistry:
         return len(self._mocks) != before
 
     def _close_sessions(self, mock_id: str, code: int, reason: str) -> None:
-        for session in list(self._sessions.get(mock_id, ())):
-            session.request_close(code, reason)
+        for connection in list(self._live.get(mock_id, ())):
+            connection.request_close(code, reason)
+
+    def _live_set(self, mock_id: str | None) -> set[LiveConnection]:
+        assert mock_id is not None
+        return self._live.setdefault(mock_id, set())
 
     def shut_down(self) -> None:
         """Close every open WebSocket with 1001 and end every SSE stream."""
         self.stopping.set()
-        for mock_id in list(self._sessions):
+        for mock_id in list(self._live):
             self._close_sessions(mock_id, CLOSE_GOING_AWAY, "server shutting down")
 
     # --- dispatch -------------------------------------------------------------------------------
@@ -95,12 +108,16 @@ class MockRegistry:
                         return await serve_sse(request, mock.http.sse, self.events, self.stopping)
                     assert mock.http.response is not None
                     return await serve_response(mock.http.response)
+            elif isinstance(mock, ProxyMock):
+                assert mock.proxy is not None
+                if path_matches_prefix(mock.proxy.path_prefix, request.path):
+                    return await self.upstream.serve(request, mock.proxy, self._live_set(mock.id))
         return json_error(404, "no_mock", f"No mock matches {request.method} {request.path}")
 
     async def _serve_websocket(self, mock: WebSocketMock, request: web.BaseRequest) -> web.StreamResponse:
         spec = mock.websocket
         assert spec is not None and mock.id is not None
-        sessions = self._sessions.setdefault(mock.id, set())
+        sessions = self._live_set(mock.id)
         if spec.max_connections is not None and len(sessions) >= spec.max_connections:
             return json_error(503, "too_many_connections",
                               f"WebSocket mock {mock.id!r} already has {spec.max_connections} connection(s)")

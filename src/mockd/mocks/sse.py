@@ -1,4 +1,4 @@
-"""SSE mocks: the wire encoding of a block, the pure event schedule, and the driver that writes it."""
+"""SSE mocks: the pure event schedule, and the driver that writes it on time."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aiohttp import web
 from mockd.clock import wait_until
 from mockd.config import SseConfig, SseEvent
 from mockd.events import SseBlock, StreamEvents, connection_from_request
+from mockd.ssewire import encode_block
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -25,22 +26,6 @@ def _data_text(data: Any) -> str | None:
 def block_from_event(event: SseEvent) -> SseBlock:
     return SseBlock(type=event.type, data=_data_text(event.data), id=event.id, retry=event.retry,
                     comment=event.comment)
-
-
-def encode_block(block: SseBlock) -> bytes:
-    """Only the fields the block has, one ``data:`` line per line of data, then the blank line."""
-    lines: list[str] = []
-    if block.comment is not None:
-        lines.extend(": " + line for line in block.comment.split("\n"))
-    if block.type is not None:
-        lines.append("event: " + block.type)
-    if block.id is not None:
-        lines.append("id: " + block.id)
-    if block.retry is not None:
-        lines.append("retry: " + str(block.retry))
-    if block.data is not None:
-        lines.extend("data: " + line for line in block.data.split("\n"))
-    return ("\n".join(lines) + "\n\n").encode()
 
 
 def resume_index(config: SseConfig, last_event_id: str | None) -> int:

@@ -266,7 +266,7 @@ def negotiate(spec: WebSocketSpec, request: web.BaseRequest) -> tuple[web.WebSoc
 
 
 async def serve_websocket(request: web.BaseRequest, ws: web.WebSocketResponse, spec: WebSocketSpec,
-                          events: StreamEvents, sessions: set[WebSocketMockSession]) -> web.WebSocketResponse:
+                          events: StreamEvents, sessions: set[Any]) -> web.WebSocketResponse:
     await ws.prepare(request)
     connection = connection_from_request(request, "websocket", "mock", ws.ws_protocol)
     session = WebSocketMockSession(spec, ws, connection, events)

@@ -1,0 +1,351 @@
+"""The upstream proxy: relays WebSocket, SSE and plain HTTP to a real server, emitting every frame.
+
+The relay does as little as it can per frame: receive, forward, and — only when someone listens —
+hand the frame to :class:`~mockd.events.StreamEvents`. Control frames are relayed, never answered
+locally (``autoping=False``, ``autoclose=False`` on both sides), so pings, pongs and close codes reach
+the other side as they were sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
+from yarl import URL
+
+from mockd.config import ProxySpec
+from mockd.events import Connection, SseBlock, StreamEvents, WsFrame, connection_from_request
+from mockd.jsonhttp import json_error
+from mockd.ssewire import SseParser
+
+log = logging.getLogger("mockd.proxy")
+
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+                        "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
+NOT_FORWARDED_ON_UPGRADE = frozenset({"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+                                      "sec-websocket-protocol", "sec-websocket-accept"})
+CLOSE_GOING_AWAY = 1001
+NO_STATUS = 1005
+CLOSE_ABNORMAL = 1006
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_BAD_GATEWAY = 1014
+CLOSE_TIMEOUT = 15.0
+MAX_CAPTURED_BODY = 1024 * 1024
+
+
+def path_matches_prefix(prefix: str, path: str) -> bool:
+    """``/api`` covers ``/api`` and ``/api/x`` but not ``/apix``; ``/`` covers everything."""
+    if prefix.endswith("/"):
+        return path.startswith(prefix) or path == prefix[:-1]
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def upstream_url(spec: ProxySpec, request: web.BaseRequest, websocket: bool = False) -> URL:
+    """The target's URL for this request: same path (less the prefix with ``stripPrefix``) and raw query."""
+    target = URL(spec.target)
+    path = request.raw_path.partition("?")[0]
+    if spec.strip_prefix and spec.path_prefix != "/":
+        path = path[len(spec.path_prefix.rstrip("/")):] or "/"
+    base = target.path.rstrip("/")
+    scheme = target.scheme
+    if websocket:
+        scheme = "wss" if scheme == "https" else "ws"
+    query = request.raw_path.partition("?")[2]
+    return URL.build(scheme=scheme, authority=target.raw_authority, path=base + path,
+                     query_string=query, encoded=True)
+
+
+def forwarded_headers(request: web.BaseRequest, spec: ProxySpec, websocket: bool = False) -> CIMultiDict[str]:
+    """The client's headers minus hop-by-hop ones (and those named in ``Connection``), plus the mock's."""
+    named = {token.strip().lower() for token in request.headers.get("Connection", "").split(",")}
+    dropped = HOP_BY_HOP | named | {"host"} | (NOT_FORWARDED_ON_UPGRADE if websocket else frozenset())
+    headers = CIMultiDict((name, value) for name, value in request.headers.items() if name.lower() not in dropped)
+    for name, value in spec.headers.items():
+        headers[name] = value
+    return headers
+
+
+def _bad_gateway(spec: ProxySpec, error: BaseException) -> web.Response:
+    reason = str(error) or type(error).__name__
+    return json_error(502, "bad_gateway", f"Upstream {spec.target} is unreachable: {reason}")
+
+
+class Upstream:
+    """The one HTTP client all proxy mocks share; no total timeout, so long streams are never cut."""
+
+    def __init__(self, events: StreamEvents) -> None:
+        self.events = events
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+                cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def serve(self, request: web.BaseRequest, spec: ProxySpec, relays: set[Relay]) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._serve_websocket(request, spec, relays)
+        return await self._serve_http(request, spec, relays)
+
+    # --- plain HTTP and SSE ---------------------------------------------------------------------
+
+    async def _serve_http(self, request: web.BaseRequest, spec: ProxySpec, relays: set[Relay]) -> web.StreamResponse:
+        captured = bytearray()
+        body = _tee(request.content, captured) if request.body_exists else None
+        try:
+            upstream = await self.session.request(
+                request.method, upstream_url(spec, request), headers=forwarded_headers(request, spec), data=body,
+                allow_redirects=False)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            return _bad_gateway(spec, exc)
+        relay = HttpRelay(request, upstream, self.events, bytes(captured) if body is not None else None)
+        relays.add(relay)
+        try:
+            return await relay.run()
+        finally:
+            relays.discard(relay)
+            upstream.release()
+
+    # --- WebSocket ------------------------------------------------------------------------------
+
+    async def _serve_websocket(self, request: web.BaseRequest, spec: ProxySpec,
+                               relays: set[Relay]) -> web.StreamResponse:
+        offered = [token.strip() for token in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+                   if token.strip()]
+        try:
+            upstream = await self.session.ws_connect(
+                upstream_url(spec, request, websocket=True), protocols=offered,
+                headers=forwarded_headers(request, spec, websocket=True), autoping=False, autoclose=False,
+                max_msg_size=0, compress=15)
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status >= 400:
+                return json_error(exc.status, "upstream_refused",
+                                  f"Upstream {spec.target} refused the WebSocket upgrade: {exc.status} {exc.message}")
+            return _bad_gateway(spec, exc)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            return _bad_gateway(spec, exc)
+        client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), autoping=False,
+                                       autoclose=False, max_msg_size=0, compress=True)
+        try:
+            await client.prepare(request)
+        except BaseException:
+            await upstream.close(code=CLOSE_GOING_AWAY)
+            raise
+        relay = WebSocketRelay(client, upstream, connection_from_request(request, "websocket", "proxy",
+                                                                        upstream.protocol), self.events)
+        relays.add(relay)
+        try:
+            await relay.run()
+        finally:
+            relays.discard(relay)
+        return client
+
+
+async def _tee(content: aiohttp.StreamReader, captured: bytearray) -> AsyncIterator[bytes]:
+    """Stream the request body upstream, keeping its first MiB for the recording."""
+    async for chunk in content.iter_any():
+        if len(captured) < MAX_CAPTURED_BODY:
+            captured += chunk[:MAX_CAPTURED_BODY - len(captured)]
+        yield chunk
+
+
+def _content_decoder(encoding: str) -> zlib._Decompress | None:
+    """SSE bodies are parsed decompressed (the client still gets the bytes as the upstream sent them)."""
+    encoding = encoding.strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(wbits=31)
+    if encoding == "deflate":
+        return zlib.decompressobj(wbits=47)
+    return None
+
+
+class HttpRelay:
+    """Streams one upstream response to the client chunk by chunk; parses it into events when it is SSE."""
+
+    def __init__(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, events: StreamEvents,
+                 request_body: bytes | None) -> None:
+        self.request = request
+        self.upstream = upstream
+        self.events = events
+        self.request_body = request_body
+        self._stopping = False
+
+    def request_close(self, code: int, reason: str = "") -> None:
+        """Shutdown or mock removal: stop reading the upstream and end the client's stream cleanly."""
+        self._stopping = True
+        self.upstream.close()
+
+    async def run(self) -> web.StreamResponse:
+        upstream = self.upstream
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        for name, value in upstream.headers.items():
+            if name.lower() not in HOP_BY_HOP:
+                response.headers.add(name, value)
+        is_sse = upstream.content_type == "text/event-stream"
+        await response.prepare(self.request)
+        if not is_sse:
+            await self._copy(response, None, None)
+            return response
+        connection = connection_from_request(self.request, "sse", "proxy")
+        connection.status = upstream.status
+        connection.response_headers = list(upstream.headers.items())
+        connection.request_body = self.request_body
+        self.events.connection_opened(connection)
+        try:
+            await self._copy(response, SseParser(), connection)
+        finally:
+            self.events.connection_closed(connection)
+        return response
+
+    async def _copy(self, response: web.StreamResponse, parser: SseParser | None,
+                    connection: Connection | None) -> None:
+        decoder = _content_decoder(self.upstream.headers.get("Content-Encoding", "")) if parser else None
+        events = self.events
+        try:
+            async for chunk in self.upstream.content.iter_any():
+                await response.write(chunk)
+                if parser is not None and connection is not None:
+                    blocks = parser.feed(decoder.decompress(chunk) if decoder else chunk)
+                    if blocks and events.listening:
+                        for block in blocks:
+                            events.sse_block(connection, block)
+        except ConnectionError:
+            return  # the client went away
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            if not self._stopping:
+                log.info("upstream broke off a response: %s", exc or type(exc).__name__)
+                if self.request.transport is not None:
+                    self.request.transport.close()  # the client must see a cut stream, not a clean end
+                return
+        await response.write_eof()
+
+
+class WebSocketRelay:
+    """Two pumps, client→upstream and upstream→client, each forwarding every frame type as it came."""
+
+    def __init__(self, client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse,
+                 connection: Connection, events: StreamEvents) -> None:
+        self.client = client
+        self.upstream = upstream
+        self.connection = connection
+        self.events = events
+        self._closing: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        self.events.connection_opened(self.connection)
+        loop = asyncio.get_running_loop()
+        pumps = [loop.create_task(self._pump(self.client, self.upstream, "c2s")),
+                 loop.create_task(self._pump(self.upstream, self.client, "s2c"))]
+        try:
+            done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            failed = [task.exception() for task in done if task.exception() is not None]
+            if failed:
+                log.info("WebSocket relay failed: %s", failed[0])
+                self.request_close(CLOSE_INTERNAL_ERROR, "proxy error")
+            await asyncio.wait(pumps, timeout=CLOSE_TIMEOUT)  # the other pump ends once its socket closes
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            if self._closing is not None:
+                await asyncio.shield(self._closing)
+            if not self.upstream.closed:
+                await self.upstream.close(code=CLOSE_GOING_AWAY)
+            self.events.connection_closed(self.connection)
+
+    def request_close(self, code: int, reason: str = "") -> None:
+        """Close the client with ``code`` (shutdown: 1001, mock removed: 1012) and the upstream with 1001."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close_both(code, reason))
+
+    async def _close_both(self, code: int, reason: str) -> None:
+        if not self.client.closed:
+            self._emit_close("s2c", code, reason)
+            self._finish(code, reason)
+            await self.client.close(code=code, message=reason.encode())
+        if not self.upstream.closed:
+            await self.upstream.close(code=CLOSE_GOING_AWAY)
+
+    def _emit_close(self, direction: str, code: int, reason: str) -> None:
+        if self.events.listening:
+            payload = b"" if code == NO_STATUS else code.to_bytes(2, "big") + reason.encode()
+            self.events.ws_frame(self.connection, WsFrame(direction, "close", payload, code, reason))  # type: ignore[arg-type]
+
+    def _finish(self, code: int, reason: str) -> None:
+        if self.connection.close_code is None:
+            self.connection.close_code, self.connection.close_reason = code, reason
+
+    async def _pump(self, source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+                    target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, direction: str) -> None:
+        events, connection = self.events, self.connection
+        while True:
+            message = await source.receive()
+            kind = message.type
+            if kind is WSMsgType.TEXT:
+                at = time.time_ns()
+                await target.send_str(message.data)
+                if events.listening:
+                    events.ws_frame(connection, WsFrame(direction, "text", message.data, at_ns=at))  # type: ignore[arg-type]
+            elif kind is WSMsgType.BINARY:
+                at = time.time_ns()
+                await target.send_bytes(message.data)
+                if events.listening:
+                    events.ws_frame(connection, WsFrame(direction, "binary", message.data, at_ns=at))  # type: ignore[arg-type]
+            elif kind is WSMsgType.PING or kind is WSMsgType.PONG:
+                at = time.time_ns()
+                await (target.ping if kind is WSMsgType.PING else target.pong)(message.data)
+                if events.listening:
+                    frame_type = "ping" if kind is WSMsgType.PING else "pong"
+                    events.ws_frame(connection, WsFrame(direction, frame_type, message.data, at_ns=at))  # type: ignore[arg-type]
+            elif kind is WSMsgType.CLOSE:
+                await self._relay_close(source, target, direction, message.data, message.extra or "")
+                return
+            elif kind is WSMsgType.CLOSING:
+                return  # the other pump, or request_close, is closing this socket
+            else:  # CLOSED or ERROR: the source vanished without a close frame
+                await self._source_lost(target, direction)
+                return
+
+    async def _relay_close(self, source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+                           target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, direction: str,
+                           code: int, reason: str) -> None:
+        """Forward a close to the other side, then carry its answer back, so both handshakes complete."""
+        recorded = code or NO_STATUS
+        self._emit_close(direction, recorded, reason)
+        self._finish(recorded, reason)
+        await target.close(code=sendable(recorded), message=reason.encode() if code else b"")
+        answer = target.close_code or NO_STATUS
+        self._emit_close("s2c" if direction == "c2s" else "c2s", answer, "")
+        await source.close(code=sendable(answer))
+
+    async def _source_lost(self, target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+                           direction: str) -> None:
+        if direction == "s2c":  # the upstream dropped: tell the client the gateway failed
+            self._finish(CLOSE_BAD_GATEWAY, "bad gateway")
+            self._emit_close("s2c", CLOSE_BAD_GATEWAY, "bad gateway")
+            await target.close(code=CLOSE_BAD_GATEWAY, message=b"bad gateway")
+        else:  # the client dropped without a close frame
+            self._finish(CLOSE_ABNORMAL, "")
+            await target.close(code=CLOSE_GOING_AWAY, message=b"client went away")
+
+
+def sendable(code: int) -> int:
+    """Codes that only describe a close (none given, abnormal, TLS failure) are sent as 1000."""
+    return 1000 if code in (0, NO_STATUS, CLOSE_ABNORMAL, 1015) else code
+
+
+Relay = HttpRelay | WebSocketRelay
