@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import time
 import urllib.error
@@ -250,6 +251,14 @@ def test_ready_file_describes_both_listeners_and_the_pid(mockd: MockdFactory) ->
     assert http("GET", f"{ready['adminUrl']}/health").status == 200
 
 
+def test_serve_creates_the_data_dir_private(mockd: MockdFactory, tmp_path: Path) -> None:
+    data_dir = tmp_path / "fresh" / "recordings"
+    server = mockd.start(mocks_config(HELLO), data_dir=data_dir)
+    assert data_dir.is_dir()
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert str(data_dir) in wait_for_text(lambda: server.stdout, str(data_dir))
+
+
 def test_port_zero_picks_distinct_free_ports_for_each_server(mockd: MockdFactory) -> None:
     first = mockd.start(mocks_config(HELLO))
     second = mockd.start(mocks_config(HELLO))
@@ -384,6 +393,54 @@ def test_every_documented_mock_type_loads(mockd: MockdFactory) -> None:
     server = mockd.start(mocks_config(HELLO, ECHO, proxy))
     assert http("GET", f"{server.mock_url}/api/hello").status == 200
     assert banner_mentions_count(wait_for_text(lambda: server.stdout, str(server.data_dir)), 3)
+
+
+def admin_mocks(server: RunningMockd) -> list[dict[str, Any]]:
+    reply = http("GET", f"{server.admin_url}/mocks")
+    assert reply.status == 200
+    mocks: list[dict[str, Any]] = reply.json()["mocks"]
+    return mocks
+
+
+@pytest.fixture
+def dead_upstream() -> Iterator[str]:
+    """An http:// URL on a port that is bound but not listening: connections are refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{bound.getsockname()[1]}"
+
+
+def test_upstream_flag_appends_a_catch_all_proxy_after_every_mock(mockd: MockdFactory, dead_upstream: str) -> None:
+    server = mockd.start(mocks_config(HELLO, ECHO), "--upstream", dead_upstream)
+    mocks = admin_mocks(server)
+    assert [mock.get("id") for mock in mocks[:2]] == ["hello", "echo"]
+    assert len(mocks) == 3
+    assert mocks[-1]["type"] == "proxy"
+    assert mocks[-1]["proxy"]["target"].rstrip("/") == dead_upstream
+    assert mocks[-1]["proxy"].get("pathPrefix", "/") == "/"
+    assert http("GET", f"{server.mock_url}/api/hello").json() == {"msg": "hi"}
+    unmatched = http("GET", f"{server.mock_url}/not/mocked")
+    assert unmatched.status == 502
+    assert dead_upstream.removeprefix("http://") in json.dumps(unmatched.json())
+
+
+def test_upstream_flag_does_not_displace_a_config_mock_named_upstream(mockd: MockdFactory,
+                                                                      dead_upstream: str) -> None:
+    """The catch-all goes after all config mocks, whatever ids they use."""
+    first = {**HELLO, "id": "upstream"}
+    later = {"id": "later", "type": "http", "http": {"matcher": {"method": "GET", "path": "/later"},
+                                                     "response": {"statusCode": 200, "body": "later"}}}
+    server = mockd.start(mocks_config(first, later), "--upstream", dead_upstream)
+    assert http("GET", f"{server.mock_url}/api/hello").json() == {"msg": "hi"}
+    assert http("GET", f"{server.mock_url}/later").body == b"later"
+    mocks = admin_mocks(server)
+    assert len(mocks) == 3 and mocks[-1]["type"] == "proxy", mocks
+
+
+def test_bad_upstream_url_is_one_line(tmp_path: Path) -> None:
+    result = serve_expecting_failure(tmp_path / "work", "--upstream", "ftp://example.invalid", "--port", "0",
+                                     "--admin-port", "0", "--data-dir", str(tmp_path / "data"))
+    assert_one_error_line(result, "upstream", "ftp://example.invalid", status=1)
 
 
 # --- settings file ---------------------------------------------------------------------------------
@@ -570,6 +627,16 @@ def test_start_returns_once_both_listeners_accept_then_stop_ends_it(tmp_path: Pa
     assert pid_files(detached_data_dir) == []
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{mock_url}/api/hello", timeout=5)
+
+
+def test_start_keeps_its_files_private(tmp_path: Path, detached_data_dir: Path) -> None:
+    """Spec 05: data directory 0700, files 0600 — the pid and log files live there too."""
+    config = write_config(tmp_path, mocks_config(HELLO))
+    started = run_mockd(*start_args(detached_data_dir, config))
+    assert started.returncode == 0, started.stderr
+    assert stat.S_IMODE(detached_data_dir.stat().st_mode) == 0o700
+    for path in [*pid_files(detached_data_dir), *detached_data_dir.glob("*.log")]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path.name} is {oct(path.stat().st_mode)}"
 
 
 def test_second_start_while_running_fails_clearly(tmp_path: Path, detached_data_dir: Path) -> None:

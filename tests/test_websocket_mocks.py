@@ -15,7 +15,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 import pytest

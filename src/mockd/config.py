@@ -90,6 +90,15 @@ class SseEvent(_Model):
     comment: str | None = None
     delay: int | None = None
 
+    def __post_init__(self) -> None:
+        for name, value in (("type", self.type), ("id", self.id)):
+            if value is not None and ("\n" in value or "\r" in value or "\0" in value):
+                raise ValueError(f"{name}: an SSE {name} cannot contain line breaks or NUL")
+        if self.retry is not None and self.retry < 0:
+            raise ValueError("retry: must not be negative")
+        if self.delay is not None and self.delay < 0:
+            raise ValueError("delay: must not be negative")
+
 
 class SseTiming(_Model):
     initial_delay: int = 0

@@ -8,16 +8,20 @@ without ``event:`` keeps ``type=None``. That is what a recording needs to reprod
 
 from __future__ import annotations
 
+import re
+
 from mockd.events import SseBlock
 
 _BOM = "\ufeff"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def encode_block(block: SseBlock) -> bytes:
-    """Only the fields the block has, one ``data:`` line per line of data, then the blank line."""
+    """Only the fields the block has, one ``data:`` line per line of data (a line ends at CRLF, CR or LF,
+    as readers split it), then the blank line."""
     lines: list[str] = []
     if block.comment is not None:
-        lines.extend(": " + line for line in block.comment.split("\n"))
+        lines.extend(": " + line for line in _LINE_BREAK.split(block.comment))
     if block.type is not None:
         lines.append("event: " + block.type)
     if block.id is not None:
@@ -25,7 +29,7 @@ def encode_block(block: SseBlock) -> bytes:
     if block.retry is not None:
         lines.append("retry: " + str(block.retry))
     if block.data is not None:
-        lines.extend("data: " + line for line in block.data.split("\n"))
+        lines.extend("data: " + line for line in _LINE_BREAK.split(block.data))
     return ("\n".join(lines) + "\n\n").encode()
 
 

@@ -23,6 +23,7 @@ from mockd.templating import render, render_value
 
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 NO_STATUS = 1005  # a close frame without a status code, as recorded; never sent on the wire
+CLOSE_MESSAGE_TOO_BIG = 1009
 
 
 @functools.lru_cache(maxsize=256)
@@ -160,6 +161,9 @@ class WebSocketMockSession:
             kind = msg.type
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
                 self._emit("c2s", "text" if kind is WSMsgType.TEXT else "binary", msg.data)
+                if self._too_big(msg.data):
+                    self.request_close(CLOSE_MESSAGE_TOO_BIG, "message too big")
+                    return
                 await self._answer(msg.data)
             elif kind is WSMsgType.PING:
                 self._emit("c2s", "ping", msg.data)
@@ -176,6 +180,14 @@ class WebSocketMockSession:
                     self._emit("s2c", "close", _close_payload(ws.close_code, ""), ws.close_code, "")
                     self._finish(ws.close_code, "")
                 return
+
+    def _too_big(self, data: str | bytes) -> bool:
+        """``maxMessageSize`` in bytes after decompression; aiohttp's own limit is off by one for
+        uncompressed frames, so it is given one byte of slack and the exact check is made here."""
+        limit = self.spec.max_message_size
+        if limit is None or len(data) * (4 if isinstance(data, str) else 1) <= limit:
+            return False
+        return len(data.encode() if isinstance(data, str) else data) > limit
 
     def _client_closed(self, code: int, reason: str) -> None:
         """Record the client's close as it really was and answer it with the same code."""
@@ -261,7 +273,7 @@ def _close_payload(code: int, reason: str) -> bytes:
 def negotiate(spec: WebSocketSpec, request: web.BaseRequest) -> tuple[web.WebSocketResponse, str | None]:
     """The response object for an upgrade, and the subprotocol that would be chosen."""
     ws = web.WebSocketResponse(protocols=spec.subprotocols, autoping=False, autoclose=False,
-                               max_msg_size=spec.max_message_size or DEFAULT_MAX_MESSAGE_SIZE)
+                               max_msg_size=(spec.max_message_size or DEFAULT_MAX_MESSAGE_SIZE) + 1)
     return ws, ws.can_prepare(request).protocol
 
 
