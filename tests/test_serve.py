@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mockd.cli import process_running
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -562,11 +564,8 @@ def pid_files(data_dir: Path) -> list[Path]:
 
 
 def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Running, not a zombie: an orphan that exited may stay unreaped where PID 1 does not reap."""
+    return process_running(pid)
 
 
 @pytest.fixture

@@ -107,14 +107,19 @@ def _runtime_dir(data_dir: str | None, settings_path: Path | None) -> Path:
     return directory
 
 
-def _alive(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (an exited child nobody has reaped yet)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): trust kill()
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _read_pid(pid_file: Path) -> int | None:
@@ -139,10 +144,12 @@ def start(**kwargs: Any) -> None:
     """
     import json
 
+    from mockd.server import write_atomically
+
     directory = _runtime_dir(kwargs["data_dir"], kwargs["settings_path"])
     pid_file, log_file, ready_file = directory / "mockd.pid", directory / "mockd.log", directory / "mockd.ready"
     running = _read_pid(pid_file)
-    if running is not None and _alive(running):
+    if running is not None and process_running(running):
         fail(f"mockd is already running (pid {running}); stop it with: mockd stop")
     ready_file.unlink(missing_ok=True)
     arguments = [sys.executable, "-m", "mockd", "serve", "--ready-file", str(ready_file), "--data-dir", str(directory)]
@@ -157,10 +164,10 @@ def start(**kwargs: Any) -> None:
     environment = dict(os.environ)
     if kwargs["admin_token"]:
         environment["MOCKD_ADMIN_TOKEN"] = kwargs["admin_token"]
-    with open(log_file, "ab") as log:
+    with os.fdopen(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         child = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True, env=environment)
-    pid_file.write_text(f"{child.pid}\n")
+    write_atomically(pid_file, f"{child.pid}\n")
     deadline = time.monotonic() + READY_TIMEOUT
     while not ready_file.exists():
         if child.poll() is not None:
@@ -194,13 +201,13 @@ def stop(data_dir: str | None, settings_path: Path | None) -> None:
     """
     pid_file = _runtime_dir(data_dir, settings_path) / "mockd.pid"
     pid = _read_pid(pid_file)
-    if pid is None or not _alive(pid):
+    if pid is None or not process_running(pid):
         pid_file.unlink(missing_ok=True)
         fail(f"mockd is not running (no live pid in {pid_file})")
     assert pid is not None
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while _alive(pid):
+    while process_running(pid):
         if time.monotonic() > deadline:
             fail(f"mockd (pid {pid}) did not stop within {STOP_TIMEOUT:.0f}s")
         time.sleep(0.02)

@@ -350,10 +350,11 @@ class ProxyMock(_MockBase, tag="proxy"):
             raise ValueError("a proxy mock needs a `proxy` block")
 
 
-def upstream_mock(target: str) -> ProxyMock:
-    """What ``--upstream URL`` appends after every configured mock: a catch-all proxy."""
+def upstream_mock(target: str, taken_ids: set[str]) -> ProxyMock:
+    """What ``--upstream URL`` appends after every configured mock: a catch-all proxy, with the id
+    ``upstream`` unless a configured mock has it (then one is generated)."""
     try:
-        return ProxyMock(id="upstream", proxy=ProxySpec(target=target))
+        return ProxyMock(id=None if "upstream" in taken_ids else "upstream", proxy=ProxySpec(target=target))
     except ValueError as exc:
         raise ConfigError(f"--upstream: {exc}") from None
 

@@ -25,6 +25,9 @@ from mockd.settings import Settings, load_settings, resolve_data_dir
 log = logging.getLogger("mockd")
 
 SHUTDOWN_TIMEOUT = 5.0
+# Long request lines and headers reach the handlers (and get a JSON answer) instead of aiohttp's
+# plain-text 400 at 8 KiB.
+HTTP_LIMITS = {"max_line_size": 64 * 1024, "max_field_size": 64 * 1024}
 
 
 class StartupError(Exception):
@@ -72,7 +75,7 @@ def prepare(options: ServeOptions) -> Prepared:
     settings, _ = load_settings(options.settings_path)
     mocks = load_config_files(options.config_paths)
     if options.upstream:
-        mocks.append(upstream_mock(options.upstream))
+        mocks.append(upstream_mock(options.upstream, {mock.id for mock in mocks if mock.id}))
     return Prepared(options, settings, mocks, resolve_data_dir(options.data_dir, settings))
 
 
@@ -83,9 +86,16 @@ def ensure_data_dir(path: Path) -> None:
         raise StartupError(f"cannot create data directory {path}: {exc.strerror}") from None
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600)."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(text)
+
+
 def write_atomically(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of it."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
+    write_private(temporary, text)
     os.replace(temporary, path)
 
 
@@ -112,10 +122,10 @@ class MockdServer:
         self.events = StreamEvents()
         self.registry = MockRegistry(self.events)
         self.registry.load(prepared.mocks)
-        mock_server = web.Server(self.registry.handle, handler_cancellation=True, access_log=None)
+        mock_server = web.Server(self.registry.handle, handler_cancellation=True, access_log=None, **HTTP_LIMITS)
         self.mock_runner = web.ServerRunner(mock_server, shutdown_timeout=SHUTDOWN_TIMEOUT)
         self.admin_runner = web.AppRunner(create_admin_app(self.registry, prepared.options.admin_token),
-                                          access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+                                          access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HTTP_LIMITS)
 
     async def start(self) -> tuple[int, int]:
         options = self.prepared.options
@@ -140,6 +150,10 @@ async def run(prepared: Prepared) -> None:
     server = MockdServer(prepared)
     mock_port, admin_port = await server.start()
     mock_url, admin_url = _url(options.host, mock_port), _url(options.admin_host, admin_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     if options.ready_file is not None:
         write_atomically(options.ready_file, json.dumps({
             "mockPort": mock_port, "adminPort": admin_port, "mockUrl": mock_url, "adminUrl": admin_url,
@@ -148,10 +162,6 @@ async def run(prepared: Prepared) -> None:
           f"  mock server  {mock_url}  ({len(server.registry.mocks)} mocks)\n"
           f"  admin API    {admin_url}\n"
           f"  data dir     {prepared.data_dir}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     log.info("shutting down")
     await server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from aiohttp import web
 
 from mockd.admin.openapi import operation, path_parameter, ref
@@ -11,7 +13,7 @@ from mockd.mocks.registry import MockRegistry
 
 
 MOCK_ID = path_parameter("id", "The mock's id")
-MOCK = {"oneOf": [ref("HttpMock"), ref("WebSocketMock")], "discriminator": {"propertyName": "type"}}
+MOCK = {"oneOf": [ref(kind.__name__) for kind in get_args(Mock)], "discriminator": {"propertyName": "type"}}
 MODELS = (Mock,)
 PATHS = {
     "/mocks": {
