@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -109,7 +110,10 @@ class RecordingClientConnection(ClientConnection):
 
 
 async def send_close_without_status(ws: ServerConnection | ClientConnection) -> None:
-    """Send a close frame with an empty payload (no status code), then wait for the handshake to end."""
+    """Send a close frame with an empty payload (no status code), then wait for the handshake to end.
+
+    The public ``close()`` always sends a code, so this goes through the connection's send context.
+    """
     async with ws.send_context():
         ws.protocol.send_close()
     await asyncio.wait_for(ws.wait_closed(), DEADLINE)
@@ -502,7 +506,6 @@ class RawResponse:
         return b"".join(data for _, data in self.chunks)
 
     def json(self) -> Any:
-        import json
         return json.loads(self.body)
 
     async def iter_body(self) -> AsyncIterator[bytes]:

@@ -23,6 +23,8 @@ from mockd.config import ProxySpec
 from mockd.events import Connection, SseBlock, StreamEvents, WsFrame, connection_from_request
 from mockd.jsonhttp import json_error
 from mockd.ssewire import SseParser
+from mockd.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, NO_STATUS,
+                           AnyWebSocket, close_payload, close_websocket)
 
 log = logging.getLogger("mockd.proxy")
 
@@ -30,11 +32,6 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
 NOT_FORWARDED_ON_UPGRADE = frozenset({"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
                                       "sec-websocket-protocol", "sec-websocket-accept"})
-CLOSE_GOING_AWAY = 1001
-NO_STATUS = 1005
-CLOSE_ABNORMAL = 1006
-CLOSE_INTERNAL_ERROR = 1011
-CLOSE_BAD_GATEWAY = 1014
 CLOSE_TIMEOUT = 15.0
 MAX_CAPTURED_BODY = 1024 * 1024
 
@@ -282,15 +279,14 @@ class WebSocketRelay:
 
     def _emit_close(self, direction: str, code: int, reason: str) -> None:
         if self.events.listening:
-            payload = b"" if code == NO_STATUS else code.to_bytes(2, "big") + reason.encode()
-            self.events.ws_frame(self.connection, WsFrame(direction, "close", payload, code, reason))  # type: ignore[arg-type]
+            self.events.ws_frame(self.connection, WsFrame(direction, "close", close_payload(code, reason),  # type: ignore[arg-type]
+                                                          code, reason))
 
     def _finish(self, code: int, reason: str) -> None:
         if self.connection.close_code is None:
             self.connection.close_code, self.connection.close_reason = code, reason
 
-    async def _pump(self, source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-                    target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, direction: str) -> None:
+    async def _pump(self, source: AnyWebSocket, target: AnyWebSocket, direction: str) -> None:
         events, connection = self.events, self.connection
         while True:
             message = await source.receive()
@@ -320,20 +316,18 @@ class WebSocketRelay:
                 await self._source_lost(target, direction)
                 return
 
-    async def _relay_close(self, source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-                           target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, direction: str,
-                           code: int, reason: str) -> None:
+    async def _relay_close(self, source: AnyWebSocket, target: AnyWebSocket, direction: str, code: int,
+                           reason: str) -> None:
         """Forward a close to the other side, then carry its answer back, so both handshakes complete."""
         recorded = code or NO_STATUS
         self._emit_close(direction, recorded, reason)
         self._finish(recorded, reason)
-        await target.close(code=sendable(recorded), message=reason.encode() if code else b"")
+        await close_websocket(target, recorded, reason)
         answer = target.close_code or NO_STATUS
         self._emit_close("s2c" if direction == "c2s" else "c2s", answer, "")
-        await source.close(code=sendable(answer))
+        await close_websocket(source, answer)
 
-    async def _source_lost(self, target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-                           direction: str) -> None:
+    async def _source_lost(self, target: AnyWebSocket, direction: str) -> None:
         if direction == "s2c":  # the upstream dropped: tell the client the gateway failed
             self._finish(CLOSE_BAD_GATEWAY, "bad gateway")
             self._emit_close("s2c", CLOSE_BAD_GATEWAY, "bad gateway")
@@ -341,11 +335,6 @@ class WebSocketRelay:
         else:  # the client dropped without a close frame
             self._finish(CLOSE_ABNORMAL, "")
             await target.close(code=CLOSE_GOING_AWAY, message=b"client went away")
-
-
-def sendable(code: int) -> int:
-    """Codes that only describe a close (none given, abnormal, TLS failure) are sent as 1000."""
-    return 1000 if code in (0, NO_STATUS, CLOSE_ABNORMAL, 1015) else code
 
 
 Relay = HttpRelay | WebSocketRelay

@@ -48,7 +48,9 @@ class SseParser:
         if self._at_start and text:
             text = text.removeprefix(_BOM)
             self._at_start = False
-        if self._pending_cr and text[:1] == "\n":
+        if not text:
+            return []
+        if self._pending_cr and text[0] == "\n":
             text = text[1:]
         self._pending_cr = False
         data = self._buffer + text if self._buffer else text

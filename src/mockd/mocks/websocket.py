@@ -20,10 +20,11 @@ from mockd.config import (CloseStep, ExpectStep, MessageMatch, PingStep, Scenari
 from mockd.durations import seconds
 from mockd.events import Connection, FrameType, StreamEvents, WsFrame, connection_from_request
 from mockd.templating import render, render_value
+from mockd.wsclose import (CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, NO_STATUS, close_payload,
+                           close_websocket)
 
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
-NO_STATUS = 1005  # a close frame without a status code, as recorded; never sent on the wire
-CLOSE_MESSAGE_TOO_BIG = 1009
+
 
 
 @functools.lru_cache(maxsize=256)
@@ -121,12 +122,12 @@ class WebSocketMockSession:
 
     async def _close(self, code: int, reason: str) -> None:
         answering = self.connection.close_code is not None  # the client closed first
-        self._emit("s2c", "close", _close_payload(code, reason), code, reason)
-        await self.ws.close(code=code, message=reason.encode())
+        self._emit("s2c", "close", close_payload(code, reason), code, reason)
+        await close_websocket(self.ws, code, reason)
         if not answering and self.ws.close_code is not None:
             # aiohttp reads the client's answer itself and keeps only its code
             self._finish(self.ws.close_code, "")
-            self._emit("c2s", "close", _close_payload(self.ws.close_code, ""), self.ws.close_code, "")
+            self._emit("c2s", "close", close_payload(self.ws.close_code, ""), self.ws.close_code, "")
 
     def _finish(self, code: int | None, reason: str) -> None:
         if self.connection.close_code is None:
@@ -156,7 +157,7 @@ class WebSocketMockSession:
             try:
                 msg = await ws.receive(timeout=idle)
             except TimeoutError:
-                self.request_close(1001, "idle timeout")
+                self.request_close(CLOSE_GOING_AWAY, "idle timeout")
                 return
             kind = msg.type
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
@@ -177,7 +178,7 @@ class WebSocketMockSession:
                 return
             else:  # CLOSING (we started the close), CLOSED, ERROR (aiohttp has closed, e.g. 1009)
                 if kind is WSMsgType.ERROR and ws.close_code is not None:
-                    self._emit("s2c", "close", _close_payload(ws.close_code, ""), ws.close_code, "")
+                    self._emit("s2c", "close", close_payload(ws.close_code, ""), ws.close_code, "")
                     self._finish(ws.close_code, "")
                 return
 
@@ -192,9 +193,9 @@ class WebSocketMockSession:
     def _client_closed(self, code: int, reason: str) -> None:
         """Record the client's close as it really was and answer it with the same code."""
         recorded = code or NO_STATUS
-        self._emit("c2s", "close", _close_payload(code, reason) if code else b"", recorded, reason)
+        self._emit("c2s", "close", close_payload(recorded, reason), recorded, reason)
         self._finish(recorded, reason)
-        self.request_close(code if code and code != NO_STATUS else 1000, reason if code else "")
+        self.request_close(recorded, reason)
 
     async def _answer(self, data: str | bytes) -> None:
         expecting = self._expecting
@@ -248,7 +249,7 @@ class WebSocketMockSession:
             self._expecting = None
             if step.optional:
                 return True
-            self.request_close(1008, "expected message not received")
+            self.request_close(CLOSE_POLICY_VIOLATION, "expected message not received")
             return False
         return True
 
@@ -262,12 +263,8 @@ class WebSocketMockSession:
             try:
                 await asyncio.wait_for(self._pong.wait(), timeout)
             except TimeoutError:
-                self.request_close(1001, "heartbeat timeout")
+                self.request_close(CLOSE_GOING_AWAY, "heartbeat timeout")
                 return
-
-
-def _close_payload(code: int, reason: str) -> bytes:
-    return code.to_bytes(2, "big") + reason.encode()
 
 
 def negotiate(spec: WebSocketSpec, request: web.BaseRequest) -> tuple[web.WebSocketResponse, str | None]:
