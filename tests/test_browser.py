@@ -6,6 +6,7 @@ origin, collects everything it receives into ``window.results``, and the test re
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from typing import Any
@@ -20,7 +21,9 @@ from playwright.async_api import (  # noqa: E402
     async_playwright,
 )
 
-from conftest import MockdFactory, mocks_config  # noqa: E402
+from websockets.asyncio.server import ServerConnection, serve  # noqa: E402
+
+from conftest import MockdFactory, RunningMockd, mocks_config  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -131,10 +134,9 @@ SSE_MOCK: dict[str, Any] = {
 }
 
 
-async def test_browser_websocket_and_eventsource_against_mockd(mockd: MockdFactory) -> None:
-    server = mockd.start(mocks_config(PAGE_MOCK, WS_MOCK, SSE_MOCK))
+async def results_of_page(page_url: str, server: RunningMockd) -> dict[str, Any]:
+    """Load the page in chromium and wait (with a deadline) for what its script collected."""
     console: list[str] = []
-
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -146,7 +148,7 @@ async def test_browser_websocket_and_eventsource_against_mockd(mockd: MockdFacto
             page.on("console", on_console)
             page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
 
-            response = await page.goto(f"{server.mock_url}/")
+            response = await page.goto(page_url)
             assert response is not None
             assert response.status == 200
             assert (await response.header_value("content-type") or "").startswith("text/html")
@@ -162,11 +164,15 @@ async def test_browser_websocket_and_eventsource_against_mockd(mockd: MockdFacto
             results: dict[str, Any] = await page.evaluate("() => window.results")
         finally:
             await browser.close()
+    assert console == []
+    return results
 
+
+def assert_page_saw_the_streams(results: dict[str, Any]) -> None:
     assert results["errors"] == [], results
     assert results["open"] is True
 
-    # WebSocket: negotiated subprotocol, the scenario's welcome, the matcher's templated answer.
+    # WebSocket: negotiated subprotocol, the welcome, the templated answer.
     assert results["protocol"] == "chat.v2"
     assert results["wsTypes"] == ["string", "string"]  # text frames, not Blobs
     assert [json.loads(message) for message in results["ws"]] == [
@@ -182,4 +188,51 @@ async def test_browser_websocket_and_eventsource_against_mockd(mockd: MockdFacto
         {"type": "update", "data": '{"n":3,"ok":true}', "lastEventId": "3"},
         {"type": "done", "data": "bye", "lastEventId": "3"},
     ]
-    assert console == []
+
+
+async def test_browser_websocket_and_eventsource_against_mockd(mockd: MockdFactory) -> None:
+    server = mockd.start(mocks_config(PAGE_MOCK, WS_MOCK, SSE_MOCK))
+    assert_page_saw_the_streams(await results_of_page(f"{server.mock_url}/", server))
+
+
+# --- the same page through the upstream proxy, to servers that are not mockd ---------------------
+
+SSE_BODY = (b'event: greeting\nid: 1\ndata: hello browser\n\n'
+            b'id: 2\ndata: line one\ndata: line two\ndata: line three\n\n'
+            b'event: update\nid: 3\ndata: {"n":3,"ok":true}\n\n'
+            b'event: done\ndata: bye\n\n')
+
+
+async def chat_upstream(connection: ServerConnection) -> None:
+    """What the chat mock does, written with the websockets library."""
+    await connection.send(json.dumps({"type": "welcome", "room": "lobby"}))
+    async for message in connection:
+        request = json.loads(message)
+        if request.get("type") == "hello":
+            await connection.send(json.dumps({"type": "ack", "user": request["user"]}))
+
+
+async def sse_upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An SSE server on raw asyncio: one block per write, then the end of the body."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                 b"Connection: close\r\n\r\n")
+    for block in SSE_BODY.split(b"\n\n")[:-1]:
+        writer.write(block + b"\n\n")
+        await writer.drain()
+    writer.close()
+
+
+async def test_browser_streams_through_the_proxy_to_real_upstreams(mockd: MockdFactory) -> None:
+    async with serve(chat_upstream, "127.0.0.1", 0, subprotocols=["chat.v2"]) as ws_server:
+        sse_server = await asyncio.start_server(sse_upstream, "127.0.0.1", 0)
+        async with sse_server:
+            ws_port = ws_server.sockets[0].getsockname()[1]
+            sse_port = sse_server.sockets[0].getsockname()[1]
+            server = mockd.start(mocks_config(
+                PAGE_MOCK,
+                {"id": "chat-upstream", "type": "proxy",
+                 "proxy": {"pathPrefix": "/ws", "target": f"http://127.0.0.1:{ws_port}"}},
+                {"id": "events-upstream", "type": "proxy",
+                 "proxy": {"pathPrefix": "/events", "target": f"http://127.0.0.1:{sse_port}"}}))
+            assert_page_saw_the_streams(await results_of_page(f"{server.mock_url}/", server))

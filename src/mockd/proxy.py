@@ -24,7 +24,7 @@ from mockd.events import Connection, SseBlock, StreamEvents, WsFrame, connection
 from mockd.jsonhttp import json_error
 from mockd.ssewire import SseParser
 from mockd.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, NO_STATUS,
-                           AnyWebSocket, close_payload, close_websocket)
+                           AnyWebSocket, close_payload, release, send_close_frame)
 
 log = logging.getLogger("mockd.proxy")
 
@@ -233,7 +233,13 @@ class HttpRelay:
 
 
 class WebSocketRelay:
-    """Two pumps, client→upstream and upstream→client, each forwarding every frame type as it came."""
+    """Two pumps, client→upstream and upstream→client, each forwarding every frame as it came.
+
+    Close frames travel like any other frame: a pump that reads a close writes it to the other side
+    and stops; the answer comes back through the other pump. So codes *and* reasons of both halves of
+    the closing handshake reach the other side as they were sent. Once both halves have passed (or
+    after ``CLOSE_TIMEOUT``) both connections are released.
+    """
 
     def __init__(self, client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse,
                  connection: Connection, events: StreamEvents) -> None:
@@ -241,7 +247,7 @@ class WebSocketRelay:
         self.upstream = upstream
         self.connection = connection
         self.events = events
-        self._closing: asyncio.Task[None] | None = None
+        self._close_sent: set[int] = set()  # id() of each socket a close frame was written to
 
     async def run(self) -> None:
         self.events.connection_opened(self.connection)
@@ -254,28 +260,28 @@ class WebSocketRelay:
             if failed:
                 log.info("WebSocket relay failed: %s", failed[0])
                 self.request_close(CLOSE_INTERNAL_ERROR, "proxy error")
-            await asyncio.wait(pumps, timeout=CLOSE_TIMEOUT)  # the other pump ends once its socket closes
+            await asyncio.wait(pumps, timeout=CLOSE_TIMEOUT)  # the other pump ends with the answer
         finally:
             for pump in pumps:
                 pump.cancel()
-            if self._closing is not None:
-                await asyncio.shield(self._closing)
-            if not self.upstream.closed:
-                await self.upstream.close(code=CLOSE_GOING_AWAY)
+            await release(self.client)
+            await release(self.upstream)
             self.events.connection_closed(self.connection)
 
     def request_close(self, code: int, reason: str = "") -> None:
-        """Close the client with ``code`` (shutdown: 1001, mock removed: 1012) and the upstream with 1001."""
-        if self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(self._close_both(code, reason))
+        """Close the client with ``code`` (shutdown: 1001, mock removed: 1012) and the upstream with 1001;
+        the pumps carry the answers and end."""
+        loop = asyncio.get_running_loop()
+        loop.create_task(self._send_close(self.client, "s2c", code, reason))
+        loop.create_task(self._send_close(self.upstream, "c2s", CLOSE_GOING_AWAY, reason))
 
-    async def _close_both(self, code: int, reason: str) -> None:
-        if not self.client.closed:
-            self._emit_close("s2c", code, reason)
-            self._finish(code, reason)
-            await self.client.close(code=code, message=reason.encode())
-        if not self.upstream.closed:
-            await self.upstream.close(code=CLOSE_GOING_AWAY)
+    async def _send_close(self, target: AnyWebSocket, direction: str, code: int, reason: str) -> None:
+        if id(target) in self._close_sent:
+            return
+        self._close_sent.add(id(target))
+        self._finish(code, reason)
+        self._emit_close(direction, code, reason)
+        await send_close_frame(target, code, reason)
 
     def _emit_close(self, direction: str, code: int, reason: str) -> None:
         if self.events.listening:
@@ -287,54 +293,50 @@ class WebSocketRelay:
             self.connection.close_code, self.connection.close_reason = code, reason
 
     async def _pump(self, source: AnyWebSocket, target: AnyWebSocket, direction: str) -> None:
-        events, connection = self.events, self.connection
+        events, connection, close_sent = self.events, self.connection, self._close_sent
         while True:
             message = await source.receive()
             kind = message.type
-            if kind is WSMsgType.TEXT:
+            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                if id(target) in close_sent:
+                    continue  # nothing may follow a close frame
                 at = time.time_ns()
-                await target.send_str(message.data)
+                if kind is WSMsgType.TEXT:
+                    await target.send_str(message.data)
+                else:
+                    await target.send_bytes(message.data)
                 if events.listening:
-                    events.ws_frame(connection, WsFrame(direction, "text", message.data, at_ns=at))  # type: ignore[arg-type]
-            elif kind is WSMsgType.BINARY:
-                at = time.time_ns()
-                await target.send_bytes(message.data)
-                if events.listening:
-                    events.ws_frame(connection, WsFrame(direction, "binary", message.data, at_ns=at))  # type: ignore[arg-type]
+                    frame_type = "text" if kind is WSMsgType.TEXT else "binary"
+                    events.ws_frame(connection, WsFrame(direction, frame_type, message.data, at_ns=at))  # type: ignore[arg-type]
             elif kind is WSMsgType.PING or kind is WSMsgType.PONG:
+                if id(target) in close_sent:
+                    continue
                 at = time.time_ns()
                 await (target.ping if kind is WSMsgType.PING else target.pong)(message.data)
                 if events.listening:
                     frame_type = "ping" if kind is WSMsgType.PING else "pong"
                     events.ws_frame(connection, WsFrame(direction, frame_type, message.data, at_ns=at))  # type: ignore[arg-type]
             elif kind is WSMsgType.CLOSE:
-                await self._relay_close(source, target, direction, message.data, message.extra or "")
+                code, reason = message.data or NO_STATUS, message.extra or ""
+                if id(target) in close_sent:  # the answer to a close we forwarded: it ends the handshake
+                    self._emit_close(direction, code, reason)
+                else:
+                    await self._send_close(target, direction, code, reason)
                 return
             elif kind is WSMsgType.CLOSING:
-                return  # the other pump, or request_close, is closing this socket
+                return
             else:  # CLOSED or ERROR: the source vanished without a close frame
                 await self._source_lost(target, direction)
                 return
 
-    async def _relay_close(self, source: AnyWebSocket, target: AnyWebSocket, direction: str, code: int,
-                           reason: str) -> None:
-        """Forward a close to the other side, then carry its answer back, so both handshakes complete."""
-        recorded = code or NO_STATUS
-        self._emit_close(direction, recorded, reason)
-        self._finish(recorded, reason)
-        await close_websocket(target, recorded, reason)
-        answer = target.close_code or NO_STATUS
-        self._emit_close("s2c" if direction == "c2s" else "c2s", answer, "")
-        await close_websocket(source, answer)
-
     async def _source_lost(self, target: AnyWebSocket, direction: str) -> None:
         if direction == "s2c":  # the upstream dropped: tell the client the gateway failed
-            self._finish(CLOSE_BAD_GATEWAY, "bad gateway")
-            self._emit_close("s2c", CLOSE_BAD_GATEWAY, "bad gateway")
-            await target.close(code=CLOSE_BAD_GATEWAY, message=b"bad gateway")
-        else:  # the client dropped without a close frame
+            self._close_sent.add(id(self.upstream))
+            await self._send_close(target, "s2c", CLOSE_BAD_GATEWAY, "bad gateway")
+        else:  # the client dropped without a close frame: the upstream is told it went away
             self._finish(CLOSE_ABNORMAL, "")
-            await target.close(code=CLOSE_GOING_AWAY, message=b"client went away")
+            self._close_sent.add(id(self.client))
+            await send_close_frame(target, CLOSE_GOING_AWAY, "client went away")
 
 
 Relay = HttpRelay | WebSocketRelay

@@ -139,7 +139,7 @@ class MockdServer:
 
     async def stop(self) -> None:
         """Close WebSockets with 1001, end SSE streams, then the listeners."""
-        self.registry.shut_down()
+        await self.registry.shut_down(SHUTDOWN_TIMEOUT)
         await self.mock_runner.cleanup()
         await self.admin_runner.cleanup()
         await self.registry.upstream.close()

@@ -1,6 +1,16 @@
-"""WebSocket close codes and the closing handshake, shared by mocks, the proxy and replays."""
+"""WebSocket close codes and closing handshakes, shared by mocks, the proxy and replays.
+
+aiohttp's ``close()`` always writes a status code, and reads the peer's answer itself (keeping its
+code, dropping its reason). Where that is not faithful enough — a close with no code, or a relay that
+must pass both halves of the handshake on — the frame is written through the socket's writer and
+aiohttp's ``close()`` is then only asked to settle its state, without writing a second frame.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -15,36 +25,65 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_BAD_GATEWAY = 1014
 _DESCRIPTIVE_ONLY = frozenset({0, NO_STATUS, CLOSE_ABNORMAL, 1015})
+RELEASE_TIMEOUT = 2.0
 
 AnyWebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 
 
 def close_payload(code: int, reason: str) -> bytes:
-    """The payload of a close frame as it goes on the wire: nothing for 1005, else code and reason."""
-    return b"" if code == NO_STATUS else code.to_bytes(2, "big") + reason.encode()
+    """The payload of a close frame as it goes on the wire: nothing for 1005, else code and reason.
+    Codes that only describe a close (1006, 1015) go out as 1000."""
+    if code == NO_STATUS:
+        return b""
+    return (CLOSE_NORMAL if code in _DESCRIPTIVE_ONLY else code).to_bytes(2, "big") + reason.encode()
 
 
-async def close_websocket(ws: AnyWebSocket, code: int, reason: str = "") -> None:
-    """Close with ``code`` and ``reason``; 1005 sends a close frame with no code at all, and the other
-    codes that only describe a close (1006, 1015) are sent as 1000."""
-    if code != NO_STATUS:
-        await ws.close(code=CLOSE_NORMAL if code in _DESCRIPTIVE_ONLY else code, message=reason.encode())
-        return
-    # aiohttp always writes a code, so its writer is asked for an empty close frame just this once;
-    # everything else about the handshake (state, waiting for the answer) stays aiohttp's.
+@contextmanager
+def _writer_close(ws: AnyWebSocket, replacement: Callable[..., Awaitable[None]]) -> Iterator[None]:
+    writer = ws._writer  # noqa: SLF001 - see the module docstring
+    original = writer.close
+    writer.close = replacement  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        writer.close = original  # type: ignore[method-assign]
+
+
+async def send_close_frame(ws: AnyWebSocket, code: int, reason: str = "") -> None:
+    """Write a close frame and return at once; the peer's answer arrives through ``receive()``."""
     writer = ws._writer  # noqa: SLF001
     if writer is None:
         return
-    original = writer.close
+    try:
+        await writer.send_frame(close_payload(code, reason), WSMsgType.CLOSE)
+    except ConnectionError:
+        pass  # the peer is already gone
+
+
+async def close_websocket(ws: AnyWebSocket, code: int, reason: str = "") -> None:
+    """aiohttp's closing handshake with ``code`` and ``reason``; 1005 sends a close frame with no code."""
+    if code != NO_STATUS:
+        await ws.close(code=code if code not in _DESCRIPTIVE_ONLY else CLOSE_NORMAL, message=reason.encode())
+        return
 
     async def empty_close(code: int = CLOSE_NORMAL, message: bytes | str = b"") -> None:
-        try:
-            await writer.send_frame(b"", WSMsgType.CLOSE)
-        finally:
-            writer._closing = True  # noqa: SLF001
+        await send_close_frame(ws, NO_STATUS)
 
-    writer.close = empty_close  # type: ignore[method-assign]
-    try:
+    with _writer_close(ws, empty_close):
         await ws.close()
-    finally:
-        writer.close = original  # type: ignore[method-assign]
+
+
+async def release(ws: AnyWebSocket) -> None:
+    """Settle aiohttp's state and drop the connection after close frames were exchanged by hand,
+    without writing another close frame."""
+    if ws.closed:
+        return
+
+    async def nothing(code: int = CLOSE_NORMAL, message: bytes | str = b"") -> None:
+        return None
+
+    with _writer_close(ws, nothing):
+        try:
+            await asyncio.wait_for(ws.close(), RELEASE_TIMEOUT)
+        except (TimeoutError, ConnectionError):
+            pass

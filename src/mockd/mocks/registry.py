@@ -16,9 +16,8 @@ from mockd.mocks.http import request_matches, serve_response
 from mockd.mocks.sse import serve_sse
 from mockd.mocks.websocket import negotiate, serve_websocket
 from mockd.proxy import Upstream, path_matches_prefix
+from mockd.wsclose import CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_SERVICE_RESTART = 1012
 
 class LiveConnection(Protocol):
     """An open stream the registry may have to close: a WebSocket mock session or a proxy relay."""
@@ -84,11 +83,16 @@ class MockRegistry:
         assert mock_id is not None
         return self._live.setdefault(mock_id, set())
 
-    def shut_down(self) -> None:
-        """Close every open WebSocket with 1001 and end every SSE stream."""
+    async def shut_down(self, timeout: float) -> None:
+        """Close every open WebSocket with 1001, end every SSE stream, and give their closing
+        handshakes up to ``timeout`` seconds before the listeners go."""
         self.stopping.set()
         for mock_id in list(self._live):
             self._close_sessions(mock_id, CLOSE_GOING_AWAY, "server shutting down")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(self._live.values()) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     # --- dispatch -------------------------------------------------------------------------------
 
