@@ -8,14 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pytest
 
 START_TIMEOUT = 20.0
+
+T = TypeVar("T")
 
 
 def mockd_command() -> list[str]:
@@ -31,6 +33,17 @@ def run_mockd(*args: str, timeout: float = 30, env: dict[str, str] | None = None
                           env={**os.environ, **(env or {})}, cwd=cwd)
 
 
+class ReadyField(Generic[T]):
+    """A read-only attribute of :class:`RunningMockd` taken from its ready file's ``key``, as ``kind``."""
+
+    def __init__(self, key: str, kind: Callable[[Any], T]) -> None:
+        self.key = key
+        self.kind = kind
+
+    def __get__(self, running: RunningMockd, owner: type | None = None) -> T:
+        return self.kind(running.ready[self.key])
+
+
 @dataclass
 class RunningMockd:
     process: subprocess.Popen[bytes]
@@ -40,21 +53,11 @@ class RunningMockd:
     stderr_path: Path
     exit_code: int | None = field(default=None)
 
-    @property
-    def mock_port(self) -> int:
-        return int(self.ready["mockPort"])
-
-    @property
-    def admin_port(self) -> int:
-        return int(self.ready["adminPort"])
-
-    @property
-    def mock_url(self) -> str:
-        return str(self.ready["mockUrl"])
-
-    @property
-    def admin_url(self) -> str:
-        return str(self.ready["adminUrl"])
+    # not annotated, so not dataclass fields
+    mock_port = ReadyField("mockPort", int)
+    admin_port = ReadyField("adminPort", int)
+    mock_url = ReadyField("mockUrl", str)
+    admin_url = ReadyField("adminUrl", str)
 
     def ws_url(self, path: str) -> str:
         return f"ws://127.0.0.1:{self.mock_port}{path}"
@@ -91,6 +94,48 @@ def mocks_config(*mocks: dict[str, Any]) -> dict[str, Any]:
     return {"version": "1.0", "mocks": list(mocks)}
 
 
+def http_mock(mock_id: str, path: str, body: Any, status: int = 200) -> dict[str, Any]:
+    """A ``GET path`` HTTP mock answering ``status`` with ``body``."""
+    return {"id": mock_id, "type": "http", "http": {"matcher": {"method": "GET", "path": path},
+                                                    "response": {"statusCode": status, "body": body}}}
+
+
+def ws_mock(mock_id: str, path: str, **fields: Any) -> dict[str, Any]:
+    """A WebSocket mock on ``path``; ``fields`` go into its ``websocket`` object."""
+    return {"id": mock_id, "type": "websocket", "websocket": {"path": path, **fields}}
+
+
+def launch_serve(work: Path, ready: Path, *args: str,
+                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """Start ``mockd serve --ready-file READY ARGS`` in ``work``; returns it and its stdout and stderr files."""
+    work.mkdir(parents=True, exist_ok=True)
+    stdout_path, stderr_path = work / "stdout.txt", work / "stderr.txt"
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        process = subprocess.Popen([*mockd_command(), "serve", "--ready-file", str(ready), *args],
+                                   stdout=out, stderr=err, cwd=work, env={**os.environ, **(env or {})})
+    return process, stdout_path, stderr_path
+
+
+def serve_until_ready(work: Path, *args: str, env: dict[str, str] | None = None,
+                      data_dir: Path | None = None) -> RunningMockd:
+    """``mockd serve ARGS`` in ``work``, waited for until its ready file exists (both listeners accept).
+
+    ``data_dir`` is only what the returned :class:`RunningMockd` reports (default ``WORK/data``).
+    """
+    ready = work / "ready.json"
+    process, stdout_path, stderr_path = launch_serve(work, ready, *args, env=env)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not ready.exists():
+        if process.poll() is not None:
+            pytest.fail(f"mockd serve exited with {process.returncode}: {stderr_path.read_text()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            pytest.fail(f"mockd serve did not become ready: {stderr_path.read_text()}")
+        time.sleep(0.01)
+    return RunningMockd(process, json.loads(ready.read_text()), data_dir or work / "data", stdout_path, stderr_path)
+
+
 class MockdFactory:
     def __init__(self, base: Path) -> None:
         self.base = base
@@ -99,31 +144,24 @@ class MockdFactory:
     def start(self, config: dict[str, Any] | str | None = None, *args: str,
               env: dict[str, str] | None = None, data_dir: Path | None = None) -> RunningMockd:
         """Start ``mockd serve`` on free ports with ``config`` and wait until both listeners accept."""
-        index = len(self.started)
-        work = self.base / f"mockd{index}"
-        work.mkdir(parents=True, exist_ok=True)
-        command = [*mockd_command(), "serve", "--port", "0", "--admin-port", "0",
-                   "--ready-file", str(work / "ready.json"), "--data-dir", str(data_dir or work / "data")]
+        work = self.next_work_dir()
+        data_dir = data_dir or work / "data"
+        options = ["--port", "0", "--admin-port", "0", "--data-dir", str(data_dir)]
         if config is not None:
-            command += ["--config", str(write_config(work, config))]
-        command += list(args)
-        stdout_path, stderr_path = work / "stdout.txt", work / "stderr.txt"
-        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-            process = subprocess.Popen(command, stdout=out, stderr=err, cwd=work,
-                                       env={**os.environ, **(env or {})})
-        ready_path = work / "ready.json"
-        deadline = time.monotonic() + START_TIMEOUT
-        while not ready_path.exists():
-            if process.poll() is not None:
-                raise RuntimeError(f"mockd exited with {process.returncode}: {stderr_path.read_text()}")
-            if time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"mockd did not become ready: {stderr_path.read_text()}")
-            time.sleep(0.01)
-        running = RunningMockd(process, json.loads(ready_path.read_text()), data_dir or work / "data",
-                               stdout_path, stderr_path)
+            options += ["--config", str(write_config(work, config))]
+        return self.start_bare(*options, *args, env=env, work=work, data_dir=data_dir)
+
+    def start_bare(self, *args: str, env: dict[str, str] | None = None, work: Path | None = None,
+                   data_dir: Path | None = None) -> RunningMockd:
+        """``mockd serve ARGS`` with nothing added (no ports, no ``--data-dir``), until it is ready."""
+        running = serve_until_ready(work or self.next_work_dir(), *args, env=env, data_dir=data_dir)
         self.started.append(running)
         return running
+
+    def next_work_dir(self) -> Path:
+        work = self.base / f"mockd{len(self.started)}"
+        work.mkdir(parents=True, exist_ok=True)
+        return work
 
     def stop_all(self) -> None:
         for running in self.started:

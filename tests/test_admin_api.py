@@ -9,30 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from conftest import MockdFactory, RunningMockd, mocks_config
+from conftest import MockdFactory, RunningMockd, http_mock, mocks_config, ws_mock
+from httpclient import Reply, acall, call
 
 MAX_BODY = 16 * 1024 * 1024
 TOKEN = "t0ken-for-tests"
-
-
-def http_mock(mock_id: str, path: str, body: Any, status: int = 200) -> dict[str, Any]:
-    return {"id": mock_id, "type": "http", "http": {"matcher": {"method": "GET", "path": path},
-                                                    "response": {"statusCode": status, "body": body}}}
-
-
-def ws_mock(mock_id: str, path: str) -> dict[str, Any]:
-    return {"id": mock_id, "type": "websocket", "websocket": {"path": path}}
 
 
 # Deliberately not in alphabetical or any other natural order, and exercising most of the model.
@@ -69,33 +58,7 @@ CONFIG_MOCKS: list[dict[str, Any]] = [
 CONFIG_IDS = [mock["id"] for mock in CONFIG_MOCKS]
 
 
-# --- a small, independent HTTP client ---------------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def call(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
-         headers: dict[str, str] | None = None, timeout: float = 15) -> Reply:
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    all_headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
-    request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return Reply(response.status, dict(response.headers), response.read())
-    except urllib.error.HTTPError as error:
-        return Reply(error.code, dict(error.headers), error.read())
-
-
-async def acall(method: str, url: str, body: Any = None, **kwargs: Any) -> Reply:
-    return await asyncio.to_thread(call, method, url, body, **kwargs)
+# --- a raw client for bodies the server may refuse before reading them whole -----------------------
 
 
 async def raw_post(port: int, path: str, body: bytes, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:

@@ -8,18 +8,15 @@ and path).
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from conftest import MockdFactory, RunningMockd, mocks_config
-
-CLIENT_TIMEOUT = 15.0
+from httpclient import Reply, send
 TIMING_FLOOR = 0.020  # a delay may look up to 20 ms short because of clock granularity
 TIMING_SLACK = 0.600  # generous: a noisy 2-core machine, plus connect and request parsing
 
@@ -94,32 +91,6 @@ MOCKS: list[dict[str, Any]] = [
 ]
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode()
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def send(server: RunningMockd, method: str, target: str, headers: dict[str, str] | None = None,
-         body: bytes | None = None) -> Reply:
-    """One request on a fresh connection; header names go on the wire exactly as given."""
-    connection = http.client.HTTPConnection("127.0.0.1", server.mock_port, timeout=CLIENT_TIMEOUT)
-    try:
-        connection.request(method, target, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return Reply(response.status, response.headers, response.read())
-    finally:
-        connection.close()
-
-
 @pytest.fixture(scope="module")
 def server(mockd_module: MockdFactory) -> Iterator[RunningMockd]:
     yield mockd_module.start(mocks_config(*MOCKS))
@@ -147,11 +118,11 @@ def answered_by(reply: Reply) -> str | None:
     ("OPTIONS", "/any-method", "method-any"),
 ])
 def test_method_matching(server: RunningMockd, method: str, target: str, expected: str | None) -> None:
-    assert answered_by(send(server, method, target)) == expected
+    assert answered_by(send(server.mock_port, method, target)) == expected
 
 
 def test_post_with_body_matches_post_mock(server: RunningMockd) -> None:
-    reply = send(server, "POST", "/method", {"Content-Type": "application/json"}, b'{"hello": "world"}')
+    reply = send(server.mock_port, "POST", "/method", {"Content-Type": "application/json"}, b'{"hello": "world"}')
     assert answered_by(reply) == "method-post"
 
 
@@ -166,7 +137,7 @@ def test_post_with_body_matches_post_mock(server: RunningMockd) -> None:
     ("/prefix/exact/path", None),
 ])
 def test_exact_path(server: RunningMockd, target: str, expected: str | None) -> None:
-    assert answered_by(send(server, "GET", target)) == expected
+    assert answered_by(send(server.mock_port, "GET", target)) == expected
 
 
 @pytest.mark.parametrize(("method", "target", "expected"), [
@@ -185,7 +156,7 @@ def test_exact_path(server: RunningMockd, target: str, expected: str | None) -> 
 ])
 def test_path_pattern_is_a_full_regex_match(server: RunningMockd, method: str, target: str,
                                              expected: str | None) -> None:
-    assert answered_by(send(server, method, target)) == expected
+    assert answered_by(send(server.mock_port, method, target)) == expected
 
 
 @pytest.mark.parametrize(("target", "headers", "expected"), [
@@ -205,7 +176,7 @@ def test_path_pattern_is_a_full_regex_match(server: RunningMockd, method: str, t
 ])
 def test_header_matching_with_case_insensitive_names(server: RunningMockd, target: str,
                                                      headers: dict[str, str], expected: str | None) -> None:
-    assert answered_by(send(server, "GET", target, headers)) == expected
+    assert answered_by(send(server.mock_port, "GET", target, headers)) == expected
 
 
 @pytest.mark.parametrize(("target", "expected"), [
@@ -222,7 +193,7 @@ def test_header_matching_with_case_insensitive_names(server: RunningMockd, targe
     ("/query-two?a=1&b=xy", None),
 ])
 def test_query_matching(server: RunningMockd, target: str, expected: str | None) -> None:
-    assert answered_by(send(server, "GET", target)) == expected
+    assert answered_by(send(server.mock_port, "GET", target)) == expected
 
 
 @pytest.mark.parametrize(("target", "headers", "expected"), [
@@ -235,7 +206,7 @@ def test_query_matching(server: RunningMockd, target: str, expected: str | None)
 ])
 def test_first_match_wins(server: RunningMockd, target: str, headers: dict[str, str],
                           expected: str) -> None:
-    assert answered_by(send(server, "GET", target, headers)) == expected
+    assert answered_by(send(server.mock_port, "GET", target, headers)) == expected
 
 
 @pytest.mark.parametrize(("target", "expected"), [
@@ -243,14 +214,14 @@ def test_first_match_wins(server: RunningMockd, target: str, headers: dict[str, 
     ("/disabled-only", None),
 ])
 def test_disabled_mocks_are_skipped(server: RunningMockd, target: str, expected: str | None) -> None:
-    assert answered_by(send(server, "GET", target)) == expected
+    assert answered_by(send(server.mock_port, "GET", target)) == expected
 
 
 # --- responses ------------------------------------------------------------------------------------
 
 
 def test_status_headers_and_string_body(server: RunningMockd) -> None:
-    reply = send(server, "GET", "/custom")
+    reply = send(server.mock_port, "GET", "/custom")
     assert reply.status == 201
     assert reply.headers["X-Custom"] == "yes"
     assert reply.headers["Content-Type"] == "text/csv"
@@ -258,7 +229,7 @@ def test_status_headers_and_string_body(server: RunningMockd) -> None:
 
 
 def test_string_body_is_sent_as_is(server: RunningMockd) -> None:
-    reply = send(server, "GET", "/string-json")
+    reply = send(server.mock_port, "GET", "/string-json")
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("application/json")
     assert reply.body == b'{"msg": "hi",  "spaced" : true}'  # not re-serialised
@@ -269,26 +240,26 @@ def test_string_body_is_sent_as_is(server: RunningMockd) -> None:
     ("/server-error", 503, b'{"error":"down"}'),
 ])
 def test_status_codes(server: RunningMockd, target: str, status: int, body: bytes) -> None:
-    reply = send(server, "GET", target)
+    reply = send(server.mock_port, "GET", target)
     assert reply.status == status
     assert reply.body == body
 
 
 def test_configured_header_on_error_status(server: RunningMockd) -> None:
-    reply = send(server, "GET", "/server-error")
+    reply = send(server.mock_port, "GET", "/server-error")
     assert reply.headers["Retry-After"] == "7"
     assert reply.headers["Content-Type"].startswith("application/json")
 
 
 def test_no_content(server: RunningMockd) -> None:
-    reply = send(server, "DELETE", "/no-content")
+    reply = send(server.mock_port, "DELETE", "/no-content")
     assert reply.status == 204
     assert reply.body == b""
 
 
 @pytest.mark.parametrize("index", range(len(JSON_BODIES)))
 def test_json_value_body_is_compact_json(server: RunningMockd, index: int) -> None:
-    reply = send(server, "GET", f"/json/{index}")
+    reply = send(server.mock_port, "GET", f"/json/{index}")
     assert reply.status == 200
     assert reply.headers["Content-Type"].split(";")[0].strip() == "application/json"
     assert reply.json() == JSON_BODIES[index]
@@ -296,21 +267,21 @@ def test_json_value_body_is_compact_json(server: RunningMockd, index: int) -> No
 
 
 def test_json_body_with_non_ascii_text(server: RunningMockd) -> None:
-    reply = send(server, "GET", "/unicode")
+    reply = send(server.mock_port, "GET", "/unicode")
     assert reply.headers["Content-Type"].split(";")[0].strip() == "application/json"
     assert reply.json() == {"greeting": "héllo wörld ✓", "n": [1, 2]}
     assert b"\n" not in reply.body and b", " not in reply.body and b'": ' not in reply.body
 
 
 def test_configured_content_type_wins_over_json_default(server: RunningMockd) -> None:
-    reply = send(server, "GET", "/json-vendor")
+    reply = send(server.mock_port, "GET", "/json-vendor")
     assert reply.headers.get_all("Content-Type") == ["application/vnd.api+json"]
     assert reply.body == b'{"data":[]}'
 
 
 def test_delay_ms_is_a_lower_bound(server: RunningMockd) -> None:
     started = time.monotonic()
-    reply = send(server, "GET", "/delay")
+    reply = send(server.mock_port, "GET", "/delay")
     elapsed = time.monotonic() - started
     assert reply.body == b"late"
     assert 0.400 - TIMING_FLOOR <= elapsed <= 0.400 + TIMING_SLACK
@@ -318,7 +289,7 @@ def test_delay_ms_is_a_lower_bound(server: RunningMockd) -> None:
 
 def test_zero_delay_answers_promptly(server: RunningMockd) -> None:
     started = time.monotonic()
-    reply = send(server, "GET", "/no-delay")
+    reply = send(server.mock_port, "GET", "/no-delay")
     elapsed = time.monotonic() - started
     assert reply.body == b"prompt"
     assert elapsed < 0.350  # well below the 400 ms of the delayed mock
@@ -336,7 +307,7 @@ def test_zero_delay_answers_promptly(server: RunningMockd) -> None:
 ])
 def test_unmatched_request_is_404_json_naming_method_and_path(server: RunningMockd, method: str,
                                                               target: str, path: str) -> None:
-    reply = send(server, method, target)
+    reply = send(server.mock_port, method, target)
     assert reply.status == 404
     assert reply.headers["Content-Type"].split(";")[0].strip() == "application/json"
     body = reply.json()

@@ -15,12 +15,11 @@ import gzip
 import json
 import random
 import signal
-from typing import Any
 
 import pytest
 from aiohttp import web
 
-from conftest import MockdFactory, mocks_config
+from conftest import MockdFactory, http_mock, mocks_config
 from upstreams import (
     DEADLINE,
     Headers,
@@ -33,6 +32,7 @@ from upstreams import (
     proxy_mock,
     request,
     silent_upstream,
+    start_proxying,
     streaming_upstream,
     unreachable_url,
 )
@@ -40,11 +40,6 @@ from upstreams import (
 PACE = 0.200  # the upstream's interval between streamed chunks
 MIN_GAP = 0.150  # the smallest gap the client may see between two of them
 PROMPT = 2.0  # "promptly" for a request that must not wait on another one
-
-
-def http_mock(mock_id: str, path: str, body: str) -> dict[str, Any]:
-    return {"id": mock_id, "type": "http",
-            "http": {"matcher": {"method": "GET", "path": path}, "response": {"statusCode": 200, "body": body}}}
 
 
 def no_mock_matched(response: RawResponse, method: str, path: str) -> bool:
@@ -318,12 +313,7 @@ async def test_strip_prefix(mockd: MockdFactory, strip: bool, path: str, upstrea
 async def test_mocks_and_proxies_match_in_file_order(mockd: MockdFactory, layout: str, hello_from: str) -> None:
     mock = http_mock("hello", "/api/hello", "from mock")
     async with http_upstream() as upstream:
-        if layout == "mock-then-proxy":
-            server = mockd.start(mocks_config(mock, proxy_mock(upstream.url)))
-        elif layout == "mock-then-upstream-flag":
-            server = mockd.start(mocks_config(mock), "--upstream", upstream.url)
-        else:
-            server = mockd.start(mocks_config(proxy_mock(upstream.url), mock))
+        server = start_proxying(mockd, upstream.url, layout, mock)
         hello = await request(server.mock_port, "GET", "/api/hello")
         other = await request(server.mock_port, "POST", "/api/other?q=1", body=b"x")
     assert hello.status == 200
@@ -344,10 +334,7 @@ async def test_mocks_and_proxies_match_in_file_order(mockd: MockdFactory, layout
 async def test_unreachable_upstream_is_a_502_json_error_naming_the_target(
         mockd: MockdFactory, via: str, method: str, body: bytes | None) -> None:
     with unreachable_url() as url:
-        if via == "config":
-            server = mockd.start(mocks_config(proxy_mock(url)))
-        else:
-            server = mockd.start(mocks_config(), "--upstream", url)
+        server = start_proxying(mockd, url, via)
         response = await request(server.mock_port, method, "/v1/chat?x=1", [("Content-Type", "application/json")],
                                  body)
     assert response.status == 502

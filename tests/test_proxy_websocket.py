@@ -13,6 +13,8 @@ import asyncio
 import json
 import random
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -24,22 +26,25 @@ from websockets.frames import Close, Opcode
 from conftest import MockdFactory, RunningMockd, mocks_config
 from upstreams import (
     DEADLINE,
+    Data,
     RecordingClientConnection,
     RecordingServerConnection,
+    WsHandler,
     WsUpstream,
     dropping_ws_upstream,
     echo,
+    exchange,
     fd_count,
     poll_until,
     proxy_mock,
+    recv,
     rss_bytes,
     send_close_without_status,
     silent_upstream,
+    start_proxying,
     unreachable_url,
     ws_upstream,
 )
-
-Data = str | bytes
 
 QUIET_WINDOW = 0.5  # how long a test waits to be sure something did NOT happen
 BAD_GATEWAY_CODES = (1011, 1014)
@@ -53,16 +58,21 @@ def open_client(server: RunningMockd, path: str = "/ws", **options: Any) -> conn
     return connect(server.ws_url(path), **{**settings, **options})
 
 
-async def recv(ws: RecordingClientConnection | RecordingServerConnection) -> Data:
-    return await asyncio.wait_for(ws.recv(), DEADLINE)
-
-
 async def expect_closed(ws: RecordingClientConnection) -> ConnectionClosed:
     """Wait for the connection to be closed by the other side; returns the ConnectionClosed raised."""
     with pytest.raises(ConnectionClosed) as info:
         while True:
             await recv(ws)
     return info.value
+
+
+@asynccontextmanager
+async def proxied(mockd: MockdFactory, handler: WsHandler = echo,
+                  **options: Any) -> AsyncIterator[tuple[RunningMockd, WsUpstream]]:
+    """A ``websockets`` upstream running ``handler`` (``options`` go to :func:`ws_upstream`), and a mockd
+    whose only mock proxies every path to it."""
+    async with ws_upstream(handler, **options) as upstream:
+        yield mockd.start(mocks_config(proxy_mock(upstream.url))), upstream
 
 
 async def connected_pair(server: RunningMockd, upstream: WsUpstream, path: str = "/ws",
@@ -115,8 +125,7 @@ async def test_messages_byte_for_byte_in_order_both_directions(
             upstream_received.append(message)
             await ws.send(message)
 
-    async with ws_upstream(script, compression=upstream_compression) as upstream:
-        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+    async with proxied(mockd, script, compression=upstream_compression) as (server, upstream):
         async with open_client(server, compression=client_compression) as client:
             up = await upstream.next_connection()
             assert typed([await recv(client) for _ in s2c]) == typed(s2c)
@@ -139,12 +148,10 @@ async def test_messages_byte_for_byte_in_order_both_directions(
 @pytest.mark.parametrize("direction", ["client-to-upstream", "upstream-to-client"])
 async def test_ping_is_relayed_with_payload_and_answered_only_by_the_far_end(
         mockd: MockdFactory, direction: str) -> None:
-    async with ws_upstream(echo) as upstream:
-        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+    async with proxied(mockd) as (server, upstream):
         client, up = await connected_pair(server, upstream)
         async with client:
-            await client.send("sync")
-            assert await recv(client) == "sync"  # the relay is up in both directions
+            assert await exchange(client, "sync") == "sync"  # the relay is up in both directions
             pinger, ponger = (client, up) if direction == "client-to-upstream" else (up, client)
             payload = f"ping {direction} \x00\xff".encode()
             ponger.transport.pause_reading()  # the far end cannot answer while it is not reading
@@ -162,8 +169,7 @@ async def test_ping_is_relayed_with_payload_and_answered_only_by_the_far_end(
 
 @pytest.mark.parametrize("direction", ["client-to-upstream", "upstream-to-client"])
 async def test_unsolicited_pong_is_relayed_in_order_with_messages(mockd: MockdFactory, direction: str) -> None:
-    async with ws_upstream(echo) as upstream:
-        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+    async with proxied(mockd) as (server, upstream):
         client, up = await connected_pair(server, upstream)
         async with client:
             sender, receiver = (client, up) if direction == "client-to-upstream" else (up, client)
@@ -187,11 +193,9 @@ CLOSES_FROM_CLIENT = [(4000, "bye"), (1000, ""), (1001, "tab closed"), (3000, "Ã
 
 @pytest.mark.parametrize(("code", "reason"), CLOSES_FROM_UPSTREAM)
 async def test_upstream_close_code_and_reason_reach_the_client(mockd: MockdFactory, code: int, reason: str) -> None:
-    async with ws_upstream(echo) as upstream:
-        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+    async with proxied(mockd) as (server, upstream):
         client, up = await connected_pair(server, upstream)
-        await client.send("last words")
-        assert await recv(client) == "last words"
+        assert await exchange(client, "last words") == "last words"
         await asyncio.wait_for(up.close(code, reason), DEADLINE)  # returns once the handshake completed
         closed = await expect_closed(client)
         assert closed.rcvd == Close(code, reason)
@@ -203,11 +207,9 @@ async def test_upstream_close_code_and_reason_reach_the_client(mockd: MockdFacto
 
 @pytest.mark.parametrize(("code", "reason"), CLOSES_FROM_CLIENT)
 async def test_client_close_code_and_reason_reach_the_upstream(mockd: MockdFactory, code: int, reason: str) -> None:
-    async with ws_upstream(echo) as upstream:
-        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+    async with proxied(mockd) as (server, upstream):
         client, up = await connected_pair(server, upstream)
-        await client.send("last words")
-        assert await recv(client) == "last words"
+        assert await exchange(client, "last words") == "last words"
         await asyncio.wait_for(client.close(code, reason), DEADLINE)
         close_frame = await up.log.wait_opcode(Opcode.CLOSE)
         assert close_frame.close() == Close(code, reason)
@@ -219,11 +221,9 @@ async def test_client_close_code_and_reason_reach_the_upstream(mockd: MockdFacto
 @pytest.mark.parametrize("direction", ["client-to-upstream", "upstream-to-client"])
 async def test_close_without_status_code_stays_without_one(mockd: MockdFactory, direction: str) -> None:
     """A close frame with no payload (no status code) must not turn into 1000 on the other side."""
-    async with ws_upstream(echo) as upstream:
-        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+    async with proxied(mockd) as (server, upstream):
         client, up = await connected_pair(server, upstream)
-        await client.send("sync")
-        assert await recv(client) == "sync"
+        assert await exchange(client, "sync") == "sync"
         closer, other = (client, up) if direction == "client-to-upstream" else (up, client)
         await send_close_without_status(closer)
         close_frame = await other.log.wait_opcode(Opcode.CLOSE)
@@ -247,12 +247,10 @@ async def test_subprotocol_offer_goes_upstream_and_choice_comes_back(
         seen_offers.append(list(offered))
         return choice
 
-    async with ws_upstream(echo, select_subprotocol=select) as upstream:
-        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+    async with proxied(mockd, select_subprotocol=select) as (server, upstream):
         client, up = await connected_pair(server, upstream, subprotocols=offer or None)
         async with client:
-            await client.send("hi")
-            assert await recv(client) == "hi"
+            assert await exchange(client, "hi") == "hi"
             assert client.subprotocol == choice
             assert up.subprotocol == choice
             header = client.response.headers.get_all("Sec-WebSocket-Protocol")
@@ -285,8 +283,7 @@ async def test_path_query_and_headers_are_forwarded(mockd: MockdFactory, prefix:
         client, up = await connected_pair(server, upstream, client_path, additional_headers=CLIENT_HEADERS,
                                           user_agent_header="proxy-test/1.0", origin="http://example.test")
         async with client:
-            await client.send("hi")
-            assert await recv(client) == "hi"
+            assert await exchange(client, "hi") == "hi"
     assert up.request.path == upstream_path
     headers: WsHeaders = up.request.headers
     assert headers.get_all("X-Custom") == ["v1"]
@@ -314,12 +311,7 @@ LOCAL_WS_MOCK = {"id": "local", "type": "websocket", "websocket": {"path": "/ws/
     ("mock-then-proxy", "from-mock"), ("mock-then-upstream-flag", "from-mock"), ("proxy-then-mock", "from-upstream")])
 async def test_mocks_and_proxies_match_in_file_order(mockd: MockdFactory, layout: str, local_answers: str) -> None:
     async with ws_upstream(greet_then_echo) as upstream:
-        if layout == "mock-then-proxy":
-            server = mockd.start(mocks_config(LOCAL_WS_MOCK, proxy_mock(upstream.url)))
-        elif layout == "mock-then-upstream-flag":
-            server = mockd.start(mocks_config(LOCAL_WS_MOCK), "--upstream", upstream.url)
-        else:
-            server = mockd.start(mocks_config(proxy_mock(upstream.url), LOCAL_WS_MOCK))
+        server = start_proxying(mockd, upstream.url, layout, LOCAL_WS_MOCK)
         async with open_client(server, "/ws/local") as local:
             assert await recv(local) == local_answers
         assert len(upstream.connections) == (1 if local_answers == "from-upstream" else 0)
@@ -335,10 +327,7 @@ async def test_mocks_and_proxies_match_in_file_order(mockd: MockdFactory, layout
 @pytest.mark.parametrize("via", ["config", "upstream-flag"])
 async def test_unreachable_upstream_refuses_the_upgrade_with_502(mockd: MockdFactory, via: str) -> None:
     with unreachable_url() as url:
-        if via == "config":
-            server = mockd.start(mocks_config(proxy_mock(url)))
-        else:
-            server = mockd.start(mocks_config(), "--upstream", url)
+        server = start_proxying(mockd, url, via)
         with pytest.raises(InvalidStatus) as info:
             await open_client(server, "/ws/chat?x=1")
     response = info.value.response
@@ -356,8 +345,7 @@ async def test_upstream_dropping_tcp_closes_the_client_with_bad_gateway(mockd: M
             await ws.send("ready")
             await ws.wait_closed()
 
-        async with ws_upstream(ready_then_wait) as upstream:
-            server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+        async with proxied(mockd, ready_then_wait) as (server, upstream):
             client, up = await connected_pair(server, upstream)
             assert await recv(client) == "ready"
             up.transport.abort()
@@ -389,8 +377,7 @@ async def test_a_silent_upstream_does_not_delay_other_connections(mockd: MockdFa
             for round_trip in range(3):
                 async with open_client(server, "/fast") as client:
                     for index in range(5):
-                        await client.send(f"{round_trip}-{index}")
-                        assert await recv(client) == f"{round_trip}-{index}"
+                        assert await exchange(client, f"{round_trip}-{index}") == f"{round_trip}-{index}"
             elapsed = loop.time() - started
             assert elapsed < 2.0, f"three proxied connections took {elapsed:.2f}s while another hung"
             assert not stuck.done()
@@ -424,15 +411,13 @@ async def test_a_slow_reader_gets_back_pressure_not_unbounded_buffering(mockd: M
         else:
             await release.wait()
             for _ in range(count):
-                received_upstream.append(await asyncio.wait_for(ws.recv(), DEADLINE))
+                received_upstream.append(await recv(ws))
             await ws.close()
 
-    async with ws_upstream(upstream_side, compression=None, max_queue=4) as upstream:
-        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+    async with proxied(mockd, upstream_side, compression=None, max_queue=4) as (server, upstream):
         pid = server.process.pid
         async with open_client(server, "/other", compression=None) as other:  # warms the proxy up
-            await other.send("warm")
-            assert await recv(other) == "warm"
+            assert await exchange(other, "warm") == "warm"
             baseline = rss_bytes(pid)
             async with open_client(server, "/flood", compression=None, max_queue=4) as client:
                 flooder: asyncio.Task[None] | None = None
@@ -459,8 +444,7 @@ async def test_a_slow_reader_gets_back_pressure_not_unbounded_buffering(mockd: M
 
                 # another connection through the same mockd is served promptly meanwhile
                 started = loop.time()
-                await other.send("still there?")
-                assert await asyncio.wait_for(other.recv(), 2.0) == "still there?"
+                assert await exchange(other, "still there?", 2.0) == "still there?"
                 assert loop.time() - started < 2.0
 
                 # the reader catches up: everything arrives, intact and in order
@@ -490,20 +474,17 @@ async def test_no_leak_after_many_connect_disconnect_cycles(mockd: MockdFactory)
             else:
                 await ws.send(message)
 
-    async with ws_upstream(handler, compression=None) as upstream:
-        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+    async with proxied(mockd, handler, compression=None) as (server, upstream):
         pid = server.process.pid
         async with open_client(server) as warm:
-            await warm.send("warm")
-            assert await recv(warm) == "warm"
+            assert await exchange(warm, "warm") == "warm"
         assert await poll_until(lambda: not upstream.live)
         baseline = fd_count(pid)
         endings = ["client-close", "upstream-close", "client-abort", "upstream-abort"]
         for cycle in range(CYCLES):
             ending = endings[cycle % len(endings)]
             client = await open_client(server, f"/cycle/{cycle}", compression=None)
-            await client.send(f"hello {cycle}")
-            assert await recv(client) == f"hello {cycle}"
+            assert await exchange(client, f"hello {cycle}") == f"hello {cycle}"
             if ending == "client-close":
                 await asyncio.wait_for(client.close(), DEADLINE)
             elif ending == "client-abort":
@@ -525,11 +506,9 @@ async def test_no_leak_after_many_connect_disconnect_cycles(mockd: MockdFactory)
 
 
 async def test_sigterm_closes_a_proxied_websocket_with_1001(mockd: MockdFactory) -> None:
-    async with ws_upstream(echo) as upstream:
-        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+    async with proxied(mockd) as (server, upstream):
         client, up = await connected_pair(server, upstream)
-        await client.send("hi")
-        assert await recv(client) == "hi"
+        assert await exchange(client, "hi") == "hi"
         server.process.send_signal(signal.SIGTERM)
         closed = await expect_closed(client)
         assert closed.rcvd is not None and closed.rcvd.code == 1001

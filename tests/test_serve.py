@@ -18,7 +18,6 @@ import socket
 import stat
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +30,9 @@ from mockd.cli import process_running
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from conftest import MockdFactory, RunningMockd, mockd_command, mocks_config, run_mockd, write_config
+from conftest import MockdFactory, RunningMockd, http_mock, launch_serve, mocks_config, run_mockd, write_config
+from httpclient import call
+from upstreams import open_request, unreachable_url
 
 DEADLINE = 20.0
 
@@ -100,13 +101,8 @@ class Exited:
 
 def serve_expecting_failure(work: Path, *args: str, env: dict[str, str] | None = None) -> Exited:
     """Run ``mockd serve ARGS`` that should refuse to start; fail fast if it becomes ready instead."""
-    work.mkdir(parents=True, exist_ok=True)
     ready = work / "should-not-exist.json"
-    out_path, err_path = work / "refused.stdout", work / "refused.stderr"
-    command = [*mockd_command(), "serve", "--ready-file", str(ready), *args]
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=work,
-                                   env={**os.environ, **(env or {})})
+    process, out_path, err_path = launch_serve(work, ready, *args, env=env)
     deadline = time.monotonic() + DEADLINE
     try:
         while process.poll() is None:
@@ -143,25 +139,6 @@ def assert_one_error_line(result: Exited | subprocess.CompletedProcess[str], *fr
     return line
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def http(method: str, url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> Reply:
-    request = urllib.request.Request(url, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return Reply(response.status, dict(response.headers), response.read())
-    except urllib.error.HTTPError as error:
-        return Reply(error.code, dict(error.headers), error.read())
-
-
 def wait_for_text(read: Any, needle: str, timeout: float = 10) -> str:
     """Poll ``read()`` until it contains ``needle`` (output may still be in flight after the ready file)."""
     deadline = time.monotonic() + timeout
@@ -170,38 +147,6 @@ def wait_for_text(read: Any, needle: str, timeout: float = 10) -> str:
         time.sleep(0.01)
         text = read()
     return text
-
-
-@pytest.fixture
-def spawned(tmp_path: Path) -> Iterator[list[RunningMockd]]:
-    """Servers started by ``spawn_serve``; all are stopped after the test."""
-    servers: list[RunningMockd] = []
-    yield servers
-    for server in servers:
-        server.stop()
-
-
-def spawn_serve(servers: list[RunningMockd], work: Path, *args: str,
-                env: dict[str, str] | None = None) -> RunningMockd:
-    """``mockd serve --ready-file ... ARGS`` with nothing else added (no forced --data-dir), until ready."""
-    work.mkdir(parents=True, exist_ok=True)
-    ready = work / "ready.json"
-    stdout_path, stderr_path = work / "stdout.txt", work / "stderr.txt"
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        process = subprocess.Popen([*mockd_command(), "serve", "--ready-file", str(ready), *args],
-                                   stdout=out, stderr=err, cwd=work, env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + DEADLINE
-    while not ready.exists():
-        if process.poll() is not None:
-            pytest.fail(f"mockd serve exited with {process.returncode}: {stderr_path.read_text()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            pytest.fail(f"mockd serve did not become ready: {stderr_path.read_text()}")
-        time.sleep(0.01)
-    server = RunningMockd(process, json.loads(ready.read_text()), work / "data", stdout_path, stderr_path)
-    servers.append(server)
-    return server
 
 
 def without_urls(line: str) -> str:
@@ -234,7 +179,7 @@ def test_banner_counts_zero_mocks_without_config(mockd: MockdFactory) -> None:
     server = mockd.start(None)
     stdout = wait_for_text(lambda: server.stdout, str(server.data_dir))
     assert banner_mentions_count(stdout, 0), stdout
-    reply = http("GET", f"{server.mock_url}/anything")
+    reply = call("GET", f"{server.mock_url}/anything")
     assert reply.status == 404
 
 
@@ -249,8 +194,8 @@ def test_ready_file_describes_both_listeners_and_the_pid(mockd: MockdFactory) ->
     assert ready["adminUrl"] == f"http://127.0.0.1:{ready['adminPort']}"
     assert ready["pid"] == server.process.pid
     # both listeners accept as soon as the file exists
-    assert http("GET", f"{ready['mockUrl']}/api/hello").json() == {"msg": "hi"}
-    assert http("GET", f"{ready['adminUrl']}/health").status == 200
+    assert call("GET", f"{ready['mockUrl']}/api/hello").json() == {"msg": "hi"}
+    assert call("GET", f"{ready['adminUrl']}/health").status == 200
 
 
 def test_serve_creates_the_data_dir_private(mockd: MockdFactory, tmp_path: Path) -> None:
@@ -267,12 +212,12 @@ def test_port_zero_picks_distinct_free_ports_for_each_server(mockd: MockdFactory
     ports = {first.mock_port, first.admin_port, second.mock_port, second.admin_port}
     assert len(ports) == 4
     for server in (first, second):
-        assert http("GET", f"{server.mock_url}/api/hello").status == 200
+        assert call("GET", f"{server.mock_url}/api/hello").status == 200
 
 
 def test_unmatched_request_gets_404_json_naming_method_and_path(mockd: MockdFactory) -> None:
     server = mockd.start(mocks_config(HELLO))
-    reply = http("DELETE", f"{server.mock_url}/no/such/thing")
+    reply = call("DELETE", f"{server.mock_url}/no/such/thing")
     assert reply.status == 404
     assert reply.headers.get("Content-Type", "").startswith("application/json")
     text = json.dumps(reply.json())
@@ -283,7 +228,7 @@ def test_serve_becomes_ready_well_within_five_seconds(mockd: MockdFactory) -> No
     """A generous sanity bound only; the real P7 figure (≤ 1 s) belongs to the benchmark suite."""
     started = time.monotonic()
     server = mockd.start(mocks_config(HELLO, ECHO, TICKER))
-    assert http("GET", f"{server.mock_url}/api/hello").status == 200
+    assert call("GET", f"{server.mock_url}/api/hello").status == 200
     assert time.monotonic() - started < 5.0
 
 
@@ -360,45 +305,42 @@ def test_duplicate_id_across_two_config_files_names_the_second_file(tmp_path: Pa
 
 
 def test_mocks_from_several_config_files_match_in_file_order(mockd: MockdFactory, tmp_path: Path) -> None:
-    def answer(mock_id: str, path: str, text: str) -> dict[str, Any]:
-        return {"id": mock_id, "type": "http", "http": {"matcher": {"method": "GET", "path": path},
-                                                        "response": {"statusCode": 200, "body": text}}}
-    first = write_config(tmp_path, mocks_config(answer("a", "/x", "first")), "a.json")
-    second = write_config(tmp_path, mocks_config(answer("b", "/x", "second"), answer("c", "/y", "why")), "b.json")
+    first = write_config(tmp_path, mocks_config(http_mock("a", "/x", "first")), "a.json")
+    second = write_config(tmp_path, mocks_config(http_mock("b", "/x", "second"), http_mock("c", "/y", "why")), "b.json")
     server = mockd.start(None, "--config", str(first), "--config", str(second))
-    assert http("GET", f"{server.mock_url}/x").body == b"first"
-    assert http("GET", f"{server.mock_url}/y").body == b"why"
+    assert call("GET", f"{server.mock_url}/x").body == b"first"
+    assert call("GET", f"{server.mock_url}/y").body == b"why"
     assert banner_mentions_count(wait_for_text(lambda: server.stdout, str(server.data_dir)), 3)
 
 
 def test_yaml_config_with_the_same_shape_is_accepted(mockd: MockdFactory, tmp_path: Path) -> None:
     path = write_config(tmp_path, YAML_CONFIG, "mocks.yaml")
     server = mockd.start(None, "--config", str(path))
-    assert http("GET", f"{server.mock_url}/api/yaml").json() == {"from": "yaml"}
+    assert call("GET", f"{server.mock_url}/api/yaml").json() == {"from": "yaml"}
     assert banner_mentions_count(wait_for_text(lambda: server.stdout, str(server.data_dir)), 2)
 
 
 def test_json_content_in_a_yaml_named_file_is_read_as_json(mockd: MockdFactory, tmp_path: Path) -> None:
     path = write_config(tmp_path, json.dumps(mocks_config(HELLO), indent=2), "looks-like.yaml")
     server = mockd.start(None, "--config", str(path))
-    assert http("GET", f"{server.mock_url}/api/hello").json() == {"msg": "hi"}
+    assert call("GET", f"{server.mock_url}/api/hello").json() == {"msg": "hi"}
 
 
 def test_yaml_content_in_a_json_named_file_is_read_as_yaml(mockd: MockdFactory) -> None:
     server = mockd.start(YAML_CONFIG)  # the fixture writes it as mocks.json
-    assert http("GET", f"{server.mock_url}/api/yaml").json() == {"from": "yaml"}
+    assert call("GET", f"{server.mock_url}/api/yaml").json() == {"from": "yaml"}
 
 
 def test_every_documented_mock_type_loads(mockd: MockdFactory) -> None:
     """Spec 01: `type` is `http`, `websocket` or `proxy`; a config with all three starts."""
     proxy = {"id": "upstream", "type": "proxy", "proxy": {"pathPrefix": "/proxied", "target": "http://127.0.0.1:9"}}
     server = mockd.start(mocks_config(HELLO, ECHO, proxy))
-    assert http("GET", f"{server.mock_url}/api/hello").status == 200
+    assert call("GET", f"{server.mock_url}/api/hello").status == 200
     assert banner_mentions_count(wait_for_text(lambda: server.stdout, str(server.data_dir)), 3)
 
 
 def admin_mocks(server: RunningMockd) -> list[dict[str, Any]]:
-    reply = http("GET", f"{server.admin_url}/mocks")
+    reply = call("GET", f"{server.admin_url}/mocks")
     assert reply.status == 200
     mocks: list[dict[str, Any]] = reply.json()["mocks"]
     return mocks
@@ -407,9 +349,8 @@ def admin_mocks(server: RunningMockd) -> list[dict[str, Any]]:
 @pytest.fixture
 def dead_upstream() -> Iterator[str]:
     """An http:// URL on a port that is bound but not listening: connections are refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as bound:
-        bound.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{bound.getsockname()[1]}"
+    with unreachable_url() as url:
+        yield url
 
 
 def test_upstream_flag_appends_a_catch_all_proxy_after_every_mock(mockd: MockdFactory, dead_upstream: str) -> None:
@@ -420,8 +361,8 @@ def test_upstream_flag_appends_a_catch_all_proxy_after_every_mock(mockd: MockdFa
     assert mocks[-1]["type"] == "proxy"
     assert mocks[-1]["proxy"]["target"].rstrip("/") == dead_upstream
     assert mocks[-1]["proxy"].get("pathPrefix", "/") == "/"
-    assert http("GET", f"{server.mock_url}/api/hello").json() == {"msg": "hi"}
-    unmatched = http("GET", f"{server.mock_url}/not/mocked")
+    assert call("GET", f"{server.mock_url}/api/hello").json() == {"msg": "hi"}
+    unmatched = call("GET", f"{server.mock_url}/not/mocked")
     assert unmatched.status == 502
     assert dead_upstream.removeprefix("http://") in json.dumps(unmatched.json())
 
@@ -430,11 +371,10 @@ def test_upstream_flag_does_not_displace_a_config_mock_named_upstream(mockd: Moc
                                                                       dead_upstream: str) -> None:
     """The catch-all goes after all config mocks, whatever ids they use."""
     first = {**HELLO, "id": "upstream"}
-    later = {"id": "later", "type": "http", "http": {"matcher": {"method": "GET", "path": "/later"},
-                                                     "response": {"statusCode": 200, "body": "later"}}}
+    later = http_mock("later", "/later", "later")
     server = mockd.start(mocks_config(first, later), "--upstream", dead_upstream)
-    assert http("GET", f"{server.mock_url}/api/hello").json() == {"msg": "hi"}
-    assert http("GET", f"{server.mock_url}/later").body == b"later"
+    assert call("GET", f"{server.mock_url}/api/hello").json() == {"msg": "hi"}
+    assert call("GET", f"{server.mock_url}/later").body == b"later"
     mocks = admin_mocks(server)
     assert len(mocks) == 3 and mocks[-1]["type"] == "proxy", mocks
 
@@ -451,14 +391,14 @@ def test_bad_upstream_url_is_one_line(tmp_path: Path) -> None:
 def test_settings_file_with_the_seeds_recording_block_is_accepted(mockd: MockdFactory, tmp_path: Path) -> None:
     settings = write_config(tmp_path, SEED_SETTINGS.format(data_dir=tmp_path / "settings-data"), "mockd.yaml")
     server = mockd.start(mocks_config(HELLO), "--settings", str(settings))
-    assert http("GET", f"{server.mock_url}/api/hello").status == 200
+    assert call("GET", f"{server.mock_url}/api/hello").status == 200
     assert "Traceback" not in server.stderr
 
 
-def test_settings_data_dir_is_used_without_the_flag(spawned: list[RunningMockd], tmp_path: Path) -> None:
+def test_settings_data_dir_is_used_without_the_flag(mockd: MockdFactory, tmp_path: Path) -> None:
     data_dir = tmp_path / "settings-data"
     settings = write_config(tmp_path, SEED_SETTINGS.format(data_dir=data_dir), "mockd.yaml")
-    server = spawn_serve(spawned, tmp_path / "work", "--settings", str(settings), "--port", "0", "--admin-port", "0")
+    server = mockd.start_bare("--settings", str(settings), "--port", "0", "--admin-port", "0")
     assert str(data_dir) in wait_for_text(lambda: server.stdout, str(data_dir))
     assert data_dir.is_dir()
 
@@ -499,16 +439,16 @@ def test_admin_api_on_all_interfaces_without_a_token_is_refused(tmp_path: Path) 
 def test_admin_api_on_all_interfaces_with_a_token_starts_and_demands_it(mockd: MockdFactory) -> None:
     server = mockd.start(mocks_config(HELLO), "--admin-host", "0.0.0.0", "--admin-token", "s3cret")
     admin = f"http://127.0.0.1:{server.admin_port}"
-    assert http("GET", f"{admin}/health").status == 200
-    assert http("GET", f"{admin}/mocks").status == 401
-    assert http("GET", f"{admin}/mocks", {"Authorization": "Bearer s3cret"}).status == 200
+    assert call("GET", f"{admin}/health").status == 200
+    assert call("GET", f"{admin}/mocks").status == 401
+    assert call("GET", f"{admin}/mocks", headers={"Authorization": "Bearer s3cret"}).status == 200
 
 
 def test_admin_api_on_all_interfaces_with_a_token_from_the_environment_starts(mockd: MockdFactory) -> None:
     server = mockd.start(mocks_config(HELLO), "--admin-host", "0.0.0.0", env={"MOCKD_ADMIN_TOKEN": "from-env"})
     admin = f"http://127.0.0.1:{server.admin_port}"
-    assert http("GET", f"{admin}/mocks").status == 401
-    assert http("GET", f"{admin}/mocks", {"X-API-Key": "from-env"}).status == 200
+    assert call("GET", f"{admin}/mocks").status == 401
+    assert call("GET", f"{admin}/mocks", headers={"X-API-Key": "from-env"}).status == 200
 
 
 # --- signals ---------------------------------------------------------------------------------------
@@ -532,26 +472,20 @@ async def test_signal_closes_websockets_with_1001_and_exits_zero(mockd: MockdFac
 
 async def test_sigterm_ends_open_sse_streams_and_exits_zero(mockd: MockdFactory) -> None:
     server = mockd.start(mocks_config(TICKER))
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.mock_port)
-    writer.write(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{server.mock_port}\r\n\r\n".encode())
-    await writer.drain()
-    received = b""
-    while b"data:" not in received:
-        chunk = await asyncio.wait_for(reader.read(4096), 10)
-        assert chunk, "the SSE stream ended before its first event"
-        received += chunk
-    server.process.send_signal(signal.SIGTERM)
+    response = await open_request(server.mock_port, "GET", "/events", timeout=10)
+    try:
+        chunks = response.iter_body()
+        while b"data:" not in response.body:
+            assert await asyncio.wait_for(anext(chunks, b""), 10), "the SSE stream ended before its first event"
+        server.process.send_signal(signal.SIGTERM)
 
-    async def until_end() -> None:
-        nonlocal received
-        while True:
-            chunk = await reader.read(4096)
-            received += chunk
-            if not chunk or received.endswith(b"0\r\n\r\n"):
-                return
+        async def until_end() -> None:
+            async for _ in chunks:
+                pass
 
-    await asyncio.wait_for(until_end(), 10)
-    writer.close()
+        await asyncio.wait_for(until_end(), 10)
+    finally:
+        await response.close()
     assert await asyncio.to_thread(server.process.wait, 15) == 0
     assert "Traceback" not in server.stderr
 
@@ -610,8 +544,8 @@ def test_start_returns_once_both_listeners_accept_then_stop_ends_it(tmp_path: Pa
     assert started.returncode == 0, started.stderr
     mock_url, admin_url = printed_urls(started.stdout)
     # no waiting: start has only returned because both listeners accept
-    assert http("GET", f"{mock_url}/api/hello").json() == {"msg": "hi"}
-    assert http("GET", f"{admin_url}/health").status == 200
+    assert call("GET", f"{mock_url}/api/hello").json() == {"msg": "hi"}
+    assert call("GET", f"{admin_url}/health").status == 200
 
     files = pid_files(detached_data_dir)
     assert len(files) == 1, f"expected one pid file in {detached_data_dir}: {list(detached_data_dir.iterdir())}"
@@ -645,7 +579,7 @@ def test_second_start_while_running_fails_clearly(tmp_path: Path, detached_data_
     mock_url, _ = printed_urls(first.stdout)
     second = run_mockd(*start_args(detached_data_dir, config))
     assert_one_error_line(second, "running", status=1)
-    assert http("GET", f"{mock_url}/api/hello").status == 200  # the first one is untouched
+    assert call("GET", f"{mock_url}/api/hello").status == 200  # the first one is untouched
     assert len(pid_files(detached_data_dir)) == 1
 
 

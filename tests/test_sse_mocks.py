@@ -1,8 +1,8 @@
 """SSE mocks, black-box: a real ``mockd serve`` read over raw asyncio streams (and once with ``curl -N``).
 
-Contract: spec 01 "SSE mocks". The client below speaks HTTP/1.1 itself (request line, headers,
-chunked transfer decoding) and timestamps every line as it arrives, so the tests can tell an event
-written when due from one held back until the end of the stream.
+Contract: spec 01 "SSE mocks". The client below reads the body off the raw HTTP/1.1 client of
+``upstreams`` (request line, headers, chunked transfer decoding) and timestamps every line as it
+arrives, so the tests can tell an event written when due from one held back until the end of the stream.
 
 Timing interpretation (see the report): the delay of event *i* (its own ``delay``, else
 ``perEventDelays[i]``, else ``fixedDelay``) is waited *before* event *i*, the first one included, and
@@ -22,13 +22,14 @@ from typing import Any
 import pytest
 
 from conftest import MockdFactory, RunningMockd, mocks_config
+from upstreams import RawResponse, open_request
 
 DEADLINE = 10.0  # seconds: generous upper bound for anything to arrive
 FLOOR = 0.020  # an event may look up to 20 ms early (clock granularity)
 SLACK = 0.400  # and up to 400 ms late on a noisy 2-core machine
 
 
-# --- a raw HTTP/1.1 + SSE client ------------------------------------------------------------------
+# --- an SSE client on a raw HTTP/1.1 response -----------------------------------------------------
 
 
 @dataclass
@@ -71,34 +72,44 @@ class Block:
 
 @dataclass
 class SseStream:
-    status: int
-    headers: dict[str, str]  # names lower-cased
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    started: float
-    chunked: bool
+    """The body of ``response`` as SSE lines and blocks, stamped with their arrival time."""
+
+    response: RawResponse
+    headers: dict[str, str] = field(init=False)  # names lower-cased
     ended_at: float | None = None
-    _buffer: bytes = b""
-    _eof: bool = False
     leftover: bytes = b""
     partial: list[str] = field(default_factory=list)
+    _buffer: bytes = b""
+    _eof: bool = False
+    _pieces: AsyncIterator[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.headers = {name.lower(): value for name, value in self.response.headers}
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+    @property
+    def reader(self) -> asyncio.StreamReader:
+        return self.response.reader
+
+    @property
+    def chunked(self) -> bool:
+        return "chunked" in self.headers.get("transfer-encoding", "").lower()
 
     def _now(self) -> float:
-        return asyncio.get_running_loop().time() - self.started
+        """Seconds since the request was sent."""
+        return asyncio.get_running_loop().time() - self.response.sent_at
 
     async def _body_piece(self) -> bytes | None:
         """The next piece of the body as it arrives; None at the (clean) end of the body."""
-        if self.chunked:
-            size_line = await self.reader.readuntil(b"\r\n")
-            size = int(size_line.split(b";")[0].strip(), 16)
-            if size == 0:
-                await self.reader.readuntil(b"\r\n")  # no trailers: the final CRLF
-                return None
-            piece = await self.reader.readexactly(size)
-            assert await self.reader.readexactly(2) == b"\r\n"
-            return piece
-        piece = await self.reader.read(65536)
-        return piece or None
+        if self._pieces is None:
+            self._pieces = self.response.iter_body()
+        piece = await anext(self._pieces, None)
+        if piece is None:
+            assert self.response.complete, "the connection was cut before the end of the body"
+        return piece
 
     async def lines(self) -> AsyncIterator[Line]:
         """Lines of the body (CRLF, LF or CR terminated) stamped with their arrival time."""
@@ -146,11 +157,7 @@ class SseStream:
         return result
 
     async def close(self) -> None:
-        self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except ConnectionError:
-            pass
+        await self.response.close()
 
 
 def _first_line_end(buffer: bytes) -> tuple[int, int] | None:
@@ -167,27 +174,8 @@ def _first_line_end(buffer: bytes) -> tuple[int, int] | None:
 
 async def open_stream(port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None,
                       body: bytes | None = None) -> SseStream:
-    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), DEADLINE)
-    head = {"Host": f"127.0.0.1:{port}", "Accept": "text/event-stream", "Connection": "close",
-            **(headers or {})}
-    if body is not None:
-        head["Content-Length"] = str(len(body))
-    request = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n"
-    loop = asyncio.get_running_loop()
-    writer.write(request.encode() + (body or b""))
-    await writer.drain()
-    started = loop.time()
-    raw_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEADLINE)
-    status_line, *header_lines = raw_head.decode("latin-1").split("\r\n")
-    version, status, *_ = status_line.split(" ")
-    assert version.startswith("HTTP/1.")
-    parsed: dict[str, str] = {}
-    for header_line in header_lines:
-        if header_line:
-            name, _, value = header_line.partition(":")
-            parsed[name.strip().lower()] = value.strip()
-    chunked = "chunked" in parsed.get("transfer-encoding", "").lower()
-    return SseStream(int(status), parsed, reader, writer, started, chunked)
+    head = {"Accept": "text/event-stream", "Connection": "close", **(headers or {})}
+    return SseStream(await open_request(port, method, path, list(head.items()), body, DEADLINE))
 
 
 async def fetch(server: RunningMockd, path: str, **kwargs: Any) -> tuple[SseStream, list[Block]]:

@@ -12,7 +12,6 @@ import base64
 import json
 import re
 import time
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -24,11 +23,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 
-from conftest import MockdFactory, RunningMockd, mocks_config
+from conftest import MockdFactory, RunningMockd, mocks_config, ws_mock
+from httpclient import acall
+from upstreams import DEADLINE, Data, exchange, recv
 
-Data = str | bytes
-
-DEADLINE = 5.0  # generous deadline for anything that should happen "now"
 SLACK = 0.03  # tolerance below a configured delay (timer granularity only; a response may not come early)
 LATE = 1.5  # tolerance above a configured delay on a noisy machine
 
@@ -38,10 +36,6 @@ MAX_MESSAGE_SIZE = 64
 
 
 # --- config builders ------------------------------------------------------------------------------
-
-
-def ws_mock(mock_id: str, path: str, **fields: Any) -> dict[str, Any]:
-    return {"id": mock_id, "type": "websocket", "websocket": {"path": path, **fields}}
 
 
 def text(value: str, **extra: Any) -> dict[str, Any]:
@@ -201,15 +195,6 @@ def open_ws(url: str, **kwargs: Any) -> connect:
     return connect(url, **{"ping_interval": None, "open_timeout": DEADLINE, "close_timeout": DEADLINE, **kwargs})
 
 
-async def recv(ws: ClientConnection, timeout: float = DEADLINE) -> Data:
-    return await asyncio.wait_for(ws.recv(), timeout)
-
-
-async def exchange(ws: ClientConnection, message: Data) -> Data:
-    await ws.send(message)
-    return await recv(ws)
-
-
 async def server_close(ws: ClientConnection, timeout: float = DEADLINE) -> tuple[list[Data], Close]:
     """Read until the server closes; the messages read on the way and the server's close frame."""
     messages: list[Data] = []
@@ -250,17 +235,6 @@ async def eventually(attempt: Callable[[], Awaitable[None]], timeout: float = DE
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.05)
-
-
-async def admin_request(server: RunningMockd, method: str, path: str, body: Any = None) -> int:
-    def call() -> int:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{server.admin_url}{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=DEADLINE) as response:
-            return int(response.status)
-
-    return await asyncio.to_thread(call)
 
 
 @pytest.fixture(scope="module")
@@ -681,10 +655,11 @@ async def test_removing_or_replacing_a_mock_closes_its_connections_with_1012(moc
     async with open_ws(server.ws_url("/live")) as ws:
         assert await exchange(ws, "hi") == "hi"
         if change == "delete":
-            status = await admin_request(server, "DELETE", "/mocks/live")
+            reply = await acall("DELETE", f"{server.admin_url}/mocks/live", timeout=DEADLINE)
         else:
-            status = await admin_request(server, "POST", "/mocks", ws_mock("live", "/live", echoMode=False))
-        assert 200 <= status < 300
+            reply = await acall("POST", f"{server.admin_url}/mocks", ws_mock("live", "/live", echoMode=False),
+                                timeout=DEADLINE)
+        assert 200 <= reply.status < 300
         _, close = await server_close(ws)
     assert close.code == 1012
 

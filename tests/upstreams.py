@@ -25,8 +25,11 @@ from typing import Any
 
 from aiohttp import web
 from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Close, Frame, Opcode
+
+from conftest import MockdFactory, RunningMockd, mocks_config
 
 DEADLINE = 5.0  # generous deadline for anything that should happen "now" on a noisy machine
 HOST = "127.0.0.1"
@@ -83,30 +86,49 @@ class FrameLog:
         return await self.wait_for(lambda f: f.opcode is opcode and (data is None or f.data == data), timeout)
 
 
-class RecordingServerConnection(ServerConnection):
+class FrameRecording(Connection):
+    """Mixin for a ``websockets`` connection: logs every frame it receives once the opening handshake is
+    done, control frames included (the public API never shows pings, pongs or close frames)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.log = FrameLog()
+
+    def handshake_done(self) -> bool:
+        raise NotImplementedError
+
+    def process_event(self, event: Any) -> None:
+        if self.handshake_done() and isinstance(event, Frame):
+            self.log.add(event)
+        super().process_event(event)
+
+
+class RecordingServerConnection(FrameRecording, ServerConnection):
     """A ``websockets`` server connection that logs every frame it receives, control frames included."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.log = FrameLog()
-
-    def process_event(self, event: Any) -> None:
-        if self.request is not None and isinstance(event, Frame):
-            self.log.add(event)
-        super().process_event(event)
+    def handshake_done(self) -> bool:
+        return self.request is not None
 
 
-class RecordingClientConnection(ClientConnection):
+class RecordingClientConnection(FrameRecording, ClientConnection):
     """A ``websockets`` client connection that logs every frame it receives, control frames included."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.log = FrameLog()
+    def handshake_done(self) -> bool:
+        return self.response is not None
 
-    def process_event(self, event: Any) -> None:
-        if self.response is not None and isinstance(event, Frame):
-            self.log.add(event)
-        super().process_event(event)
+
+Data = str | bytes
+
+
+async def recv(ws: Connection, timeout: float = DEADLINE) -> Data:
+    """The next message, within ``timeout``."""
+    return await asyncio.wait_for(ws.recv(), timeout)
+
+
+async def exchange(ws: Connection, message: Data, timeout: float = DEADLINE) -> Data:
+    """Send ``message`` and return the next message received (the echo, on an echoing peer)."""
+    await ws.send(message)
+    return await recv(ws, timeout)
 
 
 async def send_close_without_status(ws: ServerConnection | ClientConnection) -> None:
@@ -490,7 +512,8 @@ class RawResponse:
     headers: Headers
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    head_at: float
+    sent_at: float  # when the whole request had been written (event loop clock)
+    head_at: float  # when the response head had arrived
     no_body: bool = False
     chunks: list[tuple[float, bytes]] = field(default_factory=list)  # arrival time, bytes
     complete: bool = False  # the body's framing said it ended (not a cut connection)
@@ -573,12 +596,14 @@ async def open_request(port: int, method: str, target: str, headers: Headers | N
     head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in lines) + "\r\n"
     writer.write(head.encode("latin-1") + payload)
     await writer.drain()
+    loop = asyncio.get_running_loop()
+    sent_at = loop.time()
     raw_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
     status_line, *header_lines = raw_head.decode("latin-1").split("\r\n")
     version, status, *_ = status_line.split(" ", 2)
     assert version.startswith("HTTP/1."), status_line
     code = int(status)
-    return RawResponse(code, parse_header_lines(header_lines), reader, writer, asyncio.get_running_loop().time(),
+    return RawResponse(code, parse_header_lines(header_lines), reader, writer, sent_at, loop.time(),
                        no_body=method == "HEAD" or code in (204, 304) or 100 <= code < 200)
 
 
@@ -624,3 +649,18 @@ def proxy_mock(target: str, path_prefix: str = "/", mock_id: str | None = None, 
     if mock_id is not None:
         mock["id"] = mock_id
     return mock
+
+
+def start_proxying(mockd: MockdFactory, url: str, layout: str, *mocks: dict[str, Any]) -> RunningMockd:
+    """Start mockd with ``mocks`` and a catch-all proxy to ``url``, placed as ``layout`` says.
+
+    ``"mock-then-proxy"`` (or ``"config"``): a proxy mock after the mocks in the config file;
+    ``"mock-then-upstream-flag"`` (or ``"upstream-flag"``): ``--upstream URL``, which goes after them too;
+    ``"proxy-then-mock"``: a proxy mock before them.
+    """
+    if layout in ("mock-then-proxy", "config"):
+        return mockd.start(mocks_config(*mocks, proxy_mock(url)))
+    if layout in ("mock-then-upstream-flag", "upstream-flag"):
+        return mockd.start(mocks_config(*mocks), "--upstream", url)
+    assert layout == "proxy-then-mock", f"unknown layout {layout!r}"
+    return mockd.start(mocks_config(proxy_mock(url), *mocks))

@@ -20,6 +20,7 @@ Direction = Literal["c2s", "s2c"]
 FrameType = Literal["text", "binary", "ping", "pong", "close"]
 
 _connection_numbers = itertools.count(1)
+MAX_CAPTURED_BODY = 1024 * 1024  # how much of a streaming request's body is kept for a recording
 
 
 @dataclass(slots=True, eq=False)
@@ -90,6 +91,7 @@ class StreamEvents:
 
     def __init__(self) -> None:
         self._subscribers: tuple[StreamSubscriber, ...] = ()
+        self.open_connections: set[Connection] = set()  # so a late subscriber can pick them up
 
     def subscribe(self, subscriber: StreamSubscriber) -> None:
         self._subscribers = (*self._subscribers, subscriber)
@@ -98,6 +100,7 @@ class StreamEvents:
         self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
 
     def connection_opened(self, connection: Connection) -> None:
+        self.open_connections.add(connection)
         for subscriber in self._subscribers:
             subscriber.connection_opened(connection)
 
@@ -112,6 +115,7 @@ class StreamEvents:
     def connection_closed(self, connection: Connection) -> None:
         if connection.closed_ns is None:
             connection.closed_ns = time.time_ns()
+        self.open_connections.discard(connection)
         for subscriber in self._subscribers:
             subscriber.connection_closed(connection)
 

@@ -20,7 +20,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from mockd.config import ProxySpec
-from mockd.events import Connection, SseBlock, StreamEvents, WsFrame, connection_from_request
+from mockd.events import MAX_CAPTURED_BODY, Connection, StreamEvents, WsFrame, connection_from_request
 from mockd.jsonhttp import json_error
 from mockd.ssewire import SseParser
 from mockd.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, NO_STATUS,
@@ -33,7 +33,6 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
 NOT_FORWARDED_ON_UPGRADE = frozenset({"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
                                       "sec-websocket-protocol", "sec-websocket-accept"})
 CLOSE_TIMEOUT = 15.0
-MAX_CAPTURED_BODY = 1024 * 1024
 
 
 def path_matches_prefix(prefix: str, path: str) -> bool:

@@ -20,6 +20,9 @@ from mockd.admin.app import create_admin_app
 from mockd.config import ConfigError, Mock, load_config_files, upstream_mock
 from mockd.events import StreamEvents
 from mockd.mocks.registry import MockRegistry
+from mockd.recording.redact import Redactor
+from mockd.recording.session import Recorder
+from mockd.recording.store import Store
 from mockd.settings import Settings, load_settings, resolve_data_dir
 
 log = logging.getLogger("mockd")
@@ -122,13 +125,22 @@ class MockdServer:
         self.events = StreamEvents()
         self.registry = MockRegistry(self.events)
         self.registry.load(prepared.mocks)
+        recording = prepared.settings.recording
+        self.store = Store(prepared.data_dir, recording.max_bytes, recording.warn_percent)
+        self.recorder = Recorder(self.events, self.store, Redactor(recording.filter_headers, recording.filter_body_keys,
+                                                                   recording.redact_value))
         mock_server = web.Server(self.registry.handle, handler_cancellation=True, access_log=None, **HTTP_LIMITS)
         self.mock_runner = web.ServerRunner(mock_server, shutdown_timeout=SHUTDOWN_TIMEOUT)
-        self.admin_runner = web.AppRunner(create_admin_app(self.registry, prepared.options.admin_token),
+        self.admin_runner = web.AppRunner(create_admin_app(self.registry, self.recorder, prepared.options.admin_token),
                                           access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HTTP_LIMITS)
 
     async def start(self) -> tuple[int, int]:
         options = self.prepared.options
+        try:
+            self.store.open()
+        except OSError as exc:
+            raise StartupError(f"cannot use data directory {self.store.directory}: {exc.strerror}") from None
+        self.store.recover_journals()
         try:
             mock_port = await _start_site(self.mock_runner, options.host, options.port, "mock server")
             admin_port = await _start_site(self.admin_runner, options.admin_host, options.admin_port, "admin API")
@@ -140,6 +152,7 @@ class MockdServer:
     async def stop(self) -> None:
         """Close WebSockets with 1001, end SSE streams, then the listeners."""
         await self.registry.shut_down(SHUTDOWN_TIMEOUT)
+        await self.recorder.stop_all("incomplete", "shutdown")
         await self.mock_runner.cleanup()
         await self.admin_runner.cleanup()
         await self.registry.upstream.close()

@@ -10,13 +10,16 @@ from aiohttp import web
 
 from mockd import __version__
 from mockd.admin import mocks as mock_routes
+from mockd.admin import recordings as recording_routes
 from mockd.admin.openapi import openapi_document, operation
 from mockd.jsonhttp import ApiError, json_error, json_response
 from mockd.mocks.registry import MockRegistry
+from mockd.recording.session import Recorder
 
 log = logging.getLogger("mockd.admin")
 
 REGISTRY = web.AppKey("registry", MockRegistry)
+RECORDER = web.AppKey("recorder", Recorder)
 OPEN_ROUTES = frozenset({"/health"})
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -75,14 +78,17 @@ PATHS = {
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_document({**PATHS, **mock_routes.PATHS}, mock_routes.MODELS))
+    return json_response(openapi_document({**PATHS, **mock_routes.PATHS, **recording_routes.PATHS},
+                                          (*mock_routes.MODELS, *recording_routes.MODELS)))
 
 
-def create_admin_app(registry: MockRegistry, token: str | None) -> web.Application:
+def create_admin_app(registry: MockRegistry, recorder: Recorder, token: str | None) -> web.Application:
     middlewares = [errors_as_json] + ([token_auth(token)] if token else [])
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[REGISTRY] = registry
+    app[RECORDER] = recorder
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi)
     mock_routes.add_routes(app.router, REGISTRY)
+    recording_routes.add_routes(app.router, RECORDER)
     return app

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from mockd.clock import wait_until
 from mockd.config import SseConfig, SseEvent
-from mockd.events import SseBlock, StreamEvents, connection_from_request
+from mockd.events import MAX_CAPTURED_BODY, SseBlock, StreamEvents, connection_from_request
 from mockd.ssewire import encode_block
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -82,8 +82,12 @@ class _Stream:
 async def serve_sse(request: web.BaseRequest, config: SseConfig, events: StreamEvents,
                     stop: asyncio.Event) -> web.StreamResponse:
     response = web.StreamResponse(status=config.status_code, headers={**SSE_HEADERS, **config.headers})
+    request_body = await request.content.read(MAX_CAPTURED_BODY) if request.body_exists else None
     await response.prepare(request)
     stream = _Stream(response, events, request)
+    stream.connection.status = config.status_code
+    stream.connection.response_headers = list(response.headers.items())
+    stream.connection.request_body = request_body
     events.connection_opened(stream.connection)
     try:
         if await _play(stream, config, request.headers.get("Last-Event-ID"), stop):

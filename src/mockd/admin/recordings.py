@@ -1,0 +1,212 @@
+"""``/stream-recordings``: sessions, recordings, storage — the seed's admin API table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from mockd.admin.openapi import operation, path_parameter, ref
+from mockd.jsonhttp import ApiError, json_response, read_json
+from mockd.recording.format import Recording, Summary
+from mockd.recording.session import PROTOCOLS, Recorder, SessionLimits
+from mockd.recording.store import SORT_KEYS, ListQuery, StoreError
+
+STATUSES = ("recording", "complete", "incomplete")
+MAX_LIMIT = 10_000
+
+
+class StartRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    protocol: Any = None
+    path: Any = None
+    name: str | None = None
+    headers: dict[str, str] = {}
+    max_duration_ms: int | None = None
+    max_frames: int | None = None
+
+
+def _store_errors(error: StoreError) -> ApiError:
+    return ApiError(error.status, error.code, error.message, **error.extra)
+
+
+def _parse_start(body: Any) -> StartRequest:
+    try:
+        request = msgspec.convert(body, StartRequest)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "invalid_request", f"Invalid start request: {exc}") from None
+    if request.protocol not in PROTOCOLS:
+        raise ApiError(400, "invalid_protocol", f"protocol must be \"websocket\" or \"sse\", got {request.protocol!r}")
+    if not isinstance(request.path, str) or not request.path.startswith("/"):
+        raise ApiError(400, "invalid_path", f"path must be a string starting with '/', got {request.path!r}")
+    for name in ("max_duration_ms", "max_frames"):
+        value = getattr(request, name)
+        if value is not None and value <= 0:
+            raise ApiError(400, "invalid_request", f"{name.replace('_ms', 'Ms').replace('_f', 'F')} must be positive")
+    return request
+
+
+def _int_param(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(400, "invalid_filter", f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _choice(request: web.Request, name: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
+    raw = request.query.get(name, default)
+    if raw is not None and raw not in choices:
+        raise ApiError(400, "invalid_filter", f"{name} must be one of: {', '.join(choices)}")
+    return raw
+
+
+def list_query(request: web.Request) -> ListQuery:
+    include = request.query.get("includeDeleted", "false").lower()
+    if include not in ("true", "false", "1", "0"):
+        raise ApiError(400, "invalid_filter", "includeDeleted must be true or false")
+    return ListQuery(
+        protocol=_choice(request, "protocol", PROTOCOLS), status=_choice(request, "status", STATUSES),
+        path=request.query.get("path"), name=request.query.get("name"), include_deleted=include in ("true", "1"),
+        sort_by=_choice(request, "sortBy", tuple(SORT_KEYS), "startTime") or "startTime",
+        sort_order=_choice(request, "sortOrder", ("asc", "desc"), "desc") or "desc",
+        limit=_int_param(request, "limit", None, 0, MAX_LIMIT), offset=_int_param(request, "offset", 0, 0, 10**9) or 0)
+
+
+def recording_response(raw: bytes, status: int = 200, filename: str | None = None) -> web.Response:
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if filename else None
+    return web.Response(status=status, body=raw, content_type="application/json", headers=headers)
+
+
+def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
+    def resolve(request: web.Request) -> str:
+        try:
+            return request.app[key].resolve(request.match_info["id"])
+        except StoreError as exc:
+            raise _store_errors(exc) from None
+
+    def finished(request: web.Request, recording_id: str) -> bytes:
+        recorder = request.app[key]
+        if recording_id in recorder.sessions:
+            return recorder.live_view(recording_id)
+        try:
+            return recorder.store.read_bytes(recording_id)
+        except StoreError as exc:
+            raise _store_errors(exc) from None
+
+    async def list_recordings(request: web.Request) -> web.Response:
+        query = list_query(request)
+        try:
+            summaries, total = request.app[key].store.list(query)
+        except StoreError as exc:
+            raise _store_errors(exc) from None
+        return json_response({"recordings": summaries, "total": total, "limit": query.limit,
+                              "offset": query.offset})
+
+    async def stats(request: web.Request) -> web.Response:
+        return json_response(request.app[key].store.stats())
+
+    async def sessions(request: web.Request) -> web.Response:
+        return json_response([session.summary() for session in request.app[key].sessions.values()])
+
+    async def start(request: web.Request) -> web.Response:
+        body = _parse_start(await read_json(request))
+        try:
+            session, warning = request.app[key].start(
+                body.protocol, body.path, body.name, body.headers,
+                SessionLimits(max_duration_ms=body.max_duration_ms, max_frames=body.max_frames))
+        except StoreError as exc:
+            raise _store_errors(exc) from None
+        answer: dict[str, Any] = {"sessionId": session.id, "recordingId": session.id}
+        if warning:
+            answer["warning"] = warning
+        return json_response(answer, 201)
+
+    async def vacuum(request: web.Request) -> web.Response:
+        removed, freed = request.app[key].store.vacuum()
+        return json_response({"removed": removed, "freedBytes": freed})
+
+    async def get_recording(request: web.Request) -> web.Response:
+        return recording_response(finished(request, resolve(request)))
+
+    async def delete_recording(request: web.Request) -> web.Response:
+        recording_id = resolve(request)
+        recorder = request.app[key]
+        if recording_id in recorder.sessions:
+            raise ApiError(409, "recording", "This session is still recording; stop it first")
+        if request.query.get("permanent", "false").lower() in ("true", "1"):
+            recorder.store.delete_permanently(recording_id)
+        else:
+            recorder.store.soft_delete(recording_id)
+        return web.Response(status=204)
+
+    async def stop(request: web.Request) -> web.Response:
+        recording_id = resolve(request)
+        recorder = request.app[key]
+        if recording_id not in recorder.sessions:
+            raise ApiError(409, "not_recording", f"Recording {recording_id} is not recording (already stopped)")
+        return recording_response(await recorder.stop(recording_id))
+
+    async def export(request: web.Request) -> web.Response:
+        recording_id = resolve(request)
+        return recording_response(finished(request, recording_id), filename=f"{recording_id}.json")
+
+    router.add_get("/stream-recordings", list_recordings)
+    router.add_get("/stream-recordings/stats", stats)
+    router.add_get("/stream-recordings/sessions", sessions)
+    router.add_post("/stream-recordings/start", start)
+    router.add_post("/stream-recordings/vacuum", vacuum)
+    router.add_get("/stream-recordings/{id}", get_recording)
+    router.add_delete("/stream-recordings/{id}", delete_recording)
+    router.add_post("/stream-recordings/{id}/stop", stop)
+    router.add_post("/stream-recordings/{id}/export", export)
+
+
+# --- OpenAPI ----------------------------------------------------------------------------------------
+
+RECORDING_ID = path_parameter("id", "A recording id or a unique prefix of one (12 characters, as lists show)")
+_QUERY = [{"name": name, "in": "query", "required": False, "schema": schema} for name, schema in (
+    ("protocol", {"enum": list(PROTOCOLS)}), ("path", {"type": "string"}), ("status", {"enum": list(STATUSES)}),
+    ("name", {"type": "string"}), ("limit", {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT}),
+    ("offset", {"type": "integer", "minimum": 0}), ("sortBy", {"enum": list(SORT_KEYS)}),
+    ("sortOrder", {"enum": ["asc", "desc"]}), ("includeDeleted", {"type": "boolean"}))]
+_SESSION = {"type": "object", "required": ["id", "name", "protocol", "path", "startTime", "durationMs", "frameCount",
+                                           "connectionCount"]}
+_STATS = {"type": "object", "required": ["usedBytes", "maxBytes", "usedPercent", "warnPercent", "recordingCount",
+                                         "websocketCount", "sseCount", "deletedCount", "deletedBytes"]}
+_STARTED = {"type": "object", "required": ["sessionId", "recordingId"],
+            "properties": {"sessionId": {"type": "string"}, "recordingId": {"type": "string"},
+                           "warning": {"type": "string"}}}
+_START_BODY = {"type": "object", "required": ["protocol", "path"], "properties": {
+    "protocol": {"enum": list(PROTOCOLS)}, "path": {"type": "string"}, "name": {"type": "string"},
+    "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+    "maxDurationMs": {"type": "integer", "minimum": 1}, "maxFrames": {"type": "integer", "minimum": 1}}}
+MODELS = (Recording, Summary)
+PATHS = {
+    "/stream-recordings": {"get": operation(
+        "List recordings (soft-deleted ones only with includeDeleted)",
+        {200: {"type": "object", "required": ["recordings", "total"], "properties": {
+            "recordings": {"type": "array", "items": ref("Summary")}, "total": {"type": "integer"}}}},
+        (400,), parameters=_QUERY)},
+    "/stream-recordings/stats": {"get": operation("Storage statistics", {200: _STATS})},
+    "/stream-recordings/sessions": {"get": operation("Active recording sessions",
+                                                     {200: {"type": "array", "items": _SESSION}})},
+    "/stream-recordings/start": {"post": operation("Start recording the connections on a path", {201: _STARTED},
+                                                   (400, 413, 507), body=_START_BODY)},
+    "/stream-recordings/vacuum": {"post": operation("Remove soft-deleted recordings for good", {200: {
+        "type": "object", "required": ["removed", "freedBytes"]}})},
+    "/stream-recordings/{id}": {
+        "get": operation("A recording (a running session shows what it has so far)", {200: ref("Recording")},
+                         (400, 404, 409), parameters=[RECORDING_ID]),
+        "delete": operation("Soft-delete a recording (permanent=true removes it)", {204: None}, (400, 404, 409),
+                            parameters=[RECORDING_ID, {"name": "permanent", "in": "query", "required": False,
+                                                       "schema": {"type": "boolean"}}]),
+    },
+    "/stream-recordings/{id}/stop": {"post": operation("Stop a session; returns the finished recording",
+                                                       {200: ref("Recording")}, (400, 404, 409),
+                                                       parameters=[RECORDING_ID])},
+    "/stream-recordings/{id}/export": {"post": operation("The recording file's exact bytes",
+                                                         {200: ref("Recording")}, (400, 404, 409),
+                                                         parameters=[RECORDING_ID])},
+}

@@ -1,0 +1,325 @@
+"""The recording file: one set of typed models for the recorder, the store, the API, the CLI, the
+converter and the replayer, plus the writer that produces the exact bytes on disk.
+
+Key names and order follow the seed (``../shared/seed/stream-recording.md``); our additions are the
+ones the spec marks *ext.* Recordings in the Go mockd's layout (``dir``/``ts``/``rel``/``event``) are
+read by :func:`decode_recording` and always written back in this layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+FORMAT_VERSION = "1.0"
+Status = Literal["recording", "complete", "incomplete"]
+StopReason = Literal["api", "maxDurationMs", "maxFrames", "storage", "shutdown", "crash"]
+
+
+Unset = msgspec.UnsetType
+UNSET = msgspec.UNSET
+
+
+class _Model(msgspec.Struct, rename="camel"):
+    """Keys the seed shows are always written; optional ones default to UNSET, which is never written."""
+
+
+class Frame(_Model):
+    """One WebSocket frame. ``data`` is the text, or base64 (``encoding``) for binary, ping and pong;
+    for a close frame it is the reason, with ``closeCode``/``closeReason`` beside it."""
+
+    direction: Literal["c2s", "s2c"]
+    type: Literal["text", "binary", "ping", "pong", "close"]
+    data: str
+    timestamp: str
+    relative_ms: int
+    connection: int = 1
+    encoding: Literal["base64"] | Unset = UNSET
+    size: int = 0
+    close_code: int | Unset = UNSET
+    close_reason: str | Unset = UNSET
+
+
+class SseEvent(_Model):
+    """One SSE block exactly as it came: only the fields it had."""
+
+    type: str | Unset = UNSET
+    data: str | Unset = UNSET
+    id: str | Unset = UNSET
+    retry: int | Unset = UNSET
+    comment: str | Unset = UNSET
+    timestamp: str = ""
+    relative_ms: int = 0
+    connection: int = 1
+
+
+class Metadata(_Model):
+    path: str
+    headers: dict[str, str] = {}
+    query: dict[str, str] = {}
+    source: str = "manual"
+    method: str | Unset = UNSET
+    host: str | Unset = UNSET
+
+
+class WebSocketSection(_Model):
+    subprotocol: str | Unset = UNSET
+    frames: list[Frame] = []
+    close_code: int | Unset = UNSET
+    close_reason: str | Unset = UNSET
+
+
+class SseRequest(_Model):
+    method: str
+    body: str | Unset = UNSET
+
+
+class SseSection(_Model):
+    events: list[SseEvent] = []
+    status: int | Unset = UNSET
+    headers: dict[str, str] | Unset = UNSET
+    request: SseRequest | Unset = UNSET
+
+
+class ConnectionRecord(_Model):
+    connection: int
+    opened_at: str
+    relative_ms: int
+    origin: Literal["mock", "proxy", "replay"]
+    closed_at: str | Unset = UNSET
+    remote_addr: str | Unset = UNSET
+    headers: dict[str, str] = {}
+    query: dict[str, str] = {}
+    subprotocol: str | Unset = UNSET
+    close_code: int | Unset = UNSET
+    close_reason: str | Unset = UNSET
+
+
+class Stats(_Model):
+    frame_count: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    file_size_bytes: int = 0
+    text_frames: int = 0
+    binary_frames: int = 0
+    ping_pong: int = 0
+    close_frames: int = 0
+    event_count: int = 0
+    connection_count: int = 0
+
+
+class Recording(_Model):
+    """A whole recording. ``websocket`` or ``sse`` is set, after its ``protocol``."""
+
+    id: str
+    name: str
+    protocol: Literal["websocket", "sse"]
+    status: Status
+    start_time: str
+    metadata: Metadata
+    version: str = FORMAT_VERSION
+    end_time: str | Unset = UNSET
+    duration: int = 0
+    websocket: WebSocketSection | Unset = UNSET
+    sse: SseSection | Unset = UNSET
+    connections: list[ConnectionRecord] = []
+    stop_reason: StopReason | Unset = UNSET
+    deleted: bool | Unset = UNSET
+    deleted_at: str | Unset = UNSET
+    stats: Stats = msgspec.field(default_factory=Stats)
+
+    @property
+    def path(self) -> str:
+        return self.metadata.path
+
+    def entries(self) -> list[Frame] | list[SseEvent]:
+        if isinstance(self.websocket, WebSocketSection):
+            return self.websocket.frames
+        return self.sse.events if isinstance(self.sse, SseSection) else []
+
+
+# The order keys are written in: the seed's, with our extensions where they read naturally.
+_KEY_ORDER = ("id", "version", "name", "protocol", "status", "startTime", "endTime", "duration", "metadata",
+              "websocket", "sse", "connections", "stopReason", "deleted", "deletedAt", "stats")
+
+
+class Summary(msgspec.Struct, rename="camel", omit_defaults=True):  # `deleted` only when true
+    """What ``GET /stream-recordings`` lists for each recording."""
+
+    id: str
+    name: str
+    protocol: Literal["websocket", "sse"]
+    path: str
+    status: Status
+    start_time: str
+    duration: int
+    frame_count: int
+    file_size: int
+    connection_count: int
+    deleted: bool = False
+
+
+def summarize(recording: Recording) -> Summary:
+    return Summary(id=recording.id, name=recording.name, protocol=recording.protocol, path=recording.path,
+                   status=recording.status, start_time=recording.start_time, duration=recording.duration,
+                   frame_count=recording.stats.frame_count, file_size=recording.stats.file_size_bytes,
+                   connection_count=recording.stats.connection_count, deleted=recording.deleted is True)
+
+
+# --- time -----------------------------------------------------------------------------------------
+
+
+def rfc3339(ns: int) -> str:
+    """UTC with ``Z`` and microseconds: ``2024-01-15T10:30:00.100123Z``."""
+    seconds, remainder = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{remainder // 1000:06d}Z"
+
+
+def parse_rfc3339(text: str) -> int:
+    """Nanoseconds since the epoch (microsecond precision) from an RFC 3339 time."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
+_ENTRIES_KEY = {"websocket": b'"frames":[]', "sse": b'"events":[]'}
+
+
+_SECTION_ORDER = {"websocket": ("subprotocol", "frames", "closeCode", "closeReason"),
+                  "sse": ("events", "status", "headers", "request")}
+
+
+def _ordered(recording: Recording) -> dict[str, Any]:
+    """The recording as builtins in the file's key order, its frame or event list always present
+    (msgspec writes struct fields in definition order and leaves out empty defaults)."""
+    builtins = msgspec.to_builtins(recording)
+    section = builtins.get(recording.protocol, {})
+    builtins[recording.protocol] = {key: section.get(key, []) for key in _SECTION_ORDER[recording.protocol]
+                                    if key in section or key in ("frames", "events")}
+    return {key: builtins[key] for key in _KEY_ORDER if key in builtins}
+
+
+def encode_recording(head: Recording, entries: Iterable[bytes], count: int, size: int) -> Iterator[bytes]:
+    """The file's bytes in pieces: ``head`` (whose frame/event list is empty) with ``count`` already
+    encoded ``entries`` (``size`` bytes in all) spliced into that list, and ``stats.fileSizeBytes``
+    equal to the total. Streaming the entries writes a recording of any length in flat memory."""
+    marker = _ENTRIES_KEY[head.protocol]
+    body = size + max(count - 1, 0)  # the entries and the commas between them
+    file_size = 0
+    for _ in range(4):  # the size's own digits change the size: iterate to the fixed point
+        head.stats.file_size_bytes = file_size
+        encoded = _encoder.encode(_ordered(head))
+        split = encoded.rindex(marker) + len(marker) - 1
+        if len(encoded) + body == file_size:
+            break
+        file_size = len(encoded) + body
+    yield encoded[:split]
+    first = True
+    for entry in entries:
+        yield entry if first else b"," + entry
+        first = False
+    yield encoded[split:]
+
+
+def recording_bytes(recording: Recording) -> bytes:
+    """A recording held in memory, as its file's exact bytes (``stats.fileSizeBytes`` filled in)."""
+    entries = [encode_entry(entry) for entry in recording.entries()]
+    head = msgspec.structs.replace(recording, stats=msgspec.structs.replace(recording.stats))
+    if isinstance(head.websocket, WebSocketSection):
+        head.websocket = msgspec.structs.replace(head.websocket, frames=[])
+    if isinstance(head.sse, SseSection):
+        head.sse = msgspec.structs.replace(head.sse, events=[])
+    raw = b"".join(encode_recording(head, entries, len(entries), sum(map(len, entries))))
+    recording.stats.file_size_bytes = head.stats.file_size_bytes
+    return raw
+
+
+def encode_entry(entry: Frame | SseEvent) -> bytes:
+    return _encoder.encode(entry)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+_decoder = msgspec.json.Decoder(Recording)
+
+
+class _SummaryView(msgspec.Struct, rename="camel"):
+    """The parts of a file a summary needs; msgspec skips the frames without building them."""
+
+    id: str
+    name: str
+    protocol: Literal["websocket", "sse"]
+    status: Status
+    start_time: str
+    metadata: Metadata
+    duration: int = 0
+    stats: Stats = msgspec.field(default_factory=Stats)
+    deleted: bool = False
+
+
+_summary_decoder = msgspec.json.Decoder(_SummaryView)
+
+
+def decode_summary(raw: bytes) -> Summary:
+    view = _summary_decoder.decode(raw)
+    return Summary(id=view.id, name=view.name, protocol=view.protocol, path=view.metadata.path,
+                   status=view.status, start_time=view.start_time, duration=view.duration,
+                   frame_count=view.stats.frame_count, file_size=len(raw),
+                   connection_count=view.stats.connection_count, deleted=view.deleted)
+
+
+def decode_recording(raw: bytes) -> Recording:
+    """A recording file, in our layout or the Go mockd's (``dir``/``ts``/``rel``/``event``)."""
+    try:
+        return _decoder.decode(raw)
+    except msgspec.ValidationError:
+        document = msgspec.json.decode(raw)
+        if not _looks_foreign(document):
+            raise
+        return msgspec.convert(from_go_layout(document), Recording)
+
+
+def _looks_foreign(document: Any) -> bool:
+    section = document.get("websocket") or document.get("sse") or {} if isinstance(document, dict) else {}
+    items = (section.get("frames") or section.get("events") or []) if isinstance(section, dict) else []
+    return bool(items) and isinstance(items[0], dict) and ("dir" in items[0] or "rel" in items[0]
+                                                            or "event" in items[0])
+
+
+_GO_FRAME_KEYS = {"dir": "direction", "ts": "timestamp", "rel": "relativeMs", "msgType": "type",
+                  "messageType": "type"}
+_GO_EVENT_KEYS = {"event": "type", "ts": "timestamp", "rel": "relativeMs", "eventType": "type"}
+
+
+def from_go_layout(document: dict[str, Any]) -> dict[str, Any]:
+    """Rename the Go mockd's frame and event keys to ours (import); everything else is kept."""
+    result = dict(document)
+    if isinstance(document.get("websocket"), dict):
+        section = dict(document["websocket"])
+        section["frames"] = [_rename(frame, _GO_FRAME_KEYS) for frame in section.get("frames") or []]
+        result["websocket"] = section
+    if isinstance(document.get("sse"), dict):
+        section = dict(document["sse"])
+        section["events"] = [_rename(event, _GO_EVENT_KEYS) for event in section.get("events") or []]
+        result["sse"] = section
+    result.setdefault("version", FORMAT_VERSION)
+    metadata = dict(result.get("metadata") or {})
+    metadata.setdefault("path", "/")
+    metadata.setdefault("source", "import")
+    result["metadata"] = metadata
+    return result
+
+
+def _rename(item: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:
+    renamed = {keys.get(key, key): value for key, value in item.items()}
+    if isinstance(renamed.get("relativeMs"), float):
+        renamed["relativeMs"] = int(renamed["relativeMs"])
+    return renamed

@@ -1,0 +1,241 @@
+"""The append-only journal a recording session writes while it runs, and its assembly into a file.
+
+One line per record, a letter then JSON: ``H`` the session (first line), ``O`` a connection opened,
+``F`` a frame or SSE event exactly as it will stand in the file, ``C`` a connection closed. A crash
+leaves at worst a torn last line, which is dropped. The same assembly serves a normal stop and the
+recovery of an orphaned journal after a crash, so both produce the same file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from mockd.recording.format import (UNSET, ConnectionRecord, Frame, Metadata, Recording, SseEvent, SseRequest,
+                                    SseSection, Stats, StopReason, Unset, WebSocketSection, parse_rfc3339,
+                                    rfc3339)
+
+log = logging.getLogger("mockd.recording")
+
+JOURNAL_SUFFIX = ".journal"
+
+
+class JournalHeader(msgspec.Struct, rename="camel"):
+    id: str
+    name: str
+    protocol: Literal["websocket", "sse"]
+    path: str
+    start_ns: int
+    source: str = "manual"
+    headers: dict[str, str] = {}
+
+
+class JournalOpen(msgspec.Struct, rename="camel"):
+    """A captured connection, with what the recording's metadata takes from the first one."""
+
+    record: ConnectionRecord
+    method: str
+    host: str
+    status: int | Unset = UNSET
+    response_headers: dict[str, str] | Unset = UNSET
+    request_body: str | Unset = UNSET
+
+
+class JournalClose(msgspec.Struct, rename="camel"):
+    connection: int
+    closed_ns: int
+    close_code: int | Unset = UNSET
+    close_reason: str | Unset = UNSET
+
+
+class _EntryStats(msgspec.Struct, rename="camel"):
+    """What the stats need of a frame or event; msgspec skips the rest of the line."""
+
+    timestamp: str = ""
+    direction: str | Unset = UNSET
+    type: str | Unset = UNSET
+    size: int = 0
+    data: str | Unset = UNSET
+
+
+_encoder = msgspec.json.Encoder()
+_header_decoder = msgspec.json.Decoder(JournalHeader)
+_open_decoder = msgspec.json.Decoder(JournalOpen)
+_close_decoder = msgspec.json.Decoder(JournalClose)
+_entry_decoder = msgspec.json.Decoder(_EntryStats)
+
+
+class JournalWriter:
+    """Buffers lines in memory and appends them to the file on :meth:`flush` (called off the relay path)."""
+
+    def __init__(self, path: Path, header: JournalHeader) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+        self._buffer = bytearray()
+        self.size = 0
+        self._add(b"H", _encoder.encode(header))
+        self.flush()
+
+    def _add(self, kind: bytes, payload: bytes) -> None:
+        self._buffer += kind
+        self._buffer += payload
+        self._buffer += b"\n"
+
+    def opened(self, record: JournalOpen) -> None:
+        self._add(b"O", _encoder.encode(record))
+
+    def entry(self, entry: Frame | SseEvent) -> None:
+        self._add(b"F", _encoder.encode(entry))
+
+    def closed(self, record: JournalClose) -> None:
+        self._add(b"C", _encoder.encode(record))
+
+    def flush(self) -> None:
+        if self._buffer:
+            with memoryview(self._buffer) as view:
+                done = 0
+                while done < len(view):
+                    done += os.write(self._fd, view[done:])
+            self.size += len(self._buffer)
+            self._buffer.clear()
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._buffer)
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self._fd)
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    """Complete lines only: a torn last line (a crash mid-write) is dropped."""
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.endswith(b"\n"):
+                yield line[:-1]
+
+
+@dataclass
+class _Scan:
+    header: JournalHeader
+    opens: list[JournalOpen] = field(default_factory=list)
+    closes: dict[int, JournalClose] = field(default_factory=dict)
+    stats: Stats = field(default_factory=Stats)
+    entries_size: int = 0
+    last_ns: int = 0  # the latest moment the journal shows
+
+
+def _scan(path: Path) -> _Scan:
+    lines = _lines(path)
+    first = next(lines, b"")
+    if not first.startswith(b"H"):
+        raise ValueError(f"{path.name} does not start with a journal header")
+    scan = _Scan(_header_decoder.decode(first[1:]))
+    stats = scan.stats
+    last_timestamp = ""
+    for line in lines:
+        kind, payload = line[:1], line[1:]
+        try:
+            if kind == b"F":
+                entry = _entry_decoder.decode(payload)
+                _count(stats, entry)
+                scan.entries_size += len(payload)
+                last_timestamp = entry.timestamp
+            elif kind == b"O":
+                scan.opens.append(_open_decoder.decode(payload))
+            elif kind == b"C":
+                record = _close_decoder.decode(payload)
+                scan.closes[record.connection] = record
+                scan.last_ns = max(scan.last_ns, record.closed_ns)
+        except msgspec.DecodeError:
+            log.warning("skipping an unreadable line in %s", path.name)
+    if last_timestamp:
+        scan.last_ns = max(scan.last_ns, parse_rfc3339(last_timestamp))
+    return scan
+
+
+def _count(stats: Stats, entry: _EntryStats) -> None:
+    stats.frame_count += 1
+    if entry.direction is UNSET:  # an SSE event
+        stats.event_count += 1
+        stats.bytes_sent += len(entry.data.encode()) if isinstance(entry.data, str) else 0
+        return
+    if entry.direction == "s2c":
+        stats.bytes_sent += entry.size
+    else:
+        stats.bytes_received += entry.size
+    if entry.type == "text":
+        stats.text_frames += 1
+    elif entry.type == "binary":
+        stats.binary_frames += 1
+    elif entry.type == "close":
+        stats.close_frames += 1
+    else:
+        stats.ping_pong += 1
+
+
+def _entry_lines(path: Path) -> Iterator[bytes]:
+    for line in _lines(path):
+        if line[:1] == b"F":
+            try:
+                _entry_decoder.decode(line[1:])
+            except msgspec.DecodeError:
+                continue
+            yield line[1:]
+
+
+def assemble(path: Path, status: str, stop_reason: StopReason | Unset, end_ns: int | None = None
+             ) -> tuple[Recording, Iterator[bytes], int, int]:
+    """The recording head, its entries (streamed from the journal), their count and byte size.
+
+    ``end_ns`` is the stop time; after a crash it is the last moment the journal shows.
+    """
+    scan = _scan(path)
+    header = scan.header
+    if end_ns is None:
+        end_ns = max(scan.last_ns, header.start_ns)
+    connections = [_finished(opened.record, scan.closes.get(opened.record.connection)) for opened in scan.opens]
+    scan.stats.connection_count = len(connections)
+    first = scan.opens[0] if scan.opens else None
+    recording = Recording(
+        id=header.id, name=header.name, protocol=header.protocol, status=status,  # type: ignore[arg-type]
+        start_time=rfc3339(header.start_ns), end_time=rfc3339(end_ns),
+        duration=max(0, (end_ns - header.start_ns) // 1_000_000),
+        metadata=_metadata(header, first), connections=connections, stop_reason=stop_reason, stats=scan.stats)
+    if header.protocol == "websocket":
+        closed_first = min(scan.closes.values(), key=lambda close: close.closed_ns, default=None)
+        recording.websocket = WebSocketSection(
+            subprotocol=first.record.subprotocol if first else UNSET,
+            close_code=closed_first.close_code if closed_first else UNSET,
+            close_reason=closed_first.close_reason if closed_first else UNSET)
+    else:
+        recording.sse = _sse_section(first)
+    return recording, _entry_lines(path), scan.stats.frame_count, scan.entries_size
+
+
+def _finished(record: ConnectionRecord, close: JournalClose | None) -> ConnectionRecord:
+    if close is None:
+        return record
+    return msgspec.structs.replace(record, closed_at=rfc3339(close.closed_ns), close_code=close.close_code,
+                                   close_reason=close.close_reason)
+
+
+def _metadata(header: JournalHeader, first: JournalOpen | None) -> Metadata:
+    if first is None:
+        return Metadata(path=header.path, headers=dict(header.headers), source=header.source)
+    return Metadata(path=header.path, headers={**first.record.headers, **header.headers}, query=first.record.query,
+                    source=header.source, method=first.method, host=first.host)
+
+
+def _sse_section(first: JournalOpen | None) -> SseSection:
+    if first is None:
+        return SseSection()
+    request = SseRequest(method=first.method, body=first.request_body) if first.method != "GET" else UNSET
+    return SseSection(status=first.status, headers=first.response_headers, request=request)

@@ -1,0 +1,259 @@
+"""Recording sessions, and the recorder that feeds them: a subscriber of the stream events.
+
+On the relay path a session only appends the event to a list. Every ``FLUSH_INTERVAL`` the recorder
+turns what was appended into recording entries — redacted, then encoded — and appends them to each
+session's journal, so memory stays flat and a crash loses at most that interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import fnmatch
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ulid import ULID
+
+from mockd.events import Connection, SseBlock, StreamEvents, WsFrame
+from mockd.recording.format import (UNSET, ConnectionRecord, Frame, SseEvent, StopReason, encode_recording,
+                                    rfc3339)
+from mockd.recording.journal import JournalClose, JournalHeader, JournalOpen, JournalWriter, assemble
+from mockd.recording.redact import Redactor
+from mockd.recording.store import Store, StoreError
+
+log = logging.getLogger("mockd.recording")
+
+FLUSH_INTERVAL = 0.1
+PROTOCOLS = ("websocket", "sse")
+
+
+@dataclass
+class SessionLimits:
+    max_duration_ms: int | None = None
+    max_frames: int | None = None
+
+
+@dataclass(eq=False)
+class RecordingSession:
+    header: JournalHeader
+    journal: JournalWriter
+    redactor: Redactor
+    limits: SessionLimits
+    numbers: dict[Connection, int] = field(default_factory=dict)
+    pending: list[tuple[str, Connection, Any]] = field(default_factory=list)
+    frame_count: int = 0
+    stop_reason: StopReason | None = None  # set when a limit asks the session to stop
+
+    @property
+    def id(self) -> str:
+        return self.header.id
+
+    def matches(self, connection: Connection) -> bool:
+        return connection.protocol == self.header.protocol and fnmatch.fnmatchcase(connection.path, self.header.path)
+
+    # --- the relay path: append only ------------------------------------------------------------
+
+    def capture(self, connection: Connection) -> None:
+        self.numbers[connection] = len(self.numbers) + 1
+        self.pending.append(("open", connection, None))
+
+    def add(self, kind: str, connection: Connection, item: WsFrame | SseBlock) -> None:
+        if self.stop_reason is not None:
+            return  # a limit was reached; the recorder stops this session at its next flush
+        self.pending.append((kind, connection, item))
+        self.frame_count += 1
+        if self.frame_count == self.limits.max_frames:
+            self.stop_reason = "maxFrames"
+
+    def release(self, connection: Connection) -> None:
+        self.pending.append(("close", connection, None))
+
+    # --- off the relay path ---------------------------------------------------------------------
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        for kind, connection, item in pending:
+            number = self.numbers[connection]
+            if kind == "ws":
+                self.journal.entry(self._frame(number, item))
+            elif kind == "sse":
+                self.journal.entry(self._event(number, item))
+            elif kind == "open":
+                self.journal.opened(self._opened(number, connection))
+            else:
+                self.journal.closed(JournalClose(connection=number, closed_ns=connection.closed_ns or time.time_ns(),
+                                                 close_code=_or_unset(connection.close_code),
+                                                 close_reason=_or_unset(connection.close_reason)))
+        self.journal.flush()
+
+    def _relative(self, at_ns: int) -> int:
+        return max(0, (at_ns - self.header.start_ns) // 1_000_000)
+
+    def _frame(self, number: int, frame: WsFrame) -> Frame:
+        common = {"direction": frame.direction, "type": frame.type, "timestamp": rfc3339(frame.at_ns),
+                  "relative_ms": self._relative(frame.at_ns), "connection": number}
+        data = frame.data
+        if frame.type == "text":
+            assert isinstance(data, str)
+            return Frame(data=self.redactor.body(data), size=len(data.encode()), **common)
+        if frame.type == "close":
+            reason = frame.close_reason or ""
+            return Frame(data=reason, size=len(data), close_code=_or_unset(frame.close_code), close_reason=reason,
+                         **common)
+        raw = data if isinstance(data, bytes) else data.encode()
+        return Frame(data=base64.b64encode(raw).decode(), encoding="base64", size=len(raw), **common)
+
+    def _event(self, number: int, block: SseBlock) -> SseEvent:
+        kind = block.type if block.type is not None else ("message" if block.data is not None else None)
+        return SseEvent(type=_or_unset(kind), data=_or_unset(None if block.data is None else self.redactor.body(block.data)),
+                        id=_or_unset(block.id), retry=_or_unset(block.retry), comment=_or_unset(block.comment),
+                        timestamp=rfc3339(block.at_ns), relative_ms=self._relative(block.at_ns), connection=number)
+
+    def _opened(self, number: int, connection: Connection) -> JournalOpen:
+        """A connection open before the session started keeps its real ``openedAt``, at relativeMs 0."""
+        record = ConnectionRecord(
+            connection=number, opened_at=rfc3339(connection.opened_ns), relative_ms=self._relative(connection.opened_ns),
+            origin=connection.origin, remote_addr=_or_unset(connection.remote),
+            headers=self.redactor.headers(connection.headers), query=self.redactor.query(connection.query),
+            subprotocol=_or_unset(connection.subprotocol))
+        body = connection.request_body
+        return JournalOpen(
+            record=record, method=connection.method, host=connection.host, status=_or_unset(connection.status),
+            response_headers=self.redactor.headers(connection.response_headers) if connection.status else UNSET,
+            request_body=self.redactor.body(body.decode("utf-8", "replace")) if body else UNSET)
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.header.name, "protocol": self.header.protocol, "path": self.header.path,
+                "startTime": rfc3339(self.header.start_ns),
+                "durationMs": (time.time_ns() - self.header.start_ns) // 1_000_000,
+                "frameCount": self.frame_count, "connectionCount": len(self.numbers)}
+
+
+def _or_unset(value: Any) -> Any:
+    return UNSET if value is None else value
+
+
+class Recorder:
+    """Owns the sessions; subscribes to the stream events while at least one session runs."""
+
+    def __init__(self, events: StreamEvents, store: Store, redactor: Redactor) -> None:
+        self.events = events
+        self.store = store
+        self.redactor = redactor
+        self.sessions: dict[str, RecordingSession] = {}
+        self._routes: dict[Connection, list[RecordingSession]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self._warned = False
+
+    # --- sessions -------------------------------------------------------------------------------
+
+    def start(self, protocol: Literal["websocket", "sse"], path: str, name: str | None = None,
+              headers: dict[str, str] | None = None, limits: SessionLimits | None = None,
+              source: str = "manual") -> tuple[RecordingSession, str | None]:
+        """Open a session; returns it and the storage warning, if any. Raises StoreError when full."""
+        if self.store.used_bytes + self._journal_bytes() >= self.store.max_bytes:
+            raise StoreError(507, "storage_full", f"Recording storage is full ({self.store.used_bytes} of "
+                             f"{self.store.max_bytes} bytes); delete or vacuum recordings first")
+        recording_id = str(ULID())
+        header = JournalHeader(id=recording_id, name=name or f"{protocol} {path}", protocol=protocol, path=path,
+                               start_ns=time.time_ns(), source=source,
+                               headers=self.redactor.headers((headers or {}).items()))
+        session = RecordingSession(header, JournalWriter(self.store.journal_path(recording_id), header),
+                                   self.redactor, limits or SessionLimits())
+        self.sessions[recording_id] = session
+        if len(self.sessions) == 1:
+            self.events.subscribe(self)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_regularly())
+        for connection in list(self.events.open_connections):
+            self._offer(session, connection)
+        warning = self.store.over_warning(self._journal_bytes())
+        if warning and not self._warned:
+            log.warning(warning)
+        self._warned = warning is not None
+        return session, warning
+
+    def _offer(self, session: RecordingSession, connection: Connection) -> None:
+        if session.matches(connection):
+            session.capture(connection)
+            self._routes.setdefault(connection, []).append(session)
+
+    def _journal_bytes(self) -> int:
+        return sum(session.journal.size + session.journal.pending_bytes for session in self.sessions.values())
+
+    def resolve(self, reference: str) -> str:
+        return self.store.resolve(reference, extra=self.sessions)
+
+    async def stop(self, recording_id: str, status: str = "complete", reason: StopReason = "api") -> bytes:
+        """Close the session and write its recording; returns the file's bytes."""
+        session = self.sessions.pop(recording_id)
+        for connection, sessions in list(self._routes.items()):
+            if session in sessions:
+                sessions.remove(session)
+                if not sessions:
+                    del self._routes[connection]
+        if not self.sessions:
+            self.events.unsubscribe(self)  # the flusher ends by itself once no session is left
+        session.flush()
+        session.journal.close()
+        end_ns = time.time_ns()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.store.finish_journal, recording_id, status, reason, end_ns)
+        return self.store.read_bytes(recording_id)
+
+    async def stop_all(self, status: str, reason: StopReason) -> None:
+        for recording_id in list(self.sessions):
+            await self.stop(recording_id, status, reason)
+
+    def live_view(self, recording_id: str) -> bytes:
+        """A running session as a recording so far (``status: "recording"``)."""
+        session = self.sessions[recording_id]
+        session.flush()
+        head, entries, count, size = assemble(session.journal.path, "recording", UNSET, time.time_ns())
+        return b"".join(encode_recording(head, entries, count, size))
+
+    async def _flush_regularly(self) -> None:
+        while self.sessions:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            for session in list(self.sessions.values()):
+                try:
+                    await self._flush(session)
+                except Exception:  # noqa: BLE001 - one broken session must not stop the others' journals
+                    log.exception("recording %s: flushing failed", session.id)
+
+    async def _flush(self, session: RecordingSession) -> None:
+        """Write what the session captured, then stop it if a limit says so."""
+        try:
+            session.flush()
+        except OSError as exc:
+            log.error("recording %s: cannot write its journal: %s", session.id, exc)
+            session.stop_reason = "storage"
+        limit = session.limits.max_duration_ms
+        if limit is not None and time.time_ns() - session.header.start_ns >= limit * 1_000_000:
+            session.stop_reason = session.stop_reason or "maxDurationMs"
+        if self.store.used_bytes + self._journal_bytes() > self.store.max_bytes:
+            session.stop_reason = "storage"
+        if session.stop_reason is not None and session.id in self.sessions:
+            status = "incomplete" if session.stop_reason == "storage" else "complete"
+            await self.stop(session.id, status, session.stop_reason)
+
+    # --- the stream events ----------------------------------------------------------------------
+
+    def connection_opened(self, connection: Connection) -> None:
+        for session in self.sessions.values():
+            self._offer(session, connection)
+
+    def ws_frame(self, connection: Connection, frame: WsFrame) -> None:
+        for session in self._routes.get(connection, ()):
+            session.add("ws", connection, frame)
+
+    def sse_block(self, connection: Connection, block: SseBlock) -> None:
+        for session in self._routes.get(connection, ()):
+            session.add("sse", connection, block)
+
+    def connection_closed(self, connection: Connection) -> None:
+        for session in self._routes.pop(connection, ()):
+            session.release(connection)

@@ -1,0 +1,294 @@
+"""The recordings directory: one ``<id>.json`` per recording, atomic writes, a summary index so listing
+never parses every file, soft delete, vacuum, stats, the quota, and recovery of orphaned journals.
+
+Used by the server and, when no server answers, directly by the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from mockd.recording import journal
+from mockd.recording.format import (Recording, Summary, decode_recording, decode_summary, encode_recording,
+                                    recording_bytes, rfc3339, summarize)
+
+log = logging.getLogger("mockd.recording")
+
+ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+ID_PREFIX = re.compile(r"[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{1,26}")
+INDEX_NAME = ".index.json"
+SORT_KEYS = {"startTime": lambda s: s.start_time, "name": lambda s: s.name.lower(), "size": lambda s: s.file_size}
+
+
+class StoreError(Exception):
+    """A recording-store failure with the HTTP status and error code the API answers with."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+class _IndexEntry(msgspec.Struct, rename="camel"):
+    size: int
+    mtime_ns: int
+    summary: Summary
+
+
+class _Index(msgspec.Struct):
+    version: int = 1
+    entries: dict[str, _IndexEntry] = {}
+
+
+@dataclass
+class ListQuery:
+    protocol: str | None = None
+    path: str | None = None
+    status: str | None = None
+    name: str | None = None
+    include_deleted: bool = False
+    sort_by: str = "startTime"
+    sort_order: str = "desc"
+    limit: int | None = None
+    offset: int = 0
+
+
+class Store:
+    def __init__(self, directory: Path, max_bytes: int, warn_percent: float) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.warn_percent = warn_percent
+        self._entries: dict[str, _IndexEntry] = {}
+
+    # --- opening --------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the directory (0700), load the index and bring it up to date with the files."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        known = self._read_index()
+        changed = False
+        present: dict[str, _IndexEntry] = {}
+        for path in self.directory.glob("*.json"):
+            if not ULID.fullmatch(path.stem):
+                continue
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            cached = known.get(path.stem)
+            if cached is not None and cached.size == info.st_size and cached.mtime_ns == info.st_mtime_ns:
+                present[path.stem] = cached
+                continue
+            entry = self._entry_for(path)
+            changed = True
+            if entry is not None:
+                present[path.stem] = entry
+        self._entries = present
+        if changed or set(known) != set(present):
+            self._write_index()
+
+    def _read_index(self) -> dict[str, _IndexEntry]:
+        try:
+            return msgspec.json.decode((self.directory / INDEX_NAME).read_bytes(), type=_Index).entries
+        except (OSError, msgspec.DecodeError):
+            return {}
+
+    def _write_index(self) -> None:
+        write_atomically(self.directory / INDEX_NAME, [msgspec.json.encode(_Index(entries=self._entries))])
+
+    def _entry_for(self, path: Path) -> _IndexEntry | None:
+        """Summarize a file; one that does not parse is skipped with a warning, never deleted."""
+        try:
+            raw = path.read_bytes()
+            info = path.stat()
+            summary = decode_summary(raw)
+        except (OSError, msgspec.DecodeError) as exc:
+            log.warning("skipping %s: not a readable recording (%s)", path.name, exc)
+            return None
+        if summary.id != path.stem:
+            log.warning("skipping %s: its id is %r", path.name, summary.id)
+            return None
+        return _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary)
+
+    # --- ids ------------------------------------------------------------------------------------
+
+    def resolve(self, reference: str, extra: Iterable[str] = ()) -> str:
+        """The full id for an id or a unique prefix of one (``extra``: ids of live sessions too)."""
+        if not ID_PREFIX.fullmatch(reference):
+            raise StoreError(400 if len(reference) > 26 or not reference else 404, "invalid_id" if len(reference) > 26
+                             else "not_found", f"{reference[:40]!r} is not a recording id")
+        wanted = reference.upper()
+        candidates = sorted({*(i for i in self._entries if i.startswith(wanted)),
+                             *(i for i in extra if i.startswith(wanted))})
+        if not candidates:
+            raise StoreError(404, "not_found", f"No stream recording with id {reference!r}")
+        if len(candidates) > 1:
+            raise StoreError(409, "ambiguous_id", f"{reference!r} matches {len(candidates)} recordings; "
+                             "give more characters", candidates=candidates)
+        return candidates[0]
+
+    def path_of(self, recording_id: str) -> Path:
+        if not ULID.fullmatch(recording_id):
+            raise StoreError(400, "invalid_id", f"{recording_id[:40]!r} is not a recording id")
+        return self.directory / f"{recording_id}.json"
+
+    def journal_path(self, recording_id: str) -> Path:
+        self.path_of(recording_id)  # validates
+        return self.directory / f"{recording_id}{journal.JOURNAL_SUFFIX}"
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def summary(self, recording_id: str) -> Summary:
+        return self._entries[recording_id].summary
+
+    def read_bytes(self, recording_id: str) -> bytes:
+        try:
+            return self.path_of(recording_id).read_bytes()
+        except FileNotFoundError:
+            raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}") from None
+
+    def load(self, recording_id: str) -> Recording:
+        return decode_recording(self.read_bytes(recording_id))
+
+    def list(self, query: ListQuery) -> tuple[list[Summary], int]:
+        if query.sort_by not in SORT_KEYS:
+            raise StoreError(400, "invalid_sort", f"sortBy must be one of {', '.join(SORT_KEYS)}")
+        summaries = [entry.summary for entry in self._entries.values()
+                     if (query.include_deleted or not entry.summary.deleted)
+                     and (query.protocol is None or entry.summary.protocol == query.protocol)
+                     and (query.status is None or entry.summary.status == query.status)
+                     and (query.path is None or entry.summary.path.startswith(query.path))
+                     and (query.name is None or query.name.lower() in entry.summary.name.lower())]
+        summaries.sort(key=SORT_KEYS[query.sort_by], reverse=query.sort_order == "desc")
+        end = None if query.limit is None else query.offset + query.limit
+        return summaries[query.offset:end], len(summaries)
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def save(self, recording: Recording) -> Summary:
+        """Write a recording held in memory (soft delete, import)."""
+        raw = recording_bytes(recording)
+        return self._written(recording.id, write_atomically(self.path_of(recording.id), [raw]), summarize(recording))
+
+    def finish_journal(self, recording_id: str, status: str, stop_reason: str, end_ns: int | None = None) -> Summary:
+        """Turn a session's journal into its recording file, streaming the frames, then drop the journal."""
+        source = self.journal_path(recording_id)
+        head, entries, count, size = journal.assemble(source, status, stop_reason, end_ns)  # type: ignore[arg-type]
+        path = write_atomically(self.path_of(recording_id), encode_recording(head, entries, count, size))
+        source.unlink()
+        return self._written(recording_id, path, summarize(head))
+
+    def _written(self, recording_id: str, path: Path, summary: Summary) -> Summary:
+        info = path.stat()
+        summary.file_size = info.st_size
+        self._entries[recording_id] = _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary)
+        self._write_index()
+        return summary
+
+    def recover_journals(self, active: Iterable[str] = ()) -> list[str]:
+        """Journals no running session owns (a crash): each becomes an ``incomplete`` recording."""
+        recovered = []
+        busy = set(active)
+        for path in self.directory.glob(f"*{journal.JOURNAL_SUFFIX}"):
+            recording_id = path.name[:-len(journal.JOURNAL_SUFFIX)]
+            if not ULID.fullmatch(recording_id) or recording_id in busy:
+                continue
+            try:
+                self.finish_journal(recording_id, "incomplete", "crash")
+            except (OSError, ValueError, msgspec.DecodeError) as exc:
+                log.warning("could not recover %s: %s", path.name, exc)
+                continue
+            log.warning("recovered recording %s from its journal (status incomplete)", recording_id)
+            recovered.append(recording_id)
+        return recovered
+
+    def soft_delete(self, recording_id: str) -> None:
+        recording = self.load(recording_id)
+        if recording.deleted is True:
+            return
+        recording.deleted = True
+        recording.deleted_at = rfc3339(time.time_ns())
+        self.save(recording)
+
+    def delete_permanently(self, recording_id: str) -> int:
+        path = self.path_of(recording_id)
+        size = path.stat().st_size if path.exists() else 0
+        path.unlink(missing_ok=True)
+        self._entries.pop(recording_id, None)
+        self._write_index()
+        return size
+
+    def vacuum(self) -> tuple[int, int]:
+        deleted = [recording_id for recording_id, entry in self._entries.items() if entry.summary.deleted]
+        freed = 0
+        for recording_id in deleted:
+            path = self.path_of(recording_id)
+            freed += path.stat().st_size if path.exists() else 0
+            path.unlink(missing_ok=True)
+            del self._entries[recording_id]
+        if deleted:
+            self._write_index()
+        return len(deleted), freed
+
+    # --- usage ----------------------------------------------------------------------------------
+
+    @property
+    def used_bytes(self) -> int:
+        return sum(entry.size for entry in self._entries.values())
+
+    def over_warning(self, extra: int = 0) -> str | None:
+        used = self.used_bytes + extra
+        percent = 100 * used / self.max_bytes
+        if percent >= self.warn_percent:
+            return (f"Recording storage is {percent:.1f}% full ({used} of {self.max_bytes} bytes; "
+                    f"warning at {self.warn_percent:g}%)")
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        live = [entry for entry in self._entries.values() if not entry.summary.deleted]
+        deleted = [entry for entry in self._entries.values() if entry.summary.deleted]
+        used = self.used_bytes
+        result: dict[str, Any] = {
+            "usedBytes": used, "maxBytes": self.max_bytes,
+            "usedPercent": round(100 * used / self.max_bytes, 2), "warnPercent": self.warn_percent,
+            "recordingCount": len(live),
+            "websocketCount": sum(entry.summary.protocol == "websocket" for entry in live),
+            "sseCount": sum(entry.summary.protocol == "sse" for entry in live),
+            "deletedCount": len(deleted), "deletedBytes": sum(entry.size for entry in deleted),
+        }
+        if live:
+            oldest = min(live, key=lambda entry: entry.summary.start_time).summary
+            newest = max(live, key=lambda entry: entry.summary.start_time).summary
+            result.update(oldestRecording=oldest.id, oldestDate=oldest.start_time,
+                          newestRecording=newest.id, newestDate=newest.start_time)
+        warning = self.over_warning()
+        if warning:
+            result["warning"] = warning
+        return result
+
+
+def write_atomically(path: Path, pieces: Iterable[bytes] | Iterator[bytes]) -> Path:
+    """Write to a private temporary file beside ``path``, flush it to disk, then rename it into place:
+    a reader or a crash sees the old file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for piece in pieces:
+                handle.write(piece)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
