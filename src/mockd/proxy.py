@@ -23,8 +23,8 @@ from mockd.config import ProxySpec
 from mockd.events import MAX_CAPTURED_BODY, Connection, StreamEvents, WsFrame, connection_from_request
 from mockd.jsonhttp import json_error
 from mockd.ssewire import SseParser
-from mockd.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, NO_STATUS,
-                           AnyWebSocket, close_payload, release, send_close_frame)
+from mockd.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_TIMEOUT,
+                           NO_STATUS, AnyWebSocket, close_payload, release, send_close_frame)
 
 log = logging.getLogger("mockd.proxy")
 
@@ -32,7 +32,6 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
 NOT_FORWARDED_ON_UPGRADE = frozenset({"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
                                       "sec-websocket-protocol", "sec-websocket-accept"})
-CLOSE_TIMEOUT = 15.0
 
 
 def path_matches_prefix(prefix: str, path: str) -> bool:

@@ -1,9 +1,10 @@
 """WebSocket close codes and closing handshakes, shared by mocks, the proxy and replays.
 
 aiohttp's ``close()`` always writes a status code, and reads the peer's answer itself (keeping its
-code, dropping its reason). Where that is not faithful enough — a close with no code, or a relay that
-must pass both halves of the handshake on — the frame is written through the socket's writer and
-aiohttp's ``close()`` is then only asked to settle its state, without writing a second frame.
+code, dropping its reason). That is not faithful enough for recording and relaying, so close frames
+are written through the socket's writer (:func:`send_close_frame`: any code and reason, or none), the
+answer is read by the caller's own ``receive()`` loop like any frame, and aiohttp's ``close()`` is then
+only asked to settle its state without writing a second frame (:func:`release`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CLOSE_SERVICE_RESTART = 1012
 CLOSE_BAD_GATEWAY = 1014
 _DESCRIPTIVE_ONLY = frozenset({0, NO_STATUS, CLOSE_ABNORMAL, 1015})
 RELEASE_TIMEOUT = 2.0
+CLOSE_TIMEOUT = 10.0  # how long the answer to a close frame is awaited
 
 AnyWebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 
@@ -58,19 +60,6 @@ async def send_close_frame(ws: AnyWebSocket, code: int, reason: str = "") -> Non
         await writer.send_frame(close_payload(code, reason), WSMsgType.CLOSE)
     except ConnectionError:
         pass  # the peer is already gone
-
-
-async def close_websocket(ws: AnyWebSocket, code: int, reason: str = "") -> None:
-    """aiohttp's closing handshake with ``code`` and ``reason``; 1005 sends a close frame with no code."""
-    if code != NO_STATUS:
-        await ws.close(code=code if code not in _DESCRIPTIVE_ONLY else CLOSE_NORMAL, message=reason.encode())
-        return
-
-    async def empty_close(code: int = CLOSE_NORMAL, message: bytes | str = b"") -> None:
-        await send_close_frame(ws, NO_STATUS)
-
-    with _writer_close(ws, empty_close):
-        await ws.close()
 
 
 async def release(ws: AnyWebSocket) -> None:

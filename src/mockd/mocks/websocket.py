@@ -20,8 +20,8 @@ from mockd.config import (CloseStep, ExpectStep, MessageMatch, PingStep, Scenari
 from mockd.durations import seconds
 from mockd.events import Connection, FrameType, StreamEvents, WsFrame, connection_from_request
 from mockd.templating import render, render_value
-from mockd.wsclose import (CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, NO_STATUS, close_payload,
-                           close_websocket)
+from mockd.wsclose import (CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_TIMEOUT, NO_STATUS,
+                           close_payload, release, send_close_frame)
 
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 
@@ -90,6 +90,7 @@ class WebSocketMockSession:
         self._expecting: tuple[MessageMatch | None, asyncio.Future[None]] | None = None
         self._pong = asyncio.Event()
         self._close_task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     # --- output ---------------------------------------------------------------------------------
 
@@ -116,18 +117,21 @@ class WebSocketMockSession:
         self._emit("s2c", "ping", payload)
 
     def request_close(self, code: int, reason: str = "") -> None:
-        """Start the closing handshake once, in its own task, so the caller may be cancelled safely."""
+        """Send a close frame once. The reader records the client's answer as it comes (code and
+        reason); a client that does not answer within ``CLOSE_TIMEOUT`` is dropped."""
         if self._close_task is None and not self.ws.closed:
-            self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason))
+            loop = asyncio.get_running_loop()
+            self._close_task = loop.create_task(self._send_close(code, reason))
+            if self.connection.close_code is None:  # we close first: the client owes an answer
+                self._watchdog = loop.create_task(self._drop_after(CLOSE_TIMEOUT))
 
-    async def _close(self, code: int, reason: str) -> None:
-        answering = self.connection.close_code is not None  # the client closed first
+    async def _send_close(self, code: int, reason: str) -> None:
         self._emit("s2c", "close", close_payload(code, reason), code, reason)
-        await close_websocket(self.ws, code, reason)
-        if not answering and self.ws.close_code is not None:
-            # aiohttp reads the client's answer itself and keeps only its code
-            self._finish(self.ws.close_code, "")
-            self._emit("c2s", "close", close_payload(self.ws.close_code, ""), self.ws.close_code, "")
+        await send_close_frame(self.ws, code, reason)
+
+    async def _drop_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await release(self.ws)
 
     def _finish(self, code: int | None, reason: str) -> None:
         if self.connection.close_code is None:
@@ -149,6 +153,9 @@ class WebSocketMockSession:
                 task.cancel()
             if self._close_task is not None:
                 await asyncio.shield(self._close_task)
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            await release(self.ws)
 
     async def _read(self) -> None:
         idle = seconds(self.spec.idle_timeout) or None
@@ -158,14 +165,15 @@ class WebSocketMockSession:
                 msg = await ws.receive(timeout=idle)
             except TimeoutError:
                 self.request_close(CLOSE_GOING_AWAY, "idle timeout")
-                return
+                idle = None  # now only the client's answer is awaited (the watchdog bounds it)
+                continue
             kind = msg.type
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
                 self._emit("c2s", "text" if kind is WSMsgType.TEXT else "binary", msg.data)
                 if self._too_big(msg.data):
                     self.request_close(CLOSE_MESSAGE_TOO_BIG, "message too big")
-                    return
-                await self._answer(msg.data)
+                elif self._close_task is None:
+                    await self._answer(msg.data)
             elif kind is WSMsgType.PING:
                 self._emit("c2s", "ping", msg.data)
                 await ws.pong(msg.data)
@@ -191,7 +199,8 @@ class WebSocketMockSession:
         return len(data.encode() if isinstance(data, str) else data) > limit
 
     def _client_closed(self, code: int, reason: str) -> None:
-        """Record the client's close as it really was and answer it with the same code."""
+        """Record the client's close as it really was; if it was not the answer to ours, answer it
+        with the same code and reason."""
         recorded = code or NO_STATUS
         self._emit("c2s", "close", close_payload(recorded, reason), recorded, reason)
         self._finish(recorded, reason)
