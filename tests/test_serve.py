@@ -474,16 +474,9 @@ async def test_sigterm_ends_open_sse_streams_and_exits_zero(mockd: MockdFactory)
     server = mockd.start(mocks_config(TICKER))
     response = await open_request(server.mock_port, "GET", "/events", timeout=10)
     try:
-        chunks = response.iter_body()
-        while b"data:" not in response.body:
-            assert await asyncio.wait_for(anext(chunks, b""), 10), "the SSE stream ended before its first event"
+        await response.read_until(b"data:", 10)  # the first event
         server.process.send_signal(signal.SIGTERM)
-
-        async def until_end() -> None:
-            async for _ in chunks:
-                pass
-
-        await asyncio.wait_for(until_end(), 10)
+        await response.read_body(10)
     finally:
         await response.close()
     assert await asyncio.to_thread(server.process.wait, 15) == 0

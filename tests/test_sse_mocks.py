@@ -81,7 +81,6 @@ class SseStream:
     partial: list[str] = field(default_factory=list)
     _buffer: bytes = b""
     _eof: bool = False
-    _pieces: AsyncIterator[bytes] | None = None
 
     def __post_init__(self) -> None:
         self.headers = {name.lower(): value for name, value in self.response.headers}
@@ -104,9 +103,7 @@ class SseStream:
 
     async def _body_piece(self) -> bytes | None:
         """The next piece of the body as it arrives; None at the (clean) end of the body."""
-        if self._pieces is None:
-            self._pieces = self.response.iter_body()
-        piece = await anext(self._pieces, None)
+        piece = await anext(self.response.iter_body(), None)
         if piece is None:
             assert self.response.complete, "the connection was cut before the end of the body"
         return piece

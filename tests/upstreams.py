@@ -517,6 +517,7 @@ class RawResponse:
     no_body: bool = False
     chunks: list[tuple[float, bytes]] = field(default_factory=list)  # arrival time, bytes
     complete: bool = False  # the body's framing said it ended (not a cut connection)
+    _pieces: AsyncIterator[bytes] | None = field(default=None, repr=False)
 
     def value(self, name: str) -> str | None:
         return header_value(self.headers, name)
@@ -531,11 +532,17 @@ class RawResponse:
     def json(self) -> Any:
         return json.loads(self.body)
 
-    async def iter_body(self) -> AsyncIterator[bytes]:
-        """Yield the body as it arrives (chunked, Content-Length or until EOF), logging arrival times.
+    def iter_body(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (chunked, Content-Length or until EOF), arrival times logged in ``chunks``.
 
+        Every call continues the same iteration, so a test can read part of the body, then the rest.
         A connection that ends before the framing says the body is complete leaves ``complete`` False.
         """
+        if self._pieces is None:
+            self._pieces = self._read_pieces()
+        return self._pieces
+
+    async def _read_pieces(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         if self.no_body:
             self.complete = True
@@ -563,11 +570,24 @@ class RawResponse:
             return
 
     async def read_body(self, timeout: float = DEADLINE) -> bytes:
+        """The rest of the body, which must end within ``timeout``."""
         async def drain() -> None:
             async for _ in self.iter_body():
                 pass
 
         await asyncio.wait_for(drain(), timeout)
+        return self.body
+
+    async def read_until(self, marker: bytes, timeout: float = DEADLINE) -> bytes:
+        """Read the body until it holds ``marker`` (within ``timeout``; failing if the body ends first)."""
+        async def scan() -> None:
+            async for _ in self.iter_body():
+                if marker in self.body:
+                    return
+            raise AssertionError(f"the body ended before {marker!r}; got {self.body!r}")
+
+        if marker not in self.body:
+            await asyncio.wait_for(scan(), timeout)
         return self.body
 
     async def close(self) -> None:
