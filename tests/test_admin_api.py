@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from conftest import MockdFactory, RunningMockd, http_mock, mocks_config, ws_mock
 from httpclient import Reply, acall, call
+from upstreams import exchange, server_close
 
 MAX_BODY = 16 * 1024 * 1024
 TOKEN = "t0ken-for-tests"
@@ -304,16 +304,15 @@ def test_post_with_existing_id_replaces_it(server: RunningMockd) -> None:
 
 async def open_echo(server: RunningMockd, path: str) -> ClientConnection:
     ws = await connect(server.ws_url(path), open_timeout=10)
-    await ws.send("hello?")
-    assert await asyncio.wait_for(ws.recv(), 10) == "hello?"
+    assert await exchange(ws, "hello?", 10) == "hello?"
     return ws
 
 
-async def close_code_of(ws: ClientConnection) -> int | None:
-    with pytest.raises(ConnectionClosed) as closed:
-        await asyncio.wait_for(ws.recv(), 10)
-    assert closed.value.rcvd is not None, "the connection dropped without a close frame"
-    return closed.value.rcvd.code
+async def close_code_of(ws: ClientConnection) -> int:
+    """The code of the close frame that ends ``ws``, with no message before it."""
+    messages, close = await server_close(ws, 10)
+    assert messages == []
+    return close.code
 
 
 async def test_replacing_a_websocket_mock_closes_its_connections_with_1012(server: RunningMockd) -> None:
@@ -352,8 +351,7 @@ async def test_other_websocket_mocks_keep_their_connections(server: RunningMockd
     try:
         assert (await acall("DELETE", f"{server.admin_url}/mocks/echo")).status == 204
         assert await close_code_of(doomed) == 1012
-        await other.send("still here")
-        assert await asyncio.wait_for(other.recv(), 10) == "still here"
+        assert await exchange(other, "still here", 10) == "still here"
     finally:
         await other.close()
         await doomed.close()

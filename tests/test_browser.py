@@ -21,9 +21,10 @@ from playwright.async_api import (  # noqa: E402
     async_playwright,
 )
 
-from websockets.asyncio.server import ServerConnection, serve  # noqa: E402
+from websockets.asyncio.server import ServerConnection  # noqa: E402
 
 from conftest import MockdFactory, RunningMockd, mocks_config  # noqa: E402
+from upstreams import proxy_mock, raw_server, ws_upstream  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -224,15 +225,7 @@ async def sse_upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 
 
 async def test_browser_streams_through_the_proxy_to_real_upstreams(mockd: MockdFactory) -> None:
-    async with serve(chat_upstream, "127.0.0.1", 0, subprotocols=["chat.v2"]) as ws_server:
-        sse_server = await asyncio.start_server(sse_upstream, "127.0.0.1", 0)
-        async with sse_server:
-            ws_port = ws_server.sockets[0].getsockname()[1]
-            sse_port = sse_server.sockets[0].getsockname()[1]
-            server = mockd.start(mocks_config(
-                PAGE_MOCK,
-                {"id": "chat-upstream", "type": "proxy",
-                 "proxy": {"pathPrefix": "/ws", "target": f"http://127.0.0.1:{ws_port}"}},
-                {"id": "events-upstream", "type": "proxy",
-                 "proxy": {"pathPrefix": "/events", "target": f"http://127.0.0.1:{sse_port}"}}))
-            assert_page_saw_the_streams(await results_of_page(f"{server.mock_url}/", server))
+    async with ws_upstream(chat_upstream, subprotocols=["chat.v2"]) as chat, raw_server(sse_upstream) as sse_url:
+        server = mockd.start(mocks_config(PAGE_MOCK, proxy_mock(chat.url, "/ws", "chat-upstream"),
+                                          proxy_mock(sse_url, "/events", "events-upstream")))
+        assert_page_saw_the_streams(await results_of_page(f"{server.mock_url}/", server))

@@ -56,7 +56,7 @@ def test_concatenated_parts_add_up(parts: list[tuple[int, str]]) -> None:
      "websocket.matchers[0].match.path: invalid JSONPath"),
     (ws_mock(matchers=[{"match": {"type": "exact"}, "response": {"value": "x"}}]), "match type 'exact' needs a string value"),
     (ws_mock(defaultResponse={"type": "binary", "value": "not base64!"}), "must be base64"),
-    (ws_mock(scenario={"steps": [{"type": "close", "code": 1005}]}), "close code 1005 may not be sent"),
+    (ws_mock(scenario={"steps": [{"type": "close", "code": 1006}]}), "close code 1006 may not be sent"),
     ({"id": "a", "type": "grpc"}, "type: unknown mock type 'grpc'"),
 ])
 def test_invalid_mocks_name_the_field(raw: dict[str, object], fragment: str) -> None:

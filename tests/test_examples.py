@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
+
+from upstreams import exchange, recv
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -22,17 +23,13 @@ def server(mockd_module):
 async def test_chat_welcome_join_ping_and_echo(server) -> None:
     async with connect(server.ws_url("/ws/chat"), subprotocols=["chat.v1"]) as ws:
         assert ws.subprotocol == "chat.v1"
-        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "welcome", "room": "general"}
-        await ws.send(json.dumps({"type": "join", "room": "general"}))
-        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "joined"
-        await ws.send(json.dumps({"type": "ping"}))
-        pong = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert json.loads(await recv(ws)) == {"type": "welcome", "room": "general"}
+        assert json.loads(await exchange(ws, json.dumps({"type": "join", "room": "general"})))["type"] == "joined"
+        pong = json.loads(await exchange(ws, json.dumps({"type": "ping"})))
         assert pong["type"] == "pong" and pong["at"].endswith("Z")
-        await ws.send(json.dumps({"type": "message", "text": "hi"}))
-        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {
+        assert json.loads(await exchange(ws, json.dumps({"type": "message", "text": "hi"}))) == {
             "type": "message", "from": "bot", "text": "You said: hi"}
-        await ws.send("anything")
-        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "echo", "message": "anything"}
+        assert json.loads(await exchange(ws, "anything")) == {"type": "echo", "message": "anything"}
 
 
 def curl(*args: str, timeout: float = 10) -> str:

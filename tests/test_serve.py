@@ -28,11 +28,10 @@ import pytest
 
 from mockd.cli import process_running
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from conftest import MockdFactory, RunningMockd, http_mock, launch_serve, mocks_config, run_mockd, write_config
 from httpclient import call
-from upstreams import open_request, unreachable_url
+from upstreams import exchange, open_request, server_close, unreachable_url
 
 DEADLINE = 20.0
 
@@ -458,13 +457,11 @@ def test_admin_api_on_all_interfaces_with_a_token_from_the_environment_starts(mo
 async def test_signal_closes_websockets_with_1001_and_exits_zero(mockd: MockdFactory, signum: int) -> None:
     server = mockd.start(mocks_config(ECHO, HELLO))
     async with connect(server.ws_url("/ws/echo"), open_timeout=10) as ws:
-        await ws.send("still there?")
-        assert await asyncio.wait_for(ws.recv(), 10) == "still there?"
+        assert await exchange(ws, "still there?", 10) == "still there?"
         server.process.send_signal(signum)
-        with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), 10)
-    assert closed.value.rcvd is not None, "the server dropped the connection without a close frame"
-    assert closed.value.rcvd.code == 1001
+        messages, close = await server_close(ws, 10)
+    assert messages == []
+    assert close.code == 1001
     status = await asyncio.to_thread(server.process.wait, 15)
     assert status == 0
     assert "Traceback" not in server.stderr

@@ -1,8 +1,9 @@
 """``mockd.events.StreamEvents``: the hook the recorder subscribes to, driven by real traffic.
 
 The real server runs inside the test's event loop (``MockdServer``), so a subscriber sees exactly what
-it is told. Clients are independent: the ``websockets`` library for WebSocket, raw asyncio streams for
-SSE. Upstreams for the proxy are a ``websockets`` server and an aiohttp SSE server, both on port 0.
+it is told. Clients are independent: the ``websockets`` library for WebSocket, the raw asyncio HTTP/1.1
+client of ``upstreams`` for SSE. Upstreams for the proxy are a ``websockets`` server and an aiohttp SSE
+server, both on port 0.
 
 Nothing waits on a fixed sleep for synchronisation: tests poll the subscriber's list with a deadline.
 The one deliberate pause (300 ms) is the thing a timing assertion measures, with a wide tolerance.
@@ -11,7 +12,6 @@ The one deliberate pause (300 ms) is the thing a timing assertion measures, with
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -21,13 +21,29 @@ from typing import Any, Literal
 import pytest
 from aiohttp import web
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from mockd.events import Connection, SseBlock, WsFrame
 from mockd.server import MockdServer, ServeOptions, prepare
 
-DEADLINE = 5.0  # generous deadline for anything that should happen "now"
+from conftest import mocks_config, write_config, ws_mock
+from upstreams import (
+    DEADLINE,
+    Headers,
+    HttpHandler,
+    RawResponse,
+    ReceivedRequest,
+    exchange,
+    http_upstream,
+    open_request,
+    poll_until,
+    proxy_mock,
+    recv,
+    request,
+    ws_upstream,
+)
+
 PAUSE = 0.3  # the client's pause between two messages in the timing test, seconds
 PAUSE_TOLERANCE_NS = 100_000_000
 
@@ -101,11 +117,7 @@ class Recorder:
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
     """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
+    assert await poll_until(condition, timeout, interval=0.01), f"timed out after {timeout}s waiting for {what}"
 
 
 def has_frames(recorder: Recorder, count: int) -> Callable[[], bool]:
@@ -147,27 +159,29 @@ UPSTREAM_SSE_BLOCKS = [sse(comment="hello"), sse(type="greet", data="café", id=
 
 @dataclass
 class SseUpstream:
-    port: int
-    gate: asyncio.Event = field(default_factory=asyncio.Event)
-    bodies: list[bytes] = field(default_factory=list)
+    url: str = ""
+    gate: asyncio.Event = field(default_factory=asyncio.Event)  # holds back the second block of /gated
+    bodies: list[bytes] = field(default_factory=list)  # request bodies received on /chat
 
 
-def sse_upstream_app(upstream: SseUpstream) -> web.Application:
-    async def start(request: web.Request, status: int) -> web.StreamResponse:
+def sse_upstream_handler(upstream: SseUpstream) -> HttpHandler:
+    """``GET /up/sse/stream``: UPSTREAM_SSE_CHUNKS; ``POST /up/sse/chat``: two blocks about the body;
+    ``GET /up/sse/gated``: one block, then another once ``gate`` is set."""
+
+    async def start(request: web.BaseRequest, status: int) -> web.StreamResponse:
         response = web.StreamResponse(status=status, headers={"Content-Type": "text/event-stream",
                                                               "X-Upstream": "sse-1", "Cache-Control": "no-cache"})
         await response.prepare(request)
         return response
 
-    async def stream(request: web.Request) -> web.StreamResponse:
+    async def stream(request: web.BaseRequest) -> web.StreamResponse:
         response = await start(request, 200)
         for chunk in UPSTREAM_SSE_CHUNKS:
             await response.write(chunk)
         await response.write_eof()
         return response
 
-    async def chat(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
+    async def chat(request: web.BaseRequest, body: bytes) -> web.StreamResponse:
         upstream.bodies.append(body)
         response = await start(request, 201)
         await response.write(f"event: received\ndata: {len(body)}\n\n".encode())
@@ -175,7 +189,7 @@ def sse_upstream_app(upstream: SseUpstream) -> web.Application:
         await response.write_eof()
         return response
 
-    async def gated(request: web.Request) -> web.StreamResponse:
+    async def gated(request: web.BaseRequest) -> web.StreamResponse:
         response = await start(request, 200)
         await response.write(b"data: first\n\n")
         await asyncio.wait_for(upstream.gate.wait(), DEADLINE)
@@ -183,11 +197,17 @@ def sse_upstream_app(upstream: SseUpstream) -> web.Application:
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_get("/up/sse/stream", stream)
-    app.router.add_post("/up/sse/chat", chat)
-    app.router.add_get("/up/sse/gated", gated)
-    return app
+    async def handle(request: web.BaseRequest, received: ReceivedRequest) -> web.StreamResponse:
+        route = (received.method, request.path)
+        if route == ("GET", "/up/sse/stream"):
+            return await stream(request)
+        if route == ("POST", "/up/sse/chat"):
+            return await chat(request, received.body)
+        if route == ("GET", "/up/sse/gated"):
+            return await gated(request)
+        return web.Response(status=404)
+
+    return handle
 
 
 # --- the server --------------------------------------------------------------------------------------
@@ -224,39 +244,30 @@ class Running:
 
 
 @pytest.fixture
-async def ws_upstream() -> AsyncIterator[Server]:
-    async with serve(upstream_ws_handler, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-                     ping_interval=None) as server:
-        yield server
-        server.close()
+async def ws_target() -> AsyncIterator[str]:
+    """The URL of a ``websockets`` upstream running :func:`upstream_ws_handler`."""
+    async with ws_upstream(upstream_ws_handler, subprotocols=[SUBPROTOCOL]) as upstream:
+        yield upstream.url
 
 
 @pytest.fixture
 async def sse_upstream() -> AsyncIterator[SseUpstream]:
-    upstream = SseUpstream(port=0)
-    runner = web.AppRunner(sse_upstream_app(upstream), shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    upstream.port = int(runner.addresses[0][1])
-    yield upstream
-    upstream.gate.set()
-    await runner.cleanup()
+    upstream = SseUpstream()
+    async with http_upstream(sse_upstream_handler(upstream)) as server:
+        upstream.url = server.url
+        yield upstream
+        upstream.gate.set()
 
 
 @pytest.fixture
-async def running(tmp_path: Path, ws_upstream: Server, sse_upstream: SseUpstream) -> AsyncIterator[Running]:
-    ws_port = ws_upstream.sockets[0].getsockname()[1]
-    config = {"version": "1.0", "mocks": [
-        {"id": "echo", "type": "websocket", "websocket": {"path": "/ws/echo", "subprotocols": [SUBPROTOCOL]}},
+async def running(tmp_path: Path, ws_target: str, sse_upstream: SseUpstream) -> AsyncIterator[Running]:
+    config_path = write_config(tmp_path, mocks_config(
+        ws_mock("echo", "/ws/echo", subprotocols=[SUBPROTOCOL]),
         {"id": "events", "type": "http",
          "http": {"matcher": {"method": "GET", "path": "/events"}, "sse": {"events": SSE_MOCK_EVENTS}}},
-        {"id": "up-ws", "type": "proxy", "proxy": {"pathPrefix": "/up/ws", "target": f"http://127.0.0.1:{ws_port}"}},
-        {"id": "up-sse", "type": "proxy",
-         "proxy": {"pathPrefix": "/up/sse", "target": f"http://127.0.0.1:{sse_upstream.port}"}},
-    ]}
-    config_path = tmp_path / "mocks.json"
-    config_path.write_text(json.dumps(config))
+        proxy_mock(ws_target, "/up/ws", "up-ws"),
+        proxy_mock(sse_upstream.url, "/up/sse", "up-sse"),
+    ))
     prepared = prepare(ServeOptions(config_paths=[config_path], port=0, admin_port=0,
                                     data_dir=str(tmp_path / "data")))
     server = MockdServer(prepared)
@@ -272,78 +283,15 @@ def ws_connect(url: str, **kwargs: Any) -> connect:
                    open_timeout=DEADLINE, close_timeout=DEADLINE, **kwargs)
 
 
-# --- a raw HTTP client for SSE ------------------------------------------------------------------------
+# --- SSE requests over the raw HTTP/1.1 client ------------------------------------------------------
 
-
-@dataclass
-class HttpResult:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes  # de-chunked
-
-    def header(self, name: str) -> str | None:
-        return next((value for key, value in self.headers if key.lower() == name.lower()), None)
-
-
-def dechunk(raw: bytes) -> bytes:
-    body = bytearray()
-    while True:
-        size_line, _, raw = raw.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            return bytes(body)
-        body += raw[:size]
-        assert raw[size:size + 2] == b"\r\n", "malformed chunk"
-        raw = raw[size + 2:]
-
-
-def parse_response(raw: bytes) -> HttpResult:
-    head, separator, rest = raw.partition(b"\r\n\r\n")
-    assert separator, f"no complete response head in {raw[:200]!r}"
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = [(name.strip(), value.strip()) for name, _, value in (line.partition(":") for line in header_lines)]
-    result = HttpResult(int(status_line.split()[1]), headers, rest)
-    if (result.header("Transfer-Encoding") or "").lower() == "chunked":
-        result.body = dechunk(rest)
-    return result
-
-
-async def open_stream(port: int, method: str, target: str, body: bytes | None = None,
-                      headers: dict[str, str] | None = None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close", "Accept: text/event-stream"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    if body is not None:
-        lines.append(f"Content-Length: {len(body)}")
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
-    await writer.drain()
-    return reader, writer
-
-
-async def read_to_end(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, already: bytes = b"") -> bytes:
-    try:
-        return already + await asyncio.wait_for(reader.read(), DEADLINE)
-    finally:
-        writer.close()
+SSE_CLIENT_HEADERS: Headers = [("Connection", "close"), ("Accept", "text/event-stream")]
 
 
 async def http_stream(port: int, method: str, target: str, body: bytes | None = None,
-                      headers: dict[str, str] | None = None) -> HttpResult:
-    """Send one request and read the whole response until the server closes the connection."""
-    reader, writer = await open_stream(port, method, target, body, headers)
-    return parse_response(await read_to_end(reader, writer))
-
-
-async def read_until(reader: asyncio.StreamReader, marker: bytes) -> bytes:
-    received = b""
-    deadline = time.monotonic() + DEADLINE
-    while marker not in received:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"timed out waiting for {marker!r}; got {received!r}"
-        chunk = await asyncio.wait_for(reader.read(65536), remaining)
-        assert chunk, f"stream ended before {marker!r}; got {received!r}"
-        received += chunk
-    return received
+                      headers: Headers | None = None) -> RawResponse:
+    """Send one request as an SSE client would and read the whole response."""
+    return await request(port, method, target, [*SSE_CLIENT_HEADERS, *(headers or [])], body)
 
 
 # --- WebSocket: mock and proxy --------------------------------------------------------------------
@@ -379,8 +327,7 @@ async def test_ws_message_gives_c2s_then_s2c_frame_with_the_same_data(running: R
     recorder = running.subscribe()
     kind = "text" if isinstance(payload, str) else "binary"
     async with ws_connect(running.ws_url(origin)) as ws:
-        await ws.send(payload)
-        echoed = await asyncio.wait_for(ws.recv(), DEADLINE)
+        echoed = await exchange(ws, payload)
         assert echoed == payload and type(echoed) is type(payload)
         await until(has_frames(recorder, 2), "two frames")
         assert recorder.frame_summary() == [("c2s", kind, payload), ("s2c", kind, payload)]
@@ -402,8 +349,7 @@ async def test_ws_client_close_4000_is_a_c2s_close_frame_then_connection_closed(
                                                                                 origin: Origin) -> None:
     recorder = running.subscribe()
     async with ws_connect(running.ws_url(origin)) as ws:
-        await ws.send("last words")
-        await asyncio.wait_for(ws.recv(), DEADLINE)
+        await exchange(ws, "last words")
         await ws.close(4000, "bye")
         assert ws.close_code == 4000  # the close is answered with the same code
     await until(is_closed(recorder), "connection_closed")
@@ -428,12 +374,10 @@ async def test_ws_frame_timestamps_are_wall_clock_and_keep_the_pause(running: Ru
     started = time.time_ns()
     async with ws_connect(running.ws_url(origin)) as ws:
         sent_one = time.time_ns()
-        await ws.send("one")
-        assert await asyncio.wait_for(ws.recv(), DEADLINE) == "one"
+        assert await exchange(ws, "one") == "one"
         await asyncio.sleep(PAUSE)  # the pause being measured, not a synchronisation
         sent_two = time.time_ns()
-        await ws.send("two")
-        assert await asyncio.wait_for(ws.recv(), DEADLINE) == "two"
+        assert await exchange(ws, "two") == "two"
     await until(is_closed(recorder), "connection_closed")
     finished = time.time_ns()
     stamps = [frame.at_ns for frame in recorder.frames]
@@ -455,12 +399,10 @@ async def test_ws_subscriber_added_mid_connection_gets_frames_from_then_on(runni
                                                                            origin: Origin) -> None:
     early = running.subscribe()
     async with ws_connect(running.ws_url(origin)) as ws:
-        await ws.send("before")
-        assert await asyncio.wait_for(ws.recv(), DEADLINE) == "before"
+        assert await exchange(ws, "before") == "before"
         await until(has_frames(early, 2), "the early subscriber's frames")
         late = running.subscribe()
-        await ws.send("after")
-        assert await asyncio.wait_for(ws.recv(), DEADLINE) == "after"
+        assert await exchange(ws, "after") == "after"
         await ws.close(4000, "bye")
     await until(is_closed(late), "connection_closed for the late subscriber")
     assert late.of("opened") == []
@@ -477,18 +419,15 @@ async def test_ws_subscriber_added_mid_connection_gets_frames_from_then_on(runni
 async def test_ws_without_subscribers_works_and_records_nothing(running: Running, origin: Origin) -> None:
     assert not running.server.events.listening
     async with ws_connect(running.ws_url(origin)) as ws:
-        await ws.send("text")
-        assert await asyncio.wait_for(ws.recv(), DEADLINE) == "text"
-        await ws.send(b"\x00bin")
-        assert await asyncio.wait_for(ws.recv(), DEADLINE) == b"\x00bin"
+        assert await exchange(ws, "text") == "text"
+        assert await exchange(ws, b"\x00bin") == b"\x00bin"
         await asyncio.wait_for(await ws.ping(b"p"), DEADLINE)
         await ws.close(4000, "bye")
         assert ws.close_code == 4000
     # the server is still healthy, and a subscriber added now sees the next connection whole
     recorder = running.subscribe()
     async with ws_connect(running.ws_url(origin)) as ws:
-        await ws.send("again")
-        assert await asyncio.wait_for(ws.recv(), DEADLINE) == "again"
+        assert await exchange(ws, "again") == "again"
     await until(is_closed(recorder), "connection_closed")
     assert [event.kind for event in recorder.events][:3] == ["opened", "frame", "frame"]
     assert [frame.data for frame in recorder.frames if frame.type == "text"] == ["again", "again"]
@@ -498,13 +437,11 @@ async def test_ws_without_subscribers_works_and_records_nothing(running: Running
 async def test_ws_unsubscribed_recorder_hears_nothing_more(running: Running, origin: Origin) -> None:
     recorder = running.subscribe()
     async with ws_connect(running.ws_url(origin)) as ws:
-        await ws.send("heard")
-        assert await asyncio.wait_for(ws.recv(), DEADLINE) == "heard"
+        assert await exchange(ws, "heard") == "heard"
         await until(has_frames(recorder, 2), "two frames")
         running.server.events.unsubscribe(recorder)
         assert not running.server.events.listening
-        await ws.send("unheard")
-        assert await asyncio.wait_for(ws.recv(), DEADLINE) == "unheard"
+        assert await exchange(ws, "unheard") == "unheard"
     assert [frame.data for frame in recorder.frames] == ["heard", "heard"]
 
 
@@ -516,7 +453,7 @@ async def test_proxy_upstream_close_4001_is_an_s2c_close_frame(running: Running)
     async with ws_connect(running.ws_url("proxy")) as ws:
         await ws.send("kick")
         with pytest.raises(ConnectionClosed):
-            await asyncio.wait_for(ws.recv(), DEADLINE)
+            await recv(ws)
         assert (ws.close_code, ws.close_reason) == (4001, "kicked")
     await until(is_closed(recorder), "connection_closed")
     assert recorder.frame_summary()[0] == ("c2s", "text", "kick")
@@ -531,8 +468,7 @@ async def test_proxy_upstream_close_4001_is_an_s2c_close_frame(running: Running)
 async def test_proxy_upstream_ping_gives_s2c_ping_and_c2s_pong(running: Running) -> None:
     recorder = running.subscribe()
     async with ws_connect(running.ws_url("proxy")) as ws:
-        await ws.send("ping-me")
-        assert await asyncio.wait_for(ws.recv(), DEADLINE) == "pong-received"  # the upstream got its pong
+        assert await exchange(ws, "ping-me") == "pong-received"  # the upstream got its pong
         await until(has_frames(recorder, 4), "four frames")
         assert recorder.frame_summary() == [("c2s", "text", "ping-me"), ("s2c", "ping", UPSTREAM_PING),
                                             ("c2s", "pong", UPSTREAM_PING), ("s2c", "text", "pong-received")]
@@ -544,7 +480,7 @@ async def test_proxy_upstream_ping_gives_s2c_ping_and_c2s_pong(running: Running)
 async def test_sse_mock_emits_one_block_per_event(running: Running) -> None:
     recorder = running.subscribe()
     started = time.time_ns()
-    result = await http_stream(running.port, "GET", "/events?from=test", headers={"X-Test-Header": "sse"})
+    result = await http_stream(running.port, "GET", "/events?from=test", headers=[("X-Test-Header", "sse")])
     assert result.status == 200 and result.body == SSE_MOCK_WIRE
     await until(is_closed(recorder), "connection_closed")
     kinds = [event.kind for event in recorder.events]
@@ -584,7 +520,7 @@ async def test_proxy_sse_emits_the_parsed_upstream_blocks(running: Running) -> N
 async def test_proxy_sse_post_records_the_request_body(running: Running, body: bytes) -> None:
     recorder = running.subscribe()
     result = await http_stream(running.port, "POST", "/up/sse/chat", body=body,
-                               headers={"Content-Type": "application/json"})
+                               headers=[("Content-Type", "application/json")])
     assert result.status == 201
     assert running.sse_upstream.bodies == [body]
     await until(is_closed(recorder), "connection_closed")
@@ -599,12 +535,15 @@ async def test_proxy_sse_post_records_the_request_body(running: Running, body: b
 
 async def test_proxy_sse_subscriber_added_mid_stream_gets_blocks_from_then_on(running: Running) -> None:
     early = running.subscribe()
-    reader, writer = await open_stream(running.port, "GET", "/up/sse/gated")
-    received = await read_until(reader, b"data: first\n\n")
-    await until(lambda: len(early.blocks) == 1, "the first block")
-    late = running.subscribe()
-    running.sse_upstream.gate.set()
-    response = parse_response(await read_to_end(reader, writer, received))
+    response = await open_request(running.port, "GET", "/up/sse/gated", SSE_CLIENT_HEADERS)
+    try:
+        await response.read_until(b"data: first\n\n")
+        await until(lambda: len(early.blocks) == 1, "the first block")
+        late = running.subscribe()
+        running.sse_upstream.gate.set()
+        await response.read_body()
+    finally:
+        await response.close()
     assert response.body == b"data: first\n\ndata: second\n\n"
     await until(is_closed(late), "connection_closed for the late subscriber")
     assert [event.kind for event in late.events] == ["block", "closed"]

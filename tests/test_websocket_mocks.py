@@ -20,12 +20,12 @@ from typing import Any, ClassVar
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.frames import Close, Frame, Opcode
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from conftest import MockdFactory, RunningMockd, mocks_config, ws_mock
 from httpclient import acall
-from upstreams import DEADLINE, Data, exchange, recv
+from upstreams import DEADLINE, Data, exchange, recv, server_close
 
 SLACK = 0.03  # tolerance below a configured delay (timer granularity only; a response may not come early)
 LATE = 1.5  # tolerance above a configured delay on a noisy machine
@@ -193,18 +193,6 @@ class PonglessPingRecorder(PingRecorder):
 def open_ws(url: str, **kwargs: Any) -> connect:
     """``websockets`` connect with no client keepalive and short, generous handshake deadlines."""
     return connect(url, **{"ping_interval": None, "open_timeout": DEADLINE, "close_timeout": DEADLINE, **kwargs})
-
-
-async def server_close(ws: ClientConnection, timeout: float = DEADLINE) -> tuple[list[Data], Close]:
-    """Read until the server closes; the messages read on the way and the server's close frame."""
-    messages: list[Data] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                messages.append(await ws.recv())
-    except ConnectionClosed as closed:
-        assert closed.rcvd is not None, f"connection ended without a close frame from the server: {closed}"
-        return messages, closed.rcvd
 
 
 async def refused_upgrade(url: str, **kwargs: Any) -> InvalidStatus:

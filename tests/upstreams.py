@@ -27,6 +27,7 @@ from aiohttp import web
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close, Frame, Opcode
 
 from conftest import MockdFactory, RunningMockd, mocks_config
@@ -131,6 +132,18 @@ async def exchange(ws: Connection, message: Data, timeout: float = DEADLINE) -> 
     return await recv(ws, timeout)
 
 
+async def server_close(ws: Connection, timeout: float = DEADLINE) -> tuple[list[Data], Close]:
+    """Read until the other end closes; the messages read on the way and the close frame it sent."""
+    messages: list[Data] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                messages.append(await ws.recv())
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None, f"connection ended without a close frame from the server: {closed}"
+        return messages, closed.rcvd
+
+
 async def send_close_without_status(ws: ServerConnection | ClientConnection) -> None:
     """Send a close frame with an empty payload (no status code), then wait for the handshake to end.
 
@@ -194,6 +207,19 @@ async def ws_upstream(handler: WsHandler = echo, **options: Any) -> AsyncIterato
         yield upstream
 
 
+# --- raw asyncio servers ---------------------------------------------------------------------------
+
+ConnectionHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def raw_server(handle: ConnectionHandler) -> AsyncIterator[str]:
+    """A raw asyncio TCP server on 127.0.0.1:0 running ``handle`` for each connection; yields its http:// URL."""
+    server = await asyncio.start_server(handle, HOST, 0)
+    async with server:
+        yield f"http://{HOST}:{server.sockets[0].getsockname()[1]}"
+
+
 # --- WebSocket: a hand-made upstream that drops the TCP connection -------------------------------
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -249,9 +275,7 @@ class DroppingWsUpstream:
 @asynccontextmanager
 async def dropping_ws_upstream(abort: bool) -> AsyncIterator[DroppingWsUpstream]:
     upstream = DroppingWsUpstream(abort)
-    server = await asyncio.start_server(upstream.handle, HOST, 0)
-    async with server:
-        upstream.url = f"http://{HOST}:{server.sockets[0].getsockname()[1]}"
+    async with raw_server(upstream.handle) as upstream.url:
         try:
             yield upstream
         finally:
@@ -458,9 +482,7 @@ class StreamingUpstream:
 async def streaming_upstream(make_chunk: Callable[[int], bytes | None], interval: float,
                              **options: Any) -> AsyncIterator[StreamingUpstream]:
     upstream = StreamingUpstream(make_chunk, interval, **options)
-    server = await asyncio.start_server(upstream.handle, HOST, 0)
-    async with server:
-        upstream.url = f"http://{HOST}:{server.sockets[0].getsockname()[1]}"
+    async with raw_server(upstream.handle) as upstream.url:
         yield upstream
 
 
@@ -485,9 +507,7 @@ class SilentUpstream:
 async def silent_upstream() -> AsyncIterator[SilentUpstream]:
     """Accepts TCP connections and reads the request, but never writes a byte back."""
     upstream = SilentUpstream()
-    server = await asyncio.start_server(upstream.handle, HOST, 0)
-    async with server:
-        upstream.url = f"http://{HOST}:{server.sockets[0].getsockname()[1]}"
+    async with raw_server(upstream.handle) as upstream.url:
         try:
             yield upstream
         finally:

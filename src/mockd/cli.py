@@ -215,6 +215,16 @@ def stop(data_dir: str | None, settings_path: Path | None) -> None:
     click.echo(f"mockd stopped (pid {pid})")
 
 
+def _register_stream_recordings() -> None:
+    from mockd.recordings_cli import stream_recordings
+
+    main.add_command(stream_recordings, "stream-recordings")
+    main.add_command(stream_recordings, "sr")
+
+
+_register_stream_recordings()
+
+
 @main.command()
 def version() -> None:
     """Print the version.

@@ -240,9 +240,12 @@ class CloseStep(_Model, tag="close", tag_field="type"):
 
     def __post_init__(self) -> None:
         _check_duration(self.delay, "delay")
-        if not (self.code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
+        if not (self.code in (1000, 1001, 1002, 1003, 1005, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
                 or 3000 <= self.code <= 4999):
-            raise ValueError(f"close code {self.code} may not be sent (use 1000-1014 or 3000-4999)")
+            raise ValueError(f"close code {self.code} may not be sent (use 1000-1014, 3000-4999, "
+                             "or 1005 for a close frame without a code)")
+        if self.code == 1005 and self.reason:
+            raise ValueError("a close without a code (1005) cannot have a reason")
         if len(self.reason.encode()) > 123:
             raise ValueError("close reason longer than 123 bytes")
 

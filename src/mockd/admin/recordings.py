@@ -8,8 +8,10 @@ import msgspec
 from aiohttp import web
 
 from mockd.admin.openapi import operation, path_parameter, ref
+from mockd.config import ConfigFile
+from mockd.convert import ConvertOptions, NothingToConvert, config_bytes, convert
 from mockd.jsonhttp import ApiError, json_response, read_json
-from mockd.recording.format import Recording, Summary
+from mockd.recording.format import Recording, Summary, decode_recording
 from mockd.recording.session import PROTOCOLS, Recorder, SessionLimits
 from mockd.recording.store import SORT_KEYS, ListQuery, StoreError
 
@@ -160,7 +162,21 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
     router.add_get("/stream-recordings/{id}", get_recording)
     router.add_delete("/stream-recordings/{id}", delete_recording)
     router.add_post("/stream-recordings/{id}/stop", stop)
+    async def convert_recording(request: web.Request) -> web.Response:
+        recording_id = resolve(request)
+        try:
+            options = msgspec.convert(await read_json(request), ConvertOptions)
+        except msgspec.ValidationError as exc:
+            raise ApiError(400, "invalid_options", f"Invalid convert options: {exc}") from None
+        recording = decode_recording(finished(request, recording_id))
+        try:
+            config = convert(recording, options)
+        except NothingToConvert as exc:
+            raise ApiError(400, "nothing_to_convert", str(exc)) from None
+        return web.Response(body=config_bytes(config), content_type="application/json")
+
     router.add_post("/stream-recordings/{id}/export", export)
+    router.add_post("/stream-recordings/{id}/convert", convert_recording)
 
 
 # --- OpenAPI ----------------------------------------------------------------------------------------
@@ -182,7 +198,7 @@ _START_BODY = {"type": "object", "required": ["protocol", "path"], "properties":
     "protocol": {"enum": list(PROTOCOLS)}, "path": {"type": "string"}, "name": {"type": "string"},
     "headers": {"type": "object", "additionalProperties": {"type": "string"}},
     "maxDurationMs": {"type": "integer", "minimum": 1}, "maxFrames": {"type": "integer", "minimum": 1}}}
-MODELS = (Recording, Summary)
+MODELS = (Recording, Summary, ConvertOptions, ConfigFile)
 PATHS = {
     "/stream-recordings": {"get": operation(
         "List recordings (soft-deleted ones only with includeDeleted)",
@@ -209,4 +225,7 @@ PATHS = {
     "/stream-recordings/{id}/export": {"post": operation("The recording file's exact bytes",
                                                          {200: ref("Recording")}, (400, 404, 409),
                                                          parameters=[RECORDING_ID])},
+    "/stream-recordings/{id}/convert": {"post": operation(
+        "Convert to a complete mock config that `mockd serve --config` loads", {200: ref("ConfigFile")},
+        (400, 404, 409, 413), body=ref("ConvertOptions"), body_required=False, parameters=[RECORDING_ID])},
 }

@@ -126,6 +126,7 @@ class WebSocketMockSession:
                 self._watchdog = loop.create_task(self._drop_after(CLOSE_TIMEOUT))
 
     async def _send_close(self, code: int, reason: str) -> None:
+        self._finish(code, reason)  # the connection ends with the code of whoever closed first
         self._emit("s2c", "close", close_payload(code, reason), code, reason)
         await send_close_frame(self.ws, code, reason)
 

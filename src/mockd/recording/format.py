@@ -89,6 +89,7 @@ class ConnectionRecord(_Model):
     opened_at: str
     relative_ms: int
     origin: Literal["mock", "proxy", "replay"]
+    path: str | Unset = UNSET  # ext.: the request path (a session's path may be a glob)
     closed_at: str | Unset = UNSET
     remote_addr: str | Unset = UNSET
     headers: dict[str, str] = {}

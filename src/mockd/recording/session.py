@@ -116,7 +116,7 @@ class RecordingSession:
         """A connection open before the session started keeps its real ``openedAt``, at relativeMs 0."""
         record = ConnectionRecord(
             connection=number, opened_at=rfc3339(connection.opened_ns), relative_ms=self._relative(connection.opened_ns),
-            origin=connection.origin, remote_addr=_or_unset(connection.remote),
+            origin=connection.origin, path=connection.path, remote_addr=_or_unset(connection.remote),
             headers=self.redactor.headers(connection.headers), query=self.redactor.query(connection.query),
             subprotocol=_or_unset(connection.subprotocol))
         body = connection.request_body

@@ -1,0 +1,636 @@
+"""``mockd stream-recordings``: a thin client of the admin API, or — when no server answers — of the
+data directory itself, through the same store code the server uses. Output formats follow the seed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from mockd.recording.format import Recording, Summary, decode_recording
+
+DEFAULT_ADMIN_URL = "http://localhost:4290"
+PROBE_TIMEOUT = 1.0
+TABLE_WIDTH = 100
+
+
+class CliError(click.ClickException):
+    """One clear line on stderr, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"mockd: error: {self.message}", err=True)
+
+
+# --- formatting (pure) ------------------------------------------------------------------------------
+
+
+def human_duration(ms: int) -> str:
+    """``850ms``, ``12.3s``, ``2m05s``, ``1h02m``."""
+    if ms < 1000:
+        return f"{ms}ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f}s"
+    minutes, seconds = divmod(ms // 1000, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def human_size(size: int) -> str:
+    """``512 B``, ``8.2 KB``, ``1.2 MB`` (powers of 1024, as the seed's 8432 bytes = 8.2 KB)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def shorten(text: str, width: int) -> str:
+    """Long paths lose their middle: ``/api/v1/…/stream``."""
+    if len(text) <= width:
+        return text
+    keep = width - 1
+    return text[:(keep + 1) // 2] + "…" + text[len(text) - keep // 2:]
+
+
+def seconds_precision(timestamp: str) -> str:
+    """``2024-01-15T10:30:00.123456Z`` → ``2024-01-15T10:30:00Z``, as the seed shows times."""
+    return timestamp.split(".")[0].rstrip("Z") + "Z" if timestamp else ""
+
+
+def table(headers: list[str], rows: list[list[str]], minimum: dict[str, int] | None = None,
+          shrink: str | None = None) -> str:
+    """Left-aligned columns, two spaces apart; the ``shrink`` column is shortened to fit the width."""
+    widths = [max([len(header), (minimum or {}).get(header, 0), *(len(row[i]) for row in rows)])
+              for i, header in enumerate(headers)]
+    if shrink is not None:
+        index = headers.index(shrink)
+        over = sum(widths) + 2 * (len(widths) - 1) - TABLE_WIDTH
+        if over > 0:
+            widths[index] = max(len(shrink), widths[index] - over)
+            rows = [[*row[:index], shorten(row[index], widths[index]), *row[index + 1:]] for row in rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+             for line in [headers, *rows]]
+    return "\n".join(lines)
+
+
+def recordings_table(summaries: list[Summary]) -> str:
+    rows = [[summary.id[:12], summary.protocol, summary.path, summary.status, str(summary.frame_count),
+             human_duration(summary.duration), human_size(summary.file_size)] for summary in summaries]
+    return table(["ID", "PROTOCOL", "PATH", "STATUS", "FRAMES", "DURATION", "SIZE"], rows,
+                 minimum={"ID": 12, "PATH": 13}, shrink="PATH")
+
+
+def sessions_table(sessions: list[dict[str, Any]]) -> str:
+    rows = [[str(s["id"])[:12], str(s["protocol"]), str(s["path"]), human_duration(int(s["durationMs"])),
+             str(s["frameCount"]), str(s["connectionCount"])] for s in sessions]
+    return table(["ID", "PROTOCOL", "PATH", "DURATION", "FRAMES", "CONNECTIONS"], rows, minimum={"ID": 12},
+                 shrink="PATH")
+
+
+def show_block(recording: Recording) -> str:
+    """The seed's ``show`` block, then the protocol's details."""
+    stats = recording.stats
+    end_time = recording.end_time if isinstance(recording.end_time, str) else ""
+    lines = [("ID", recording.id), ("Name", recording.name), ("Protocol", recording.protocol),
+             ("Path", recording.path), ("Status", recording.status),
+             ("Started", seconds_precision(recording.start_time)), ("Ended", seconds_precision(end_time)),
+             ("Duration", human_duration(recording.duration)), ("Frames", str(stats.frame_count)),
+             ("File Size", human_size(stats.file_size_bytes))]
+    text = [f"{label + ':':<13}{value}".rstrip() for label, value in lines]
+    if recording.websocket is not None and not isinstance(recording.websocket, type(msgspec.UNSET)):
+        section = recording.websocket
+        details = [("Text Frames", str(stats.text_frames)), ("Binary Frames", str(stats.binary_frames)),
+                   ("Ping/Pong", str(stats.ping_pong)),
+                   ("Close Code", str(section.close_code) if isinstance(section.close_code, int) else "-"),
+                   ("Connections", str(stats.connection_count)),
+                   ("Subprotocol", section.subprotocol if isinstance(section.subprotocol, str) else "-")]
+        text += ["", "WebSocket Details:", *(f"  {label + ':':<15}{value}" for label, value in details)]
+    else:
+        types = sorted({event.type for event in recording.entries() if isinstance(getattr(event, "type", None), str)})
+        details = [("Events", str(stats.event_count)), ("Event Types", ", ".join(types) or "-"),
+                   ("Connections", str(stats.connection_count))]
+        text += ["", "SSE Details:", *(f"  {label + ':':<15}{value}" for label, value in details)]
+    return "\n".join(text)
+
+
+def stats_block(stats: dict[str, Any]) -> str:
+    lines = [f"Used:        {human_size(stats['usedBytes'])} / {human_size(stats['maxBytes'])} "
+             f"({stats['usedPercent']:.1f}%)",
+             f"Recordings:  {stats['recordingCount']} ({stats['websocketCount']} websocket, {stats['sseCount']} sse)",
+             f"Deleted:     {stats['deletedCount']} ({human_size(stats['deletedBytes'])}; "
+             "`mockd stream-recordings vacuum` removes them)"]
+    if "oldestRecording" in stats:
+        lines.append(f"Oldest:      {stats['oldestRecording'][:12]}  {seconds_precision(stats['oldestDate'])}")
+        lines.append(f"Newest:      {stats['newestRecording'][:12]}  {seconds_precision(stats['newestDate'])}")
+    if stats.get("warning"):
+        lines.append(f"Warning:     {stats['warning']}")
+    return "\n".join(lines)
+
+
+def summary_line(recording: Recording) -> str:
+    return (f"{recording.id[:12]}  {recording.protocol} {recording.path}  {recording.status}  "
+            f"{recording.stats.frame_count} frames  {human_duration(recording.duration)}  "
+            f"{human_size(recording.stats.file_size_bytes)}")
+
+
+# --- backends -----------------------------------------------------------------------------------------
+
+
+class ServerUnavailable(Exception):
+    pass
+
+
+@dataclass
+class ApiBackend:
+    """The admin API over HTTP (stdlib only, so the CLI starts fast)."""
+
+    base_url: str
+    token: str | None
+
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+                timeout: float = 60) -> bytes:
+        url = self.base_url.rstrip("/") + path
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as error:
+            raise CliError(_api_error(error)) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            raise ServerUnavailable(str(getattr(error, "reason", error))) from None
+
+    def probe(self) -> None:
+        self.request("GET", "/health", timeout=PROBE_TIMEOUT)
+
+    def resolve_ref(self, path: str) -> str:
+        return urllib.parse.quote(path, safe="")
+
+
+def _api_error(error: urllib.error.HTTPError) -> str:
+    try:
+        answer = json.loads(error.read())
+        message = str(answer.get("message") or answer.get("error"))
+        if answer.get("candidates"):
+            message += ": " + ", ".join(str(c)[:12] for c in answer["candidates"])
+        return message
+    except (ValueError, AttributeError):
+        return f"the admin API answered {error.code} {error.reason}"
+
+
+@dataclass
+class Context:
+    admin_url: str
+    token: str | None
+    data_dir: str | None
+    color: bool
+    _api: ApiBackend | None = None
+    _store: Any = None
+
+    def api(self, required_for: str | None = None) -> ApiBackend | None:
+        """The admin API when a server answers; ``None`` (offline) otherwise, or an error when
+        ``required_for`` names a command that needs a server."""
+        if self._api is None:
+            api = ApiBackend(self.admin_url, self.token)
+            try:
+                api.probe()
+            except ServerUnavailable:
+                if required_for:
+                    raise CliError(f"`{required_for}` needs a running mockd, and none answers at {self.admin_url} "
+                                   "(start one with `mockd serve`, or pass --admin-url)") from None
+                return None
+            self._api = api
+        return self._api
+
+    def store(self) -> Any:
+        if self._store is None:
+            from mockd.config import ConfigError
+            from mockd.recording.store import Store
+            from mockd.settings import load_settings, resolve_data_dir
+
+            try:
+                settings, _ = load_settings(None)
+            except ConfigError as exc:
+                raise CliError(str(exc)) from None
+            directory = resolve_data_dir(self.data_dir, settings)
+            click.echo(f"mockd: no server answers at {self.admin_url}; using the data directory {directory}",
+                       err=True)
+            store = Store(directory, settings.recording.max_bytes, settings.recording.warn_percent)
+            try:
+                store.open()
+            except OSError as exc:
+                raise CliError(f"cannot use data directory {directory}: {exc.strerror}") from None
+            self._store = store
+        return self._store
+
+
+def _offline(call: Callable[[], Any]) -> Any:
+    from mockd.recording.store import StoreError
+
+    try:
+        return call()
+    except StoreError as exc:
+        message = exc.message
+        if exc.extra.get("candidates"):
+            message += ": " + ", ".join(str(c)[:12] for c in exc.extra["candidates"])
+        raise CliError(message) from None
+
+
+# --- commands -----------------------------------------------------------------------------------------
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Accepted by the group and by every subcommand (a subcommand's value wins)."""
+    options = [
+        click.option("--admin-url", envvar="MOCKD_ADMIN_URL", default=None,
+                     help=f"Admin API of the running mockd (env MOCKD_ADMIN_URL; default {DEFAULT_ADMIN_URL})."),
+        click.option("--admin-token", envvar="MOCKD_ADMIN_TOKEN", default=None, help="Admin token (env MOCKD_ADMIN_TOKEN)."),
+        click.option("--data-dir", envvar="MOCKD_DATA_DIR", default=None,
+                     help="Recordings directory used when no server answers (env MOCKD_DATA_DIR)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _merge(ctx: click.Context, admin_url: str | None = None, admin_token: str | None = None,
+           data_dir: str | None = None) -> Context:
+    """The group's connection settings, overridden by those given to the subcommand."""
+    context = ctx.find_object(Context)
+    assert context is not None
+    if admin_url:
+        context.admin_url = admin_url
+    if admin_token:
+        context.token = admin_token
+    if data_dir:
+        context.data_dir = data_dir
+    return context
+
+
+@click.group("stream-recordings")
+@connection_options
+@click.pass_context
+def stream_recordings(ctx: click.Context, admin_url: str | None, admin_token: str | None, data_dir: str | None) -> None:
+    """Manage stream recordings: list, show, export, convert, delete, stats, vacuum, sessions.
+
+    Talks to the running mockd's admin API; when none answers, the commands that only need stored
+    recordings work on the data directory directly. IDs may be any unique prefix (12 characters, as
+    `list` shows them).
+
+    \b
+    Example:
+      mockd stream-recordings list
+      mockd stream-recordings show 01HXYZ123456
+    """
+    ctx.obj = Context(admin_url=admin_url or DEFAULT_ADMIN_URL, token=admin_token, data_dir=data_dir,
+                      color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2).decode(), color=False)
+
+
+def _load(context: Context, reference: str) -> tuple[Recording, bytes]:
+    api = context.api()
+    if api is not None:
+        raw = api.request("GET", f"/stream-recordings/{api.resolve_ref(reference)}")
+    else:
+        store = context.store()
+        raw = _offline(lambda: store.read_bytes(store.resolve(reference)))
+    return decode_recording(raw), raw
+
+
+def _confirm(question: str, force: bool, what: str) -> None:
+    if force:
+        return
+    if not sys.stdin.isatty():
+        raise CliError(f"not on a terminal, so {what} needs --force to go ahead")
+    if not click.confirm(question, default=False):
+        raise click.Abort()
+
+
+@stream_recordings.command("list")
+@click.option("--protocol", type=click.Choice(["websocket", "sse"]), help="Only this protocol.")
+@click.option("--status", type=click.Choice(["recording", "complete", "incomplete"]), help="Only this status.")
+@click.option("--path", help="Only paths starting with this.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of summaries.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(0, 10_000))
+@click.option("--offset", default=0, type=click.IntRange(0))
+@click.option("--sort", "sort_by", default="startTime", type=click.Choice(["startTime", "name", "size"]))
+@click.option("--order", "sort_order", default="desc", type=click.Choice(["asc", "desc"]))
+@click.option("--include-deleted", is_flag=True, help="Show soft-deleted recordings too.")
+@connection_options
+@click.pass_context
+def list_recordings(ctx: click.Context, as_json: bool, **options: Any) -> None:
+    """List recordings, newest first.
+
+    \b
+    Example:
+      mockd stream-recordings list --protocol websocket
+      mockd stream-recordings list --limit 10 --offset 20
+    """
+    context = _merge(ctx, options.pop("admin_url"), options.pop("admin_token"), options.pop("data_dir"))
+    summaries, total = _list(context, options)
+    if as_json:
+        _echo_json(summaries)
+        return
+    if not summaries:
+        click.echo("No stream recordings found")
+        return
+    click.echo(recordings_table(summaries))
+    if options["offset"] + len(summaries) < total:
+        click.echo(f"\nShowing {len(summaries)} of {total} recordings (use --offset for more)")
+
+
+def _list(context: Context, options: dict[str, Any]) -> tuple[list[Summary], int]:
+    api = context.api()
+    if api is not None:
+        query = {"protocol": options["protocol"], "status": options["status"], "path": options["path"],
+                 "limit": options["limit"], "offset": options["offset"], "sortBy": options["sort_by"],
+                 "sortOrder": options["sort_order"], "includeDeleted": "true" if options["include_deleted"] else None}
+        answer = msgspec.json.decode(api.request("GET", "/stream-recordings", query=query), type=_ListAnswer)
+        return answer.recordings, answer.total
+    from mockd.recording.store import ListQuery
+
+    store = context.store()
+    return _offline(lambda: store.list(ListQuery(**{key: options[key] for key in (
+        "protocol", "status", "path", "limit", "offset", "sort_by", "sort_order", "include_deleted")})))
+
+
+class _ListAnswer(msgspec.Struct):
+    recordings: list[Summary]
+    total: int
+
+
+stream_recordings.add_command(list_recordings, "ls")
+
+
+@stream_recordings.command("show")
+@click.argument("recording_id")
+@click.option("--json", "as_json", is_flag=True, help="The full recording as JSON (pipe it into jq).")
+@connection_options
+@click.pass_context
+def show(ctx: click.Context, recording_id: str, as_json: bool, **connection: Any) -> None:
+    """Show a recording's details.
+
+    \b
+    Example:
+      mockd stream-recordings show 01HXYZ123456
+      mockd stream-recordings show 01HXYZ123456 --json | jq '.websocket.frames[] | {relativeMs, direction, type}'
+    """
+    recording, raw = _load(_merge(ctx, **connection), recording_id)
+    if as_json:
+        sys.stdout.buffer.write(raw if raw.endswith(b"\n") else raw + b"\n")
+        return
+    click.echo(show_block(recording))
+
+
+stream_recordings.add_command(show, "get")
+
+
+@stream_recordings.command("export")
+@click.argument("recording_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@connection_options
+@click.pass_context
+def export(ctx: click.Context, recording_id: str, output: Path | None, **connection: Any) -> None:
+    """Export a recording's JSON, exactly as stored.
+
+    \b
+    Example:
+      mockd stream-recordings export 01HXYZ123456 -o recording.json
+    """
+    context = _merge(ctx, **connection)
+    api = context.api()
+    if api is not None:
+        raw = api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/export")
+    else:
+        store = context.store()
+        raw = _offline(lambda: store.read_bytes(store.resolve(recording_id)))
+    _write_output(raw, output, "recording")
+
+
+def _write_output(raw: bytes, output: Path | None, what: str) -> None:
+    if output is None:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        output.write_bytes(raw)
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"Wrote the {what} to {output} ({human_size(len(raw))})", err=True)
+
+
+@stream_recordings.command("convert")
+@click.argument("recording_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@click.option("--simplify-timing", is_flag=True, help="Clamp delays: below --min-delay → 0, above --max-delay → max.")
+@click.option("--min-delay", type=click.IntRange(0), default=None, help="ms (default 10).")
+@click.option("--max-delay", type=click.IntRange(0), default=None, help="ms (default 5000).")
+@click.option("--no-client-messages", is_flag=True, help="Send the server frames on timing alone.")
+@click.option("--strict", is_flag=True, help="Expect exactly the recorded client messages.")
+@click.option("--connection", type=click.IntRange(1), help="Which captured connection (default: the first).")
+@click.option("--path", help="The mock's path (default: the recorded one).")
+@connection_options
+@click.pass_context
+def convert_command(ctx: click.Context, recording_id: str, output: Path | None, simplify_timing: bool,
+                    min_delay: int | None, max_delay: int | None, no_client_messages: bool, strict: bool,
+                    connection: int | None, path: str | None, **connection_settings: Any) -> None:
+    """Convert a recording into a mock config that `mockd serve --config` loads.
+
+    \b
+    Example:
+      mockd stream-recordings convert 01HXYZ123456 -o chat-scenario.json
+      mockd stream-recordings convert 01HXYZ123456 --simplify-timing --min-delay 50 --max-delay 2000
+      mockd serve --config chat-scenario.json
+    """
+    context = _merge(ctx, **connection_settings)
+    body: dict[str, Any] = {"simplifyTiming": simplify_timing, "includeClientMessages": not no_client_messages,
+                            "strictMatching": strict}
+    for key, value in (("minDelay", min_delay), ("maxDelay", max_delay), ("connection", connection), ("path", path)):
+        if value is not None:
+            body[key] = value
+    api = context.api()
+    if api is not None:
+        raw = api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/convert", body=body)
+    else:
+        from mockd.convert import ConvertOptions, NothingToConvert, config_bytes, convert
+
+        try:
+            options = msgspec.convert(body, ConvertOptions)
+        except msgspec.ValidationError as exc:
+            raise CliError(str(exc)) from None
+        store = context.store()
+        recording = _offline(lambda: store.load(store.resolve(recording_id)))
+        try:
+            raw = config_bytes(convert(recording, options))
+        except NothingToConvert as exc:
+            raise CliError(str(exc)) from None
+    _write_output(raw, output, "mock config")
+
+
+@stream_recordings.command("delete")
+@click.argument("recording_id")
+@click.option("--force", is_flag=True, help="Do not ask.")
+@click.option("--permanent", is_flag=True, help="Remove the file now instead of soft-deleting.")
+@connection_options
+@click.pass_context
+def delete(ctx: click.Context, recording_id: str, force: bool, permanent: bool, **connection: Any) -> None:
+    """Delete a recording (soft by default: `vacuum` removes it for good).
+
+    \b
+    Example:
+      mockd stream-recordings delete 01HXYZ123456 --force
+      mockd stream-recordings delete 01HXYZ123456 --permanent
+    """
+    context = _merge(ctx, **connection)
+    recording, _ = _load(context, recording_id)
+    _confirm(f"Delete recording {recording.id[:12]}… ({recording.protocol} {recording.path})?", force,
+             "deleting a recording")
+    api = context.api()
+    if api is not None:
+        api.request("DELETE", f"/stream-recordings/{recording.id}", query={"permanent": "true" if permanent else None})
+    else:
+        store = context.store()
+        _offline(lambda: store.delete_permanently(recording.id) if permanent else store.soft_delete(recording.id))
+    kind = "Permanently deleted" if permanent else "Deleted"
+    click.echo(f"{kind} recording {recording.id[:12]} ({recording.protocol} {recording.path})"
+               + ("" if permanent else "; `mockd stream-recordings vacuum` removes it for good"))
+
+
+stream_recordings.add_command(delete, "rm")
+
+
+@stream_recordings.command("stats")
+@click.option("--json", "as_json", is_flag=True)
+@connection_options
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool, **connection: Any) -> None:
+    """Storage use against the quota, counts, oldest and newest.
+
+    \b
+    Example:
+      mockd stream-recordings stats
+    """
+    context = _merge(ctx, **connection)
+    api = context.api()
+    figures = json.loads(api.request("GET", "/stream-recordings/stats")) if api else context.store().stats()
+    if as_json:
+        _echo_json(figures)
+    else:
+        click.echo(stats_block(figures))
+
+
+@stream_recordings.command("vacuum")
+@click.option("--force", is_flag=True, help="Do not ask.")
+@connection_options
+@click.pass_context
+def vacuum(ctx: click.Context, force: bool, **connection: Any) -> None:
+    """Permanently remove soft-deleted recordings.
+
+    \b
+    Example:
+      mockd stream-recordings vacuum --force
+    """
+    context = _merge(ctx, **connection)
+    _confirm("Permanently remove every soft-deleted recording?", force, "vacuum")
+    api = context.api()
+    if api is not None:
+        answer = json.loads(api.request("POST", "/stream-recordings/vacuum"))
+        removed, freed = answer["removed"], answer["freedBytes"]
+    else:
+        removed, freed = context.store().vacuum()
+    click.echo(f"Removed {removed} recordings, freed {human_size(freed)}")
+
+
+@stream_recordings.command("sessions")
+@click.option("--json", "as_json", is_flag=True)
+@connection_options
+@click.pass_context
+def sessions(ctx: click.Context, as_json: bool, **connection: Any) -> None:
+    """Recording sessions in progress (needs a running server).
+
+    \b
+    Example:
+      mockd stream-recordings sessions
+    """
+    api = _merge(ctx, **connection).api(required_for="sessions")
+    assert api is not None
+    active = json.loads(api.request("GET", "/stream-recordings/sessions"))
+    if as_json:
+        _echo_json(active)
+    elif not active:
+        click.echo("No active recording sessions")
+    else:
+        click.echo(sessions_table(active))
+
+
+@stream_recordings.command("start")
+@click.option("--protocol", required=True, type=click.Choice(["websocket", "sse"]))
+@click.option("--path", required=True, help="Exact path or a glob with * (/ws/*).")
+@click.option("--name", help="A name for the recording.")
+@click.option("--max-duration", type=click.IntRange(1), help="Stop after this many ms.")
+@click.option("--max-frames", type=click.IntRange(1), help="Stop after this many frames.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the id (for scripts).")
+@connection_options
+@click.pass_context
+def start(ctx: click.Context, protocol: str, path: str, name: str | None, max_duration: int | None,
+          max_frames: int | None, quiet: bool, **connection: Any) -> None:
+    """Start a recording session (needs a running server).
+
+    \b
+    Example:
+      ID=$(mockd stream-recordings start --protocol websocket --path /ws/chat --quiet)
+    """
+    api = _merge(ctx, **connection).api(required_for="start")
+    assert api is not None
+    body: dict[str, Any] = {"protocol": protocol, "path": path}
+    for key, value in (("name", name), ("maxDurationMs", max_duration), ("maxFrames", max_frames)):
+        if value is not None:
+            body[key] = value
+    answer = json.loads(api.request("POST", "/stream-recordings/start", body=body))
+    if quiet:
+        click.echo(answer["sessionId"])
+        return
+    click.echo(f"Recording {answer['sessionId']} started ({protocol} {path})")
+    if answer.get("warning"):
+        click.echo(f"Warning: {answer['warning']}", err=True)
+
+
+@stream_recordings.command("stop")
+@click.argument("recording_id")
+@connection_options
+@click.pass_context
+def stop(ctx: click.Context, recording_id: str, **connection: Any) -> None:
+    """Stop a recording session and print the finished recording's summary (needs a running server).
+
+    \b
+    Example:
+      mockd stream-recordings stop 01HXYZ123456
+    """
+    api = _merge(ctx, **connection).api(required_for="stop")
+    assert api is not None
+    recording = decode_recording(api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/stop"))
+    click.echo(summary_line(recording))
