@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from conftest import MockdFactory, RunningMockd, mocks_config
+from sseblocks import field_line
 from upstreams import RawResponse, open_request
 
 DEADLINE = 10.0  # seconds: generous upper bound for anything to arrive
@@ -48,13 +49,7 @@ class Block:
     @property
     def fields(self) -> list[tuple[str, str]]:
         """(name, value) per line, parsed per WHATWG: a comment line has the name ``""``."""
-        result: list[tuple[str, str]] = []
-        for line in self.lines:
-            name, colon, value = line.partition(":")
-            if colon and value.startswith(" "):
-                value = value[1:]
-            result.append((name, value))
-        return result
+        return [field_line(line) for line in self.lines]
 
     def get(self, name: str) -> str | None:
         values = [value for field_name, value in self.fields if field_name == name]

@@ -25,6 +25,8 @@ from mockd.config import SseConfig, SseEvent
 from mockd.events import SseBlock
 from mockd.mocks.sse import block_from_event, encode_block, resume_index, schedule
 
+from sseblocks import field_line
+
 # --- a WHATWG event-stream parser -----------------------------------------------------------------
 
 
@@ -67,9 +69,7 @@ def parse_stream(raw: bytes) -> Parsed:
         if line.startswith(":"):
             parsed.comments.append(line[2:] if line.startswith(": ") else line[1:])
             continue
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
+        name, value = field_line(line)
         parsed.field_names.append(name)
         if name == "event":
             event_type = value
@@ -93,13 +93,7 @@ def fields_of(raw: bytes) -> list[tuple[str, str]]:
     """(name, value) of every line of one encoded block (comments have the name ``""``); must end in a blank line."""
     text = raw.decode()
     assert text.endswith("\n\n"), raw
-    result: list[tuple[str, str]] = []
-    for line in text[:-2].split("\n"):
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        result.append((name, value))
-    return result
+    return [field_line(line) for line in text[:-2].split("\n")]
 
 
 def test_parser_self_check() -> None:

@@ -21,13 +21,9 @@ from hypothesis import strategies as st
 from mockd.events import SseBlock
 from mockd.ssewire import SseParser, encode_block
 
-Fields = tuple[str | None, str | None, str | None, int | None, str | None]
+from sseblocks import Fields, block, fields
 
 BOM = "\ufeff".encode()
-
-
-def fields(block: SseBlock) -> Fields:
-    return (block.type, block.data, block.id, block.retry, block.comment)
 
 
 def parse(*chunks: bytes) -> list[Fields]:
@@ -45,11 +41,6 @@ def every_split(raw: bytes) -> list[tuple[bytes, bytes]]:
 
 def bytewise(raw: bytes) -> list[bytes]:
     return [raw[index:index + 1] for index in range(len(raw))]
-
-
-def block(type: str | None = None, data: str | None = None, id: str | None = None, retry: int | None = None,
-          comment: str | None = None) -> Fields:
-    return (type, data, id, retry, comment)
 
 
 @dataclass

@@ -28,6 +28,8 @@ from mockd.events import Connection, SseBlock, WsFrame
 from mockd.server import MockdServer, ServeOptions, prepare
 
 from conftest import mocks_config, write_config, ws_mock
+from sseblocks import block as sse
+from sseblocks import fields
 from upstreams import (
     DEADLINE,
     Headers,
@@ -48,7 +50,6 @@ PAUSE = 0.3  # the client's pause between two messages in the timing test, secon
 PAUSE_TOLERANCE_NS = 100_000_000
 
 Origin = Literal["mock", "proxy"]
-Fields = tuple[str | None, str | None, str | None, int | None, str | None]
 ORIGINS: list[Origin] = ["mock", "proxy"]
 WS_PATHS: dict[Origin, str] = {"mock": "/ws/echo", "proxy": "/up/ws/echo"}
 SUBPROTOCOL = "chat.v1"
@@ -56,15 +57,6 @@ SUBPROTOCOL = "chat.v1"
 
 def close_payload(code: int, reason: str) -> bytes:
     return code.to_bytes(2, "big") + reason.encode()
-
-
-def fields(block: SseBlock) -> Fields:
-    return (block.type, block.data, block.id, block.retry, block.comment)
-
-
-def sse(type: str | None = None, data: str | None = None, id: str | None = None, retry: int | None = None,
-        comment: str | None = None) -> Fields:
-    return (type, data, id, retry, comment)
 
 
 # --- the subscriber ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from aiohttp import web
 from mockd import __version__
 from mockd.admin import mocks as mock_routes
 from mockd.admin import recordings as recording_routes
+from mockd.admin import replays as replay_routes
 from mockd.admin.openapi import openapi_document, operation
 from mockd.jsonhttp import ApiError, json_error, json_response
 from mockd.mocks.registry import MockRegistry
@@ -78,8 +79,9 @@ PATHS = {
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_document({**PATHS, **mock_routes.PATHS, **recording_routes.PATHS},
-                                          (*mock_routes.MODELS, *recording_routes.MODELS)))
+    return json_response(openapi_document(
+        {**PATHS, **mock_routes.PATHS, **recording_routes.PATHS, **replay_routes.PATHS},
+        (*mock_routes.MODELS, *recording_routes.MODELS, *replay_routes.MODELS)))
 
 
 def create_admin_app(registry: MockRegistry, recorder: Recorder, token: str | None) -> web.Application:
@@ -91,4 +93,5 @@ def create_admin_app(registry: MockRegistry, recorder: Recorder, token: str | No
     app.router.add_get("/openapi.json", openapi)
     mock_routes.add_routes(app.router, REGISTRY)
     recording_routes.add_routes(app.router, RECORDER)
+    replay_routes.add_routes(app.router, REGISTRY, RECORDER)
     return app

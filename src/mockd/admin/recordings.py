@@ -81,21 +81,30 @@ def recording_response(raw: bytes, status: int = 200, filename: str | None = Non
     return web.Response(status=status, body=raw, content_type="application/json", headers=headers)
 
 
+def resolve_id(recorder: Recorder, reference: str) -> str:
+    """The recording id for an id or unique prefix, or the API's 400/404/409."""
+    try:
+        return recorder.resolve(reference)
+    except StoreError as exc:
+        raise _store_errors(exc) from None
+
+
+def recording_file(recorder: Recorder, recording_id: str) -> bytes:
+    """The recording's bytes; a running session's recording so far."""
+    if recording_id in recorder.sessions:
+        return recorder.live_view(recording_id)
+    try:
+        return recorder.store.read_bytes(recording_id)
+    except StoreError as exc:
+        raise _store_errors(exc) from None
+
+
 def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
     def resolve(request: web.Request) -> str:
-        try:
-            return request.app[key].resolve(request.match_info["id"])
-        except StoreError as exc:
-            raise _store_errors(exc) from None
+        return resolve_id(request.app[key], request.match_info["id"])
 
     def finished(request: web.Request, recording_id: str) -> bytes:
-        recorder = request.app[key]
-        if recording_id in recorder.sessions:
-            return recorder.live_view(recording_id)
-        try:
-            return recorder.store.read_bytes(recording_id)
-        except StoreError as exc:
-            raise _store_errors(exc) from None
+        return recording_file(request.app[key], recording_id)
 
     async def list_recordings(request: web.Request) -> web.Response:
         query = list_query(request)

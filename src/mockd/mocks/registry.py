@@ -16,6 +16,7 @@ from mockd.mocks.http import request_matches, serve_response
 from mockd.mocks.sse import serve_sse
 from mockd.mocks.websocket import negotiate, serve_websocket
 from mockd.proxy import Upstream, path_matches_prefix
+from mockd.replay import Replays
 from mockd.wsclose import CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART
 
 
@@ -35,6 +36,7 @@ class MockRegistry:
     def __init__(self, events: StreamEvents) -> None:
         self.events = events
         self.upstream = Upstream(events)
+        self.replays = Replays(events)
         self.stopping = asyncio.Event()
         self._mocks: list[Mock] = []
         self._live: dict[str, set[LiveConnection]] = {}
@@ -87,6 +89,7 @@ class MockRegistry:
         """Close every open WebSocket with 1001, end every SSE stream, and give their closing
         handshakes up to ``timeout`` seconds before the listeners go."""
         self.stopping.set()
+        self.replays.shut_down()
         for mock_id in list(self._live):
             self._close_sessions(mock_id, CLOSE_GOING_AWAY, "server shutting down")
         loop = asyncio.get_running_loop()
@@ -98,6 +101,12 @@ class MockRegistry:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         upgrade = is_websocket_upgrade(request)
+        if self.replays.sessions:  # a replay waiting for its client goes ahead of every mock
+            replay = self.replays.claim("websocket" if upgrade else "sse", request.path, request.method)
+            if replay is not None:
+                if upgrade:
+                    return await self.replays.serve_websocket(replay, request)
+                return await self.replays.serve_sse(replay, request)
         for mock in self._mocks:
             if not mock.enabled:
                 continue

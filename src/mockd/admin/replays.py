@@ -1,0 +1,126 @@
+"""``/replay``: watch and drive the replays started with ``POST /stream-recordings/{id}/replay``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from mockd.admin.openapi import operation, path_parameter, ref
+from mockd.jsonhttp import ApiError, json_response, read_json
+from mockd.admin.recordings import RECORDING_ID, recording_file, resolve_id
+from mockd.recording.format import decode_recording
+from mockd.replay import (FINISHED, ReplayBadRequest, ReplayConflict, ReplayError, ReplayOptions, Replays,
+                          ReplaySession, ReplayStatus)
+
+
+class AdvanceRequest(msgspec.Struct, forbid_unknown_fields=True):
+    count: int = 1
+    until: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError("count must be at least 1")
+
+
+def find(replays: Replays, reference: str) -> ReplaySession:
+    """A replay by id or unique id prefix."""
+    matches = [session for key, session in replays.sessions.items() if key.startswith(reference.upper())]
+    if not reference or not matches:
+        raise ApiError(404, "not_found", f"No replay with id {reference[:40]!r}")
+    if len(matches) > 1:
+        raise ApiError(409, "ambiguous_id", f"{reference!r} matches {len(matches)} replays",
+                       candidates=[session.id for session in matches])
+    return matches[0]
+
+
+def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: web.AppKey[Any]) -> None:
+    def session(request: web.Request) -> ReplaySession:
+        return find(request.app[key].replays, request.match_info["id"])
+
+    async def start_replay(request: web.Request) -> web.Response:
+        recorder = request.app[recorder_key]
+        recording_id = resolve_id(recorder, request.match_info["id"])
+        try:
+            options = msgspec.convert(await read_json(request), ReplayOptions)
+        except msgspec.ValidationError as exc:
+            raise ApiError(400, "invalid_options", f"Invalid replay options: {exc}") from None
+        recording = decode_recording(recording_file(recorder, recording_id))
+        try:
+            replay = request.app[key].replays.create(recording, options)
+        except ReplayError as exc:
+            raise ApiError(400, "invalid_replay", str(exc)) from None
+        return json_response({"sessionId": replay.id, "status": replay.status}, 201)
+
+    async def list_replays(request: web.Request) -> web.Response:
+        return json_response([replay.describe() for replay in request.app[key].replays.sessions.values()])
+
+    async def get_replay(request: web.Request) -> web.Response:
+        return json_response(session(request).describe())
+
+    async def delete_replay(request: web.Request) -> web.Response:
+        session(request).abort()
+        return web.Response(status=204)
+
+    async def advance(request: web.Request) -> web.Response:
+        replay = session(request)
+        try:
+            body = msgspec.convert(await read_json(request), AdvanceRequest)
+        except msgspec.ValidationError as exc:
+            raise ApiError(400, "invalid_request", f"Invalid advance request: {exc}") from None
+        before = replay.frames_sent
+        try:
+            await replay.advance(body.count, body.until)
+        except ReplayBadRequest as exc:
+            raise ApiError(400, "not_triggered", str(exc)) from None
+        except ReplayConflict as exc:
+            raise ApiError(409, exc.code, str(exc)) from None
+        status = replay.describe()
+        return json_response({"framesSent": replay.frames_sent - before, "currentFrame": status.current_frame,
+                              "totalFrames": status.total_frames, "status": status.status,
+                              "complete": status.status in FINISHED or replay.frames_sent >= status.total_frames})
+
+    def control(action: str) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            replay = session(request)
+            try:
+                getattr(replay, action)()
+            except ReplayConflict as exc:
+                raise ApiError(409, "conflict", str(exc)) from None
+            return json_response(replay.describe())
+
+        return handler
+
+    router.add_post("/stream-recordings/{id}/replay", start_replay)
+    router.add_get("/replay", list_replays)
+    router.add_get("/replay/{id}", get_replay)
+    router.add_delete("/replay/{id}", delete_replay)
+    router.add_post("/replay/{id}/advance", advance)
+    router.add_post("/replay/{id}/pause", control("pause"))
+    router.add_post("/replay/{id}/resume", control("resume"))
+
+
+REPLAY_ID = path_parameter("id", "A replay session id (or a unique prefix)")
+_ADVANCED = {"type": "object", "required": ["framesSent", "currentFrame", "totalFrames", "status", "complete"]}
+MODELS = (ReplayStatus, AdvanceRequest, ReplayOptions)
+_STARTED = {"type": "object", "required": ["sessionId", "status"]}
+PATHS = {
+    "/stream-recordings/{id}/replay": {"post": operation(
+        "Replay a recording to the next client that connects to its path", {201: _STARTED}, (400, 404, 409, 413),
+        body=ref("ReplayOptions"), body_required=False, parameters=[RECORDING_ID])},
+    "/replay": {"get": operation("Replay sessions, running and finished", {200: {"type": "array",
+                                                                              "items": ref("ReplayStatus")}})},
+    "/replay/{id}": {
+        "get": operation("A replay's status", {200: ref("ReplayStatus")}, (404, 409), parameters=[REPLAY_ID]),
+        "delete": operation("Abort a replay (its client is closed with 1001)", {204: None}, (404, 409),
+                            parameters=[REPLAY_ID]),
+    },
+    "/replay/{id}/advance": {"post": operation(
+        "Triggered mode: send the next frames; answers once they are on the wire", {200: _ADVANCED},
+        (400, 404, 409, 413), body=ref("AdvanceRequest"), body_required=False, parameters=[REPLAY_ID])},
+    "/replay/{id}/pause": {"post": operation("Pure mode: stop the clock", {200: ref("ReplayStatus")}, (404, 409),
+                                             parameters=[REPLAY_ID])},
+    "/replay/{id}/resume": {"post": operation("Pure mode: restart the clock", {200: ref("ReplayStatus")},
+                                              (404, 409), parameters=[REPLAY_ID])},
+}
