@@ -35,6 +35,7 @@ from upstreams import (
     echo,
     exchange,
     fd_count,
+    open_ws,
     poll_until,
     proxy_mock,
     recv,
@@ -54,9 +55,8 @@ CYCLES = 1000  # connect/disconnect cycles in the leak test, as the issue asks
 
 def open_client(server: RunningMockd, path: str = "/ws", **options: Any) -> connect:
     """A ``websockets`` client through mockd that logs every frame it receives."""
-    settings: dict[str, Any] = {"create_connection": RecordingClientConnection, "ping_interval": None,
-                                "max_size": None, "open_timeout": DEADLINE, "close_timeout": DEADLINE}
-    return connect(server.ws_url(path), **{**settings, **options})
+    return open_ws(server.ws_url(path), **{"create_connection": RecordingClientConnection, "max_size": None,
+                                          **options})
 
 
 @asynccontextmanager

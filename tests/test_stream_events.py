@@ -39,6 +39,7 @@ from upstreams import (
     exchange,
     http_upstream,
     open_request,
+    open_ws,
     poll_until,
     proxy_mock,
     recv,
@@ -271,8 +272,7 @@ async def running(tmp_path: Path, ws_target: str, sse_upstream: SseUpstream) -> 
 
 
 def ws_connect(url: str, **kwargs: Any) -> connect:
-    return connect(url, subprotocols=[SUBPROTOCOL], proxy=None, ping_interval=None,  # type: ignore[list-item]
-                   open_timeout=DEADLINE, close_timeout=DEADLINE, **kwargs)
+    return open_ws(url, subprotocols=[SUBPROTOCOL], proxy=None, **kwargs)
 
 
 # --- SSE requests over the raw HTTP/1.1 client ------------------------------------------------------

@@ -18,14 +18,14 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from conftest import MockdFactory, RunningMockd, mocks_config, ws_mock
 from httpclient import acall
-from upstreams import DEADLINE, Data, exchange, recv, server_close
+from upstreams import DEADLINE, Data, exchange, open_ws, recv, server_close
 
 SLACK = 0.03  # tolerance below a configured delay (timer granularity only; a response may not come early)
 LATE = 1.5  # tolerance above a configured delay on a noisy machine
@@ -188,11 +188,6 @@ class PonglessPingRecorder(PingRecorder):
     """Like PingRecorder, but never answers a ping with a pong."""
 
     answer_pings = False
-
-
-def open_ws(url: str, **kwargs: Any) -> connect:
-    """``websockets`` connect with no client keepalive and short, generous handshake deadlines."""
-    return connect(url, **{"ping_interval": None, "open_timeout": DEADLINE, "close_timeout": DEADLINE, **kwargs})
 
 
 async def refused_upgrade(url: str, **kwargs: Any) -> InvalidStatus:

@@ -1,4 +1,5 @@
-"""Fake upstreams and raw clients for the upstream-proxy tests (spec 01, "Upstream proxy").
+"""Fake upstreams and raw clients, first written for the upstream-proxy tests (spec 01, "Upstream proxy")
+and shared by every black-box test that speaks WebSocket or raw HTTP/1.1 to mockd.
 
 Every upstream here is an independent implementation, listening on 127.0.0.1 port 0 inside the test's
 event loop: the ``websockets`` library's server for WebSocket, aiohttp's web server for plain HTTP,
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -119,6 +120,12 @@ class RecordingClientConnection(FrameRecording, ClientConnection):
 
 
 Data = str | bytes
+
+
+def open_ws(url: str, **options: Any) -> connect:
+    """``websockets`` connect with no client keepalive (it would add pings to frame logs) and generous
+    handshake deadlines; ``options`` go to :func:`websockets.asyncio.client.connect` and win."""
+    return connect(url, **{"ping_interval": None, "open_timeout": DEADLINE, "close_timeout": DEADLINE, **options})
 
 
 async def recv(ws: Connection, timeout: float = DEADLINE) -> Data:
@@ -537,7 +544,7 @@ class RawResponse:
     no_body: bool = False
     chunks: list[tuple[float, bytes]] = field(default_factory=list)  # arrival time, bytes
     complete: bool = False  # the body's framing said it ended (not a cut connection)
-    _pieces: AsyncIterator[bytes] | None = field(default=None, repr=False)
+    _pieces: AsyncIterator[bytes] | None = field(default=None, init=False, repr=False)  # see iter_body
 
     def value(self, name: str) -> str | None:
         return header_value(self.headers, name)
