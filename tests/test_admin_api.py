@@ -38,7 +38,7 @@ CONFIG_MOCKS: list[dict[str, Any]] = [
                 "lifecycle": {"keepaliveInterval": 15, "maxEvents": 0, "connectionTimeout": 0,
                               "termination": {"finalEvent": {"type": "close", "data": "bye"}}},
                 "resume": {"enabled": True}}}},
-    {"id": "echo", "type": "websocket", "websocket": {"path": "/ws/echo"}},
+    ws_mock("echo", "/ws/echo"),
     {"id": "bravo", "type": "websocket", "websocket": {
         "path": "/ws/chat", "subprotocols": ["chat.v1"], "maxMessageSize": 65536, "maxConnections": 10,
         "idleTimeout": "5m", "echoMode": False, "heartbeat": {"enabled": True, "interval": "30s", "timeout": "10s"},

@@ -29,16 +29,23 @@ import pytest
 from mockd.cli import process_running
 from websockets.asyncio.client import connect
 
-from conftest import MockdFactory, RunningMockd, http_mock, launch_serve, mocks_config, run_mockd, write_config
+from conftest import (
+    MockdFactory,
+    RunningMockd,
+    http_mock,
+    launch_serve,
+    mocks_config,
+    run_mockd,
+    write_config,
+    ws_mock,
+)
 from httpclient import call
 from upstreams import exchange, open_request, server_close, unreachable_url
 
 DEADLINE = 20.0
 
-HELLO: dict[str, Any] = {"id": "hello", "type": "http", "http": {
-    "matcher": {"method": "GET", "path": "/api/hello"},
-    "response": {"statusCode": 200, "body": {"msg": "hi"}}}}
-ECHO: dict[str, Any] = {"id": "echo", "type": "websocket", "websocket": {"path": "/ws/echo"}}
+HELLO = http_mock("hello", "/api/hello", {"msg": "hi"})
+ECHO = ws_mock("echo", "/ws/echo")
 TICKER: dict[str, Any] = {"id": "ticker", "type": "http", "http": {
     "matcher": {"method": "GET", "path": "/events"},
     "sse": {"events": [{"type": "tick", "data": {"n": 1}}], "loop": True, "timing": {"fixedDelay": 100}}}}

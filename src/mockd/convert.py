@@ -46,7 +46,10 @@ class NothingToConvert(Exception):
     """The recording (or the chosen connection) has no frame a mock could reproduce."""
 
 
-def convert(recording: Recording, options: ConvertOptions = ConvertOptions()) -> ConfigFile:
+DEFAULT_OPTIONS = ConvertOptions()
+
+
+def convert(recording: Recording, options: ConvertOptions = DEFAULT_OPTIONS) -> ConfigFile:
     if isinstance(recording.websocket, WebSocketSection):
         mock: HttpMock | WebSocketMock = _websocket_mock(recording, recording.websocket, options)
     elif isinstance(recording.sse, SseSection):

@@ -81,7 +81,7 @@ def table(headers: list[str], rows: list[list[str]], minimum: dict[str, int] | N
         if over > 0:
             widths[index] = max(len(shrink), widths[index] - over)
             rows = [[*row[:index], shorten(row[index], widths[index]), *row[index + 1:]] for row in rows]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
              for line in [headers, *rows]]
     return "\n".join(lines)
 

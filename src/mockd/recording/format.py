@@ -277,15 +277,16 @@ def decode_summary(raw: bytes) -> Summary:
                    connection_count=view.stats.connection_count, deleted=view.deleted)
 
 
+_GO_MARKERS = (b'"dir":', b'"rel":', b'"event":')
+
+
 def decode_recording(raw: bytes) -> Recording:
     """A recording file, in our layout or the Go mockd's (``dir``/``ts``/``rel``/``event``)."""
-    try:
-        return _decoder.decode(raw)
-    except msgspec.ValidationError:
+    if any(marker in raw for marker in _GO_MARKERS):  # only ever a key: inside strings quotes are escaped
         document = msgspec.json.decode(raw)
-        if not _looks_foreign(document):
-            raise
-        return msgspec.convert(from_go_layout(document), Recording)
+        if _looks_foreign(document):
+            return msgspec.convert(from_go_layout(document), Recording)
+    return _decoder.decode(raw)
 
 
 def _looks_foreign(document: Any) -> bool:
@@ -321,6 +322,8 @@ def from_go_layout(document: dict[str, Any]) -> dict[str, Any]:
 
 def _rename(item: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:
     renamed = {keys.get(key, key): value for key, value in item.items()}
+    if renamed.get("encoding") != "base64":
+        renamed.pop("encoding", None)  # the Go recorder marks text as "utf8"; ours leaves it out
     if isinstance(renamed.get("relativeMs"), float):
         renamed["relativeMs"] = int(renamed["relativeMs"])
     return renamed
