@@ -21,7 +21,6 @@ import itertools
 import json
 import re
 import subprocess
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -46,6 +45,7 @@ from upstreams import (
     open_request,
     proxy_mock,
     recv,
+    send_close_without_status,
     streaming_upstream,
     ws_upstream,
 )
@@ -839,8 +839,6 @@ async def test_stopping_does_not_close_client_connections(shared: RunningMockd, 
 
 
 async def test_ws_close_without_status_is_recorded_as_1005(shared: RunningMockd) -> None:
-    from upstreams import send_close_without_status
-
     async with ws_endpoint(shared, "mock") as path:
         recording_id = await astart(shared, "websocket", path)
         async with ws_client(shared, path) as ws:

@@ -10,7 +10,7 @@ from aiohttp import web
 from mockd.admin.openapi import operation, path_parameter, ref
 from mockd.config import ConfigFile
 from mockd.convert import ConvertOptions, NothingToConvert, config_bytes, convert
-from mockd.jsonhttp import ApiError, json_response, read_json
+from mockd.jsonhttp import ApiError, json_response, read_model
 from mockd.recording.format import Recording, Summary, decode_recording
 from mockd.recording.session import PROTOCOLS, Recorder, SessionLimits
 from mockd.recording.store import SORT_KEYS, ListQuery, StoreError
@@ -32,11 +32,8 @@ def _store_errors(error: StoreError) -> ApiError:
     return ApiError(error.status, error.code, error.message, **error.extra)
 
 
-def _parse_start(body: Any) -> StartRequest:
-    try:
-        request = msgspec.convert(body, StartRequest)
-    except msgspec.ValidationError as exc:
-        raise ApiError(400, "invalid_request", f"Invalid start request: {exc}") from None
+async def _parse_start(http_request: web.Request) -> StartRequest:
+    request = await read_model(http_request, StartRequest, "invalid_request", "start request")
     if request.protocol not in PROTOCOLS:
         raise ApiError(400, "invalid_protocol", f"protocol must be \"websocket\" or \"sse\", got {request.protocol!r}")
     if not isinstance(request.path, str) or not request.path.startswith("/"):
@@ -122,7 +119,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         return json_response([session.summary() for session in request.app[key].sessions.values()])
 
     async def start(request: web.Request) -> web.Response:
-        body = _parse_start(await read_json(request))
+        body = await _parse_start(request)
         try:
             session, warning = request.app[key].start(
                 body.protocol, body.path, body.name, body.headers,
@@ -173,10 +170,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
     router.add_post("/stream-recordings/{id}/stop", stop)
     async def convert_recording(request: web.Request) -> web.Response:
         recording_id = resolve(request)
-        try:
-            options = msgspec.convert(await read_json(request), ConvertOptions)
-        except msgspec.ValidationError as exc:
-            raise ApiError(400, "invalid_options", f"Invalid convert options: {exc}") from None
+        options = await read_model(request, ConvertOptions, "invalid_options", "convert options")
         recording = decode_recording(finished(request, recording_id))
         try:
             config = convert(recording, options)

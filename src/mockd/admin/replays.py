@@ -8,7 +8,7 @@ import msgspec
 from aiohttp import web
 
 from mockd.admin.openapi import operation, path_parameter, ref
-from mockd.jsonhttp import ApiError, json_response, read_json
+from mockd.jsonhttp import ApiError, json_response, read_model
 from mockd.admin.recordings import RECORDING_ID, recording_file, resolve_id
 from mockd.recording.format import decode_recording
 from mockd.replay import (FINISHED, ReplayBadRequest, ReplayConflict, ReplayError, ReplayOptions, Replays,
@@ -42,10 +42,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
     async def start_replay(request: web.Request) -> web.Response:
         recorder = request.app[recorder_key]
         recording_id = resolve_id(recorder, request.match_info["id"])
-        try:
-            options = msgspec.convert(await read_json(request), ReplayOptions)
-        except msgspec.ValidationError as exc:
-            raise ApiError(400, "invalid_options", f"Invalid replay options: {exc}") from None
+        options = await read_model(request, ReplayOptions, "invalid_options", "replay options")
         recording = decode_recording(recording_file(recorder, recording_id))
         try:
             replay = request.app[key].replays.create(recording, options)
@@ -65,10 +62,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
 
     async def advance(request: web.Request) -> web.Response:
         replay = session(request)
-        try:
-            body = msgspec.convert(await read_json(request), AdvanceRequest)
-        except msgspec.ValidationError as exc:
-            raise ApiError(400, "invalid_request", f"Invalid advance request: {exc}") from None
+        body = await read_model(request, AdvanceRequest, "invalid_request", "advance request")
         before = replay.frames_sent
         try:
             await replay.advance(body.count, body.until)
