@@ -22,8 +22,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockd.recording.format import (ConnectionRecord, Frame, Metadata, Recording, SseEvent, SseSection,
-                                    WebSocketSection)
+from mockd.recording.format import (
+    ConnectionRecord,
+    Frame,
+    Metadata,
+    Recording,
+    SseEvent,
+    SseSection,
+    WebSocketSection,
+)
 from mockd.replay import ReplayError, ReplayOptions, Step, plan
 
 Direction = Literal["c2s", "s2c"]

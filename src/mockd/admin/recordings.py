@@ -86,12 +86,10 @@ def resolve_id(recorder: Recorder, reference: str) -> str:
         raise _store_errors(exc) from None
 
 
-def recording_file(recorder: Recorder, recording_id: str) -> bytes:
+async def recording_file(recorder: Recorder, recording_id: str) -> bytes:
     """The recording's bytes; a running session's recording so far."""
-    if recording_id in recorder.sessions:
-        return recorder.live_view(recording_id)
     try:
-        return recorder.store.read_bytes(recording_id)
+        return await recorder.recording_bytes(recording_id)
     except StoreError as exc:
         raise _store_errors(exc) from None
 
@@ -100,8 +98,8 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
     def resolve(request: web.Request) -> str:
         return resolve_id(request.app[key], request.match_info["id"])
 
-    def finished(request: web.Request, recording_id: str) -> bytes:
-        return recording_file(request.app[key], recording_id)
+    async def finished(request: web.Request, recording_id: str) -> bytes:
+        return await recording_file(request.app[key], recording_id)
 
     async def list_recordings(request: web.Request) -> web.Response:
         query = list_query(request)
@@ -136,7 +134,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         return json_response({"removed": removed, "freedBytes": freed})
 
     async def get_recording(request: web.Request) -> web.Response:
-        return recording_response(finished(request, resolve(request)))
+        return recording_response(await finished(request, resolve(request)))
 
     async def delete_recording(request: web.Request) -> web.Response:
         recording_id = resolve(request)
@@ -158,7 +156,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
 
     async def export(request: web.Request) -> web.Response:
         recording_id = resolve(request)
-        return recording_response(finished(request, recording_id), filename=f"{recording_id}.json")
+        return recording_response(await finished(request, recording_id), filename=f"{recording_id}.json")
 
     router.add_get("/stream-recordings", list_recordings)
     router.add_get("/stream-recordings/stats", stats)
@@ -171,7 +169,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
     async def convert_recording(request: web.Request) -> web.Response:
         recording_id = resolve(request)
         options = await read_model(request, ConvertOptions, "invalid_options", "convert options")
-        recording = decode_recording(finished(request, recording_id))
+        recording = decode_recording(await finished(request, recording_id))
         try:
             config = convert(recording, options)
         except NothingToConvert as exc:

@@ -43,7 +43,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
         recorder = request.app[recorder_key]
         recording_id = resolve_id(recorder, request.match_info["id"])
         options = await read_model(request, ReplayOptions, "invalid_options", "replay options")
-        recording = decode_recording(recording_file(recorder, recording_id))
+        recording = decode_recording(await recording_file(recorder, recording_id))
         try:
             replay = request.app[key].replays.create(recording, options)
         except ReplayError as exc:

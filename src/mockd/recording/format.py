@@ -280,12 +280,16 @@ def decode_summary(raw: bytes) -> Summary:
 _GO_MARKERS = (b'"dir":', b'"rel":', b'"event":')
 
 
+def is_foreign(raw: bytes) -> bool:
+    """Whether a file is in the Go mockd's layout. The markers can only be keys (inside JSON strings
+    quotes are escaped), so our own files are told apart without parsing them."""
+    return any(marker in raw for marker in _GO_MARKERS) and _looks_foreign(msgspec.json.decode(raw))
+
+
 def decode_recording(raw: bytes) -> Recording:
     """A recording file, in our layout or the Go mockd's (``dir``/``ts``/``rel``/``event``)."""
-    if any(marker in raw for marker in _GO_MARKERS):  # only ever a key: inside strings quotes are escaped
-        document = msgspec.json.decode(raw)
-        if _looks_foreign(document):
-            return msgspec.convert(from_go_layout(document), Recording)
+    if is_foreign(raw):
+        return msgspec.convert(from_go_layout(msgspec.json.decode(raw)), Recording)
     return _decoder.decode(raw)
 
 
@@ -310,7 +314,7 @@ def from_go_layout(document: dict[str, Any]) -> dict[str, Any]:
         result["websocket"] = section
     if isinstance(document.get("sse"), dict):
         section = dict(document["sse"])
-        section["events"] = [_rename(event, _GO_EVENT_KEYS) for event in section.get("events") or []]
+        section["events"] = [_message_by_default(_rename(event, _GO_EVENT_KEYS)) for event in section.get("events") or []]
         result["sse"] = section
     result.setdefault("version", FORMAT_VERSION)
     metadata = dict(result.get("metadata") or {})
@@ -318,6 +322,13 @@ def from_go_layout(document: dict[str, Any]) -> dict[str, Any]:
     metadata.setdefault("source", "import")
     result["metadata"] = metadata
     return result
+
+
+def _message_by_default(event: dict[str, Any]) -> dict[str, Any]:
+    """A data block without ``event:`` is a ``message``, as in our own recordings."""
+    if "data" in event and not event.get("type"):
+        event["type"] = "message"
+    return event
 
 
 def _rename(item: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:

@@ -76,18 +76,23 @@ class RecordingSession:
     def flush(self) -> None:
         pending, self.pending = self.pending, []
         for kind, connection, item in pending:
-            number = self.numbers[connection]
-            if kind == "ws":
-                self.journal.entry(self._frame(number, item))
-            elif kind == "sse":
-                self.journal.entry(self._event(number, item))
-            elif kind == "open":
-                self.journal.opened(self._opened(number, connection))
-            else:
-                self.journal.closed(JournalClose(connection=number, closed_ns=connection.closed_ns or time.time_ns(),
-                                                 close_code=_or_unset(connection.close_code),
-                                                 close_reason=_or_unset(connection.close_reason)))
+            try:
+                self._journal(kind, self.numbers[connection], connection, item)
+            except Exception:  # noqa: BLE001 - one odd frame must not cost the others their place on disk
+                log.exception("recording %s: could not record a %s event", self.id, kind)
         self.journal.flush()
+
+    def _journal(self, kind: str, number: int, connection: Connection, item: Any) -> None:
+        if kind == "ws":
+            self.journal.entry(self._frame(number, item))
+        elif kind == "sse":
+            self.journal.entry(self._event(number, item))
+        elif kind == "open":
+            self.journal.opened(self._opened(number, connection))
+        else:
+            self.journal.closed(JournalClose(connection=number, closed_ns=connection.closed_ns or time.time_ns(),
+                                             close_code=_or_unset(connection.close_code),
+                                             close_reason=_or_unset(connection.close_reason)))
 
     def _relative(self, at_ns: int) -> int:
         return max(0, (at_ns - self.header.start_ns) // 1_000_000)
@@ -103,7 +108,7 @@ class RecordingSession:
             reason = frame.close_reason or ""
             return Frame(data=reason, size=len(data), close_code=_or_unset(frame.close_code), close_reason=reason,
                          **common)
-        raw = data if isinstance(data, bytes) else data.encode()
+        raw = data.encode() if isinstance(data, str) else bytes(data)  # aiohttp gives bytearray for pings
         return Frame(data=base64.b64encode(raw).decode(), encoding="base64", size=len(raw), **common)
 
     def _event(self, number: int, block: SseBlock) -> SseEvent:
@@ -144,6 +149,7 @@ class Recorder:
         self.store = store
         self.redactor = redactor
         self.sessions: dict[str, RecordingSession] = {}
+        self.finishing: dict[str, asyncio.Future[None]] = {}  # stopped, file being written
         self._routes: dict[Connection, list[RecordingSession]] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._warned = False
@@ -185,7 +191,15 @@ class Recorder:
         return sum(session.journal.size + session.journal.pending_bytes for session in self.sessions.values())
 
     def resolve(self, reference: str) -> str:
-        return self.store.resolve(reference, extra=self.sessions)
+        return self.store.resolve(reference, extra=[*self.sessions, *self.finishing])
+
+    async def recording_bytes(self, recording_id: str) -> bytes:
+        """The recording's bytes: a running session's so far, a stopping one's once it is written."""
+        if recording_id in self.sessions:
+            return self.live_view(recording_id)
+        if recording_id in self.finishing:
+            await asyncio.shield(self.finishing[recording_id])
+        return self.store.read_bytes(recording_id)
 
     async def stop(self, recording_id: str, status: str = "complete", reason: StopReason = "api") -> bytes:
         """Close the session and write its recording; returns the file's bytes."""
@@ -201,7 +215,12 @@ class Recorder:
         session.journal.close()
         end_ns = time.time_ns()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.store.finish_journal, recording_id, status, reason, end_ns)
+        written = self.finishing[recording_id] = loop.create_future()
+        try:  # written off the event loop: a long recording takes a while
+            await loop.run_in_executor(None, self.store.finish_journal, recording_id, status, reason, end_ns)
+        finally:
+            del self.finishing[recording_id]
+            written.set_result(None)
         return self.store.read_bytes(recording_id)
 
     async def stop_all(self, status: str, reason: StopReason) -> None:

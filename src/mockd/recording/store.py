@@ -20,7 +20,7 @@ import msgspec
 
 from mockd.recording import journal
 from mockd.recording.format import (Recording, Summary, decode_recording, decode_summary, encode_recording,
-                                    recording_bytes, rfc3339, summarize)
+                                    is_foreign, recording_bytes, rfc3339, summarize)
 
 log = logging.getLogger("mockd.recording")
 
@@ -151,10 +151,12 @@ class Store:
         return self._entries[recording_id].summary
 
     def read_bytes(self, recording_id: str) -> bytes:
+        """The file's bytes; a file in the Go mockd's layout comes back in ours (import)."""
         try:
-            return self.path_of(recording_id).read_bytes()
+            raw = self.path_of(recording_id).read_bytes()
         except FileNotFoundError:
             raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}") from None
+        return recording_bytes(decode_recording(raw)) if is_foreign(raw) else raw
 
     def load(self, recording_id: str) -> Recording:
         return decode_recording(self.read_bytes(recording_id))
