@@ -25,18 +25,25 @@ import select
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import (
+    MockdFactory,
+    RunningMockd,
+    mockd_command,
+    mocks_config,
+    run_mockd,
+    ws_mock,
+)
+from httpclient import call
+from upstreams import unreachable_url
 from websockets.asyncio.client import connect
 
-from conftest import MockdFactory, RunningMockd, mocks_config, mockd_command, run_mockd, ws_mock
-from httpclient import call
 from mockd.recordings_cli import TABLE_WIDTH, human_duration, human_size, shorten, table
-from upstreams import unreachable_url
 
 DEADLINE = 10.0  # seconds: for anything that should happen "soon" on a noisy 2-core machine
 SEED_HEADER = "ID            PROTOCOL   PATH           STATUS    FRAMES  DURATION  SIZE"
@@ -61,7 +68,7 @@ CHAT_BINARY = b"\x00\x01\x02"
 # --- making real recordings -----------------------------------------------------------------------
 
 
-def poll(condition: Any, what: str, timeout: float = DEADLINE) -> None:
+def poll(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -83,7 +90,7 @@ def live_recording(server: RunningMockd, recording_id: str) -> dict[str, Any]:
     return result
 
 
-def stop_recording(server: RunningMockd, recording_id: str, captured: Any) -> None:
+def stop_recording(server: RunningMockd, recording_id: str, captured: Callable[[dict[str, Any]], bool]) -> None:
     """Stop once ``captured(recording so far)`` holds: every frame of the traffic is in."""
     poll(lambda: captured(live_recording(server, recording_id)), f"the traffic of {recording_id} to be captured")
     reply = call("POST", f"{server.admin_url}/stream-recordings/{recording_id}/stop")
@@ -219,7 +226,8 @@ def api_summaries(server: RunningMockd, query: str = "") -> list[dict[str, Any]]
 
 def run_bytes(*args: str) -> subprocess.CompletedProcess[bytes]:
     """As :func:`run_mockd`, but stdout as bytes (export must be byte-exact)."""
-    return subprocess.run([*mockd_command(), *args], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    return subprocess.run([*mockd_command(), *args], capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+                          check=False)
 
 
 # --- reading tables -------------------------------------------------------------------------------
@@ -510,7 +518,7 @@ def test_show_counts_pings_and_pongs(mockd: MockdFactory) -> None:
     stop_recording(server, recording_id, both_closes)
     output = ok(sr(server.admin_url, "show", recording_id[:12]))
     assert "\n  Text Frames:   4\n  Binary Frames: 2\n  Ping/Pong:     2\n  Close Code:    1000\n" in output, output
-    assert f"\nFrames:      10\n" in output, output
+    assert "\nFrames:      10\n" in output, output
 
 
 def test_show_sse_has_sse_details(recorded: Recorded) -> None:
@@ -537,9 +545,11 @@ def test_show_json_is_the_full_recording_and_feeds_jq(recorded: Recorded) -> Non
     jq = shutil.which("jq")
     if jq is None:
         pytest.skip("jq is not installed: the JSON was checked in Python, the seed's jq pipeline was not run")
-    command = (f"{' '.join(mockd_command())} stream-recordings show {recorded.chat[:12]} --json "
-               f"--admin-url {recorded.live.admin_url} | {jq} -c '.websocket.frames[] | {{relativeMs, direction, type}}'")
-    piped = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=30)
+    show = f"{' '.join(mockd_command())} stream-recordings show {recorded.chat[:12]} --json"
+    seed_filter = "'.websocket.frames[] | {relativeMs, direction, type}'"
+    command = f"{show} --admin-url {recorded.live.admin_url} | {jq} -c {seed_filter}"
+    piped = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=30,
+                           check=False)
     assert piped.returncode == 0, piped.stderr
     assert [json.loads(line) for line in piped.stdout.splitlines()] == expected
 
@@ -628,7 +638,7 @@ def test_convert_gives_a_config_that_serve_loads(recorded: Recorded, mockd: Mock
         assert reply.status == 200
         assert reply.headers["Content-Type"].startswith("text/event-stream")
         blocks = [block for block in reply.text.replace("\r\n", "\n").split("\n\n") if block.strip()]
-        assert [re.findall(r"^data: ?(.*)$", block, re.M) for block in blocks] == [
+        assert [re.findall(r"^data: ?(.*)$", block, re.MULTILINE) for block in blocks] == [
             ['{"n": 1}'], ["line one", "line two"], ["bye"]]
 
 
@@ -690,7 +700,7 @@ def test_without_a_terminal_and_without_force_it_refuses(recorded: Recorded, tmp
     else:
         subject = ["stream-recordings", *full, "--admin-url", url, "--data-dir", str(data_dir)]
     result = subprocess.run([*mockd_command(), *subject], capture_output=True, text=True, timeout=30,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, check=False)
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -747,7 +757,7 @@ def test_stats(recorded: Recorded, nobody: str, mode: str) -> None:
     api = call("GET", f"{recorded.live.admin_url}/stream-recordings/stats").json()
     used = sum(map(len, recording_files(data_dir).values()))
     assert api["usedBytes"] == used
-    match = re.search(r"^Used:\s+(.+) / (.+) \((\d+\.\d)%\)$", output, re.M)
+    match = re.search(r"^Used:\s+(.+) / (.+) \((\d+\.\d)%\)$", output, re.MULTILINE)
     assert match is not None, output
     assert match.groups() == (human_size(used), human_size(api["maxBytes"]), f"{100 * used / api['maxBytes']:.1f}")
     assert recorded.ids[-1][:12] in output and recorded.ids[0][:12] in output  # oldest and newest
@@ -891,7 +901,8 @@ def test_commands_that_need_a_server_say_so(recorded: Recorded, nobody: str, arg
 
 @pytest.mark.parametrize("args", [
     ["list", "--limit", "many"], ["list", "--protocol", "ftp"], ["list", "--status", "done"], ["list", "--bogus"],
-    ["show"], ["export"], ["convert", "01HXYZ123456", "--min-delay", "-1"], ["convert", "01HXYZ123456", "--max-delay", "x"],
+    ["show"], ["export"], ["convert", "01HXYZ123456", "--min-delay", "-1"],
+    ["convert", "01HXYZ123456", "--max-delay", "x"],
     ["delete"], ["start", "--path", "/ws/chat"], ["start", "--protocol", "ftp", "--path", "/x"], ["frobnicate"],
 ], ids=lambda a: "-".join(a))
 def test_usage_errors_exit_2(nobody: str, args: list[str]) -> None:
@@ -925,7 +936,7 @@ def test_every_command_help_has_an_example(command: list[str]) -> None:
 def test_help_lists_only_commands_with_examples() -> None:
     """Whatever subcommands exist (replay, advance... as they arrive), each one's help has an example."""
     text = ok(run_mockd("stream-recordings", "--help"))
-    listed = re.findall(r"^  ([a-z][a-z-]*)\s", text.split("Commands:", 1)[1], re.M)
+    listed = re.findall(r"^  ([a-z][a-z-]*)\s", text.split("Commands:", 1)[1], re.MULTILINE)
     assert set(SUBCOMMANDS) <= set(listed), listed
     for command in listed:
         assert "Example" in ok(run_mockd("stream-recordings", command, "--help")), command

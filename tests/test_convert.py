@@ -19,31 +19,60 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from conftest import MockdFactory, RunningMockd, mocks_config, run_mockd, ws_mock
+from httpclient import acall, call
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sseblocks import field_line
+from upstreams import (
+    RecordingClientConnection,
+    RecordingServerConnection,
+    proxy_mock,
+    raw_server,
+    read_request,
+    unreachable_url,
+    ws_upstream,
+)
 from websockets.asyncio.client import connect
 from websockets.frames import Close, Opcode
 
-from conftest import MockdFactory, RunningMockd, mocks_config, run_mockd, ws_mock
-from httpclient import acall, call
-from mockd.config import (CloseStep, ExpectStep, Mock, PingStep, SendStep, WaitStep, WebSocketMock,
-                          mocks_from_document, parse_document)
-from mockd.convert import ConvertOptions, NothingToConvert, config_bytes, convert, websocket_steps
+from mockd.config import (
+    CloseStep,
+    ExpectStep,
+    Mock,
+    PingStep,
+    SendStep,
+    WaitStep,
+    WebSocketMock,
+    mocks_from_document,
+    parse_document,
+)
+from mockd.convert import (
+    ConvertOptions,
+    NothingToConvert,
+    config_bytes,
+    convert,
+    websocket_steps,
+)
 from mockd.durations import seconds
-from mockd.recording.format import (ConnectionRecord, Frame, Metadata, Recording, SseEvent, SseRequest,
-                                    SseSection, WebSocketSection)
-from sseblocks import field_line
-from upstreams import (RecordingClientConnection, RecordingServerConnection, proxy_mock, raw_server,
-                       read_request, unreachable_url, ws_upstream)
+from mockd.recording.format import (
+    ConnectionRecord,
+    Frame,
+    Metadata,
+    Recording,
+    SseEvent,
+    SseRequest,
+    SseSection,
+    WebSocketSection,
+)
 
 DEADLINE = 10.0  # seconds: an upper bound for anything that should happen "soon" on a noisy machine
 # Timing tolerance of a replayed (or recorded) gap against the one it must reproduce. The spec's own
@@ -352,16 +381,19 @@ def test_connection_choice_and_path(options: dict[str, Any], path: str, steps: l
     assert scenario(mock) == steps
 
 
-@pytest.mark.parametrize("first", [
-    [frame("s2c", "pong", b"", 1, connection=1)],
-    [frame("c2s", "close", at=1, code=1000, reason="", connection=1),
-     frame("s2c", "close", at=2, code=1000, reason="", connection=1)],
-], ids=["only-a-pong", "only-a-client-close"])
-def test_default_connection_is_the_first_with_something_to_reproduce(first: list[Frame]) -> None:
-    """A first connection that only closed (a health probe, say) has nothing a mock could send; the
-    default is the first connection that has (the converter's own rule: "the first with frames")."""
+@pytest.mark.parametrize(("first", "options"), [
+    ([frame("s2c", "pong", b"", 1, connection=1)], {}),
+    ([frame("c2s", "close", at=1, code=1000, reason="", connection=1),
+      frame("s2c", "close", at=2, code=1000, reason="", connection=1)], {}),
+    ([frame("c2s", "text", "anyone there?", 1, connection=1)], {"include_client_messages": False}),
+], ids=["only-a-pong", "only-a-client-close", "only-client-messages-without-client-messages"])
+def test_default_connection_is_the_first_with_something_to_reproduce(first: list[Frame],
+                                                                     options: dict[str, Any]) -> None:
+    """A first connection with nothing a mock could send (a health probe that only closed, a client
+    whose messages are left out) is not the default: the first connection that has something is
+    (the converter's own docstring: "the first with something to reproduce")."""
     frames = [*first, frame("s2c", "text", "real", 30, connection=2)]
-    _, mock = loaded(ws_recording(frames, connections=ROOMS))
+    _, mock = loaded(ws_recording(frames, connections=ROOMS), **options)
     assert scenario(mock) == [send("real", 10)]
 
 
@@ -396,7 +428,7 @@ def test_sse_recording_becomes_an_http_mock_with_exact_events_and_gaps() -> None
         sse_event(575, retry=3000),
         sse_event(900, type="done", data="", id="3", retry=10),
     ]
-    document, mock = loaded(sse_recording(events, connections=[opened(at=20, path="/events")]))
+    document, _ = loaded(sse_recording(events, connections=[opened(at=20, path="/events")]))
     raw = document["mocks"][0]
     assert raw["type"] == "http"
     assert raw["http"]["matcher"] == {"method": "GET", "path": "/events"}
@@ -433,8 +465,8 @@ def test_sse_mock_keeps_the_recorded_status(status: int) -> None:
 
 
 def test_sse_connection_choice_path_and_simplified_timing() -> None:
-    events = [sse_event(5, type="message", data="a", connection=1), sse_event(40, type="message", data="b", connection=2),
-              sse_event(45, type="message", data="c", connection=2), sse_event(9040, type="message", data="d", connection=2)]
+    events = [sse_event(at, type="message", data=data, connection=number)
+              for at, data, number in ((5, "a", 1), (40, "b", 2), (45, "c", 2), (9040, "d", 2))]
     recording = sse_recording(events, connections=[opened(1, 0, "/events/1"), opened(2, 30, "/events/2")],
                               path="/events/*")
     document, _ = loaded(recording)
@@ -840,7 +872,7 @@ class SseSeen:
 
     def gaps(self) -> list[float]:
         times = [self.sent] + [at for at, _ in self.events]
-        return [(b - a) * 1000 for a, b in zip(times, times[1:])]
+        return [(b - a) * 1000 for a, b in itertools.pairwise(times)]
 
 
 async def sse_client(port: int, method: str, path: str) -> SseSeen:
