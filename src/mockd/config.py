@@ -165,8 +165,16 @@ class MessageMatch(_Model):
     value: Any | msgspec.UnsetType = msgspec.UNSET
     path: str | None = None
     message_type: Literal["text", "binary"] | None = None
+    encoding: Literal["base64"] | None = None  # ``value`` is base64 and compared with the raw bytes
 
     def __post_init__(self) -> None:
+        if self.encoding is not None:
+            if self.type not in ("exact", "contains", "prefix", "suffix"):
+                raise ValueError("encoding: base64 values work with exact, contains, prefix and suffix matches")
+            try:
+                base64.b64decode(self.value if isinstance(self.value, str) else "", validate=True)
+            except binascii.Error:
+                raise ValueError("value: not valid base64") from None
         if self.type == "json":
             if not self.path or not self.path.startswith("$"):
                 raise ValueError("a json match needs a JSONPath `path` starting with '$'")

@@ -12,7 +12,6 @@ and their gaps as ``perEventDelays``, the first gap counted from the connection'
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import msgspec
@@ -72,16 +71,12 @@ def _delay(gap_ms: int, options: ConvertOptions) -> int:
     return gap
 
 
-def _chosen(entries: list[Any], options: ConvertOptions, useful: Any) -> int:
-    """The connection to convert: the one asked for, else the first with something to reproduce."""
-    if options.connection is not None:
-        if not any(entry.connection == options.connection for entry in entries):
-            raise NothingToConvert(f"connection {options.connection} has nothing to convert")
-        return options.connection
+def _by_connection(entries: list[Any]) -> dict[int, list[Any]]:
+    """Entries grouped by connection number, connections in the order they first appear."""
+    groups: dict[int, list[Any]] = {}
     for entry in entries:
-        if useful(entry):
-            return int(entry.connection)
-    raise NothingToConvert("the recording has no frames to convert")
+        groups.setdefault(int(entry.connection), []).append(entry)
+    return groups
 
 
 def _opened_ms(recording: Recording, connection: int) -> int:
@@ -109,16 +104,19 @@ def _mock_id(recording: Recording) -> str:
 
 
 def _websocket_mock(recording: Recording, section: WebSocketSection, options: ConvertOptions) -> WebSocketMock:
-    number = _chosen(section.frames, options, lambda frame: frame.direction == "s2c" and frame.type != "pong"
-                     or frame.direction == "c2s" and frame.type in ("text", "binary"))
-    frames = [frame for frame in section.frames if frame.connection == number]
-    steps = websocket_steps(frames, _opened_ms(recording, number), options)
-    if not steps:
-        raise NothingToConvert(f"connection {number} has no frames a mock could reproduce")
-    spec = WebSocketSpec(path=_mock_path(recording, number, options),
-                         subprotocols=[section.subprotocol] if isinstance(section.subprotocol, str) else [],
-                         scenario=Scenario(name=recording.name, steps=steps))
-    return WebSocketMock(id=_mock_id(recording), name=recording.name, websocket=spec)
+    """The connection asked for, else the first one that gives a non-empty scenario."""
+    groups = _by_connection(section.frames)
+    if options.connection is not None:
+        groups = {options.connection: groups.get(options.connection, [])}
+    for number, frames in groups.items():
+        steps = websocket_steps(frames, _opened_ms(recording, number), options)
+        if steps:
+            spec = WebSocketSpec(path=_mock_path(recording, number, options),
+                                 subprotocols=[section.subprotocol] if isinstance(section.subprotocol, str) else [],
+                                 scenario=Scenario(name=recording.name, steps=steps))
+            return WebSocketMock(id=_mock_id(recording), name=recording.name, websocket=spec)
+    which = f"connection {options.connection}" if options.connection is not None else "the recording"
+    raise NothingToConvert(f"{which} has no frames a mock could reproduce")
 
 
 def websocket_steps(frames: list[Frame], opened_ms: int, options: ConvertOptions) -> list[ScenarioStep]:
@@ -156,9 +154,8 @@ def websocket_steps(frames: list[Frame], opened_ms: int, options: ConvertOptions
 def _client_match(frame: Frame, options: ConvertOptions) -> MessageMatch | None:
     if not options.strict_matching:
         return None
-    if frame.type == "binary":
-        text = base64.b64decode(frame.data).decode("utf-8", "replace")
-        return MessageMatch(type="exact", value=text, message_type="binary")
+    if frame.type == "binary":  # compared as bytes: undecodable bytes must not all look alike
+        return MessageMatch(type="exact", value=frame.data, message_type="binary", encoding="base64")
     return MessageMatch(type="exact", value=frame.data, message_type="text")
 
 
@@ -166,8 +163,12 @@ def _client_match(frame: Frame, options: ConvertOptions) -> MessageMatch | None:
 
 
 def _sse_mock(recording: Recording, section: SseSection, options: ConvertOptions) -> HttpMock:
-    number = _chosen(section.events, options, lambda event: True)
-    events = [event for event in section.events if event.connection == number]
+    groups = _by_connection(section.events)
+    number = options.connection if options.connection is not None else next(iter(groups), None)
+    events = groups.get(number, []) if number is not None else []
+    if number is None or not events:
+        which = f"connection {options.connection}" if options.connection is not None else "the recording"
+        raise NothingToConvert(f"{which} has no events to convert")
     delays, last_ms = [], _opened_ms(recording, number)
     for event in events:
         delays.append(_delay(event.relative_ms - last_ms, options))

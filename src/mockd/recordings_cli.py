@@ -634,3 +634,62 @@ def stop(ctx: click.Context, recording_id: str, **connection: Any) -> None:
     assert api is not None
     recording = decode_recording(api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/stop"))
     click.echo(summary_line(recording))
+
+
+@stream_recordings.command("replay")
+@click.argument("recording_id")
+@click.option("--mode", default="pure", show_default=True, type=click.Choice(["pure", "synchronized", "triggered"]))
+@click.option("--timing-scale", type=click.FloatRange(0), help="Multiply every delay (0.5 = twice as fast).")
+@click.option("--strict", is_flag=True, help="Synchronized: client messages must equal the recorded ones.")
+@click.option("--timeout", type=click.IntRange(1), help="Synchronized: ms to wait for each client message.")
+@click.option("--auto-advance", is_flag=True, help="Triggered: send the first frame at once on connect.")
+@click.option("--path", help="Where the replay waits for its client (default: the recorded path).")
+@connection_options
+@click.pass_context
+def replay(ctx: click.Context, recording_id: str, mode: str, timing_scale: float | None, strict: bool,
+           timeout: int | None, auto_advance: bool, path: str | None, **connection: Any) -> None:
+    """Replay a recording to the next client on its path; prints the replay session id (needs a server).
+
+    \b
+    Example:
+      R=$(mockd stream-recordings replay 01HXYZ123456 --mode triggered)
+      mockd stream-recordings advance $R --count 3
+    """
+    api = _merge(ctx, **connection).api(required_for="replay")
+    assert api is not None
+    body: dict[str, Any] = {"mode": mode}
+    for key, value in (("timingScale", timing_scale), ("timeout", timeout), ("path", path)):
+        if value is not None:
+            body[key] = value
+    if strict:
+        body["strictMatching"] = True
+    if auto_advance:
+        body["autoAdvanceOnConnect"] = True
+    answer = json.loads(api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/replay", body=body))
+    click.echo(answer["sessionId"])
+
+
+@stream_recordings.command("advance")
+@click.argument("session_id")
+@click.option("--count", type=click.IntRange(1), help="Send the next N server frames (default 1).")
+@click.option("--until", help="Send up to and including the first frame whose data contains this.")
+@connection_options
+@click.pass_context
+def advance(ctx: click.Context, session_id: str, count: int | None, until: str | None, **connection: Any) -> None:
+    """Triggered replay: send the next server frame(s); returns once they are on the wire (needs a server).
+
+    \b
+    Example:
+      mockd stream-recordings advance 01J0ABCDEF12 --until goodbye
+    """
+    api = _merge(ctx, **connection).api(required_for="advance")
+    assert api is not None
+    body: dict[str, Any] = {}
+    if count is not None:
+        body["count"] = count
+    if until is not None:
+        body["until"] = until
+    answer = json.loads(api.request("POST", f"/replay/{api.resolve_ref(session_id)}/advance", body=body))
+    state = "complete" if answer["complete"] else answer["status"]
+    click.echo(f"Sent {answer['framesSent']} frame(s); {answer['currentFrame']} of {answer['totalFrames']} sent; "
+               f"{state}")

@@ -52,6 +52,8 @@ def message_matches(match: MessageMatch | None, data: str | bytes) -> bool:
         return False
     if match.type == "any":
         return True
+    if match.encoding == "base64":
+        return _bytes_match(match.type, base64.b64decode(match.value), data.encode() if isinstance(data, str) else data)
     text = data if isinstance(data, str) else data.decode("utf-8", "replace")
     value = match.value
     if match.type == "exact":
@@ -65,6 +67,16 @@ def message_matches(match: MessageMatch | None, data: str | bytes) -> bool:
     if match.type == "regex":
         return _regex(value).search(text) is not None
     return _json_matches(match, text)
+
+
+def _bytes_match(kind: str, expected: bytes, data: bytes) -> bool:
+    if kind == "exact":
+        return data == expected
+    if kind == "contains":
+        return expected in data
+    if kind == "prefix":
+        return data.startswith(expected)
+    return data.endswith(expected)
 
 
 def message_payload(message: WsMessage, received: str | bytes | None) -> str | bytes:
