@@ -144,7 +144,7 @@ def start(**kwargs: Any) -> None:
     """
     import json
 
-    from mockd.server import write_atomically
+    from mockd.files import write_atomically
 
     directory = _runtime_dir(kwargs["data_dir"], kwargs["settings_path"])
     pid_file, log_file, ready_file = directory / "mockd.pid", directory / "mockd.log", directory / "mockd.ready"
@@ -167,7 +167,7 @@ def start(**kwargs: Any) -> None:
     with os.fdopen(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         child = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True, env=environment)
-    write_atomically(pid_file, f"{child.pid}\n")
+    write_atomically(pid_file, [f"{child.pid}\n".encode()])
     deadline = time.monotonic() + READY_TIMEOUT
     while not ready_file.exists():
         if child.poll() is not None:

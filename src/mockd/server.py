@@ -19,6 +19,7 @@ from mockd import __version__
 from mockd.admin.app import create_admin_app
 from mockd.config import ConfigError, Mock, load_config_files, upstream_mock
 from mockd.events import StreamEvents
+from mockd.files import write_atomically
 from mockd.mocks.registry import MockRegistry
 from mockd.recording.redact import Redactor
 from mockd.recording.session import Recorder
@@ -89,19 +90,6 @@ def ensure_data_dir(path: Path) -> None:
         raise StartupError(f"cannot create data directory {path}: {exc.strerror}") from None
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (0600)."""
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-        handle.write(text)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of it."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write_private(temporary, text)
-    os.replace(temporary, path)
-
-
 async def _start_site(runner: web.BaseRunner, host: str, port: int, what: str) -> int:
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -168,9 +156,9 @@ async def run(prepared: Prepared) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     if options.ready_file is not None:
-        write_atomically(options.ready_file, json.dumps({
+        write_atomically(options.ready_file, [json.dumps({
             "mockPort": mock_port, "adminPort": admin_port, "mockUrl": mock_url, "adminUrl": admin_url,
-            "pid": os.getpid()}))
+            "pid": os.getpid()}).encode()])
     print(f"mockd {__version__}\n"
           f"  mock server  {mock_url}  ({len(server.registry.mocks)} mocks)\n"
           f"  admin API    {admin_url}\n"

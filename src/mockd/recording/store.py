@@ -7,17 +7,16 @@ Used by the server and, when no server answers, directly by the CLI.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from mockd.files import write_atomically
 from mockd.recording import journal
 from mockd.recording.format import (Recording, Summary, decode_recording, decode_summary, encode_recording,
                                     is_foreign, recording_bytes, rfc3339, summarize)
@@ -276,21 +275,3 @@ class Store:
         if warning:
             result["warning"] = warning
         return result
-
-
-def write_atomically(path: Path, pieces: Iterable[bytes] | Iterator[bytes]) -> Path:
-    """Write to a private temporary file beside ``path``, flush it to disk, then rename it into place:
-    a reader or a crash sees the old file or the new one, never half of one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for piece in pieces:
-                handle.write(piece)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
