@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class Store:
         self.max_bytes = max_bytes
         self.warn_percent = warn_percent
         self._entries: dict[str, _IndexEntry] = {}
+        # Recordings are finished in a worker thread while the API reads and changes the index.
+        self._lock = threading.RLock()
 
     # --- opening --------------------------------------------------------------------------------
 
@@ -102,7 +105,9 @@ class Store:
             return {}
 
     def _write_index(self) -> None:
-        write_atomically(self.directory / INDEX_NAME, [msgspec.json.encode(_Index(entries=self._entries))])
+        with self._lock:
+            encoded = msgspec.json.encode(_Index(entries=self._entries))
+            write_atomically(self.directory / INDEX_NAME, [encoded])
 
     def _entry_for(self, path: Path) -> _IndexEntry | None:
         """Summarize a file; one that does not parse is skipped with a warning, never deleted."""
@@ -191,8 +196,9 @@ class Store:
     def _written(self, recording_id: str, path: Path, summary: Summary) -> Summary:
         info = path.stat()
         summary.file_size = info.st_size
-        self._entries[recording_id] = _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary)
-        self._write_index()
+        with self._lock:
+            self._entries[recording_id] = _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary)
+            self._write_index()
         return summary
 
     def recover_journals(self, active: Iterable[str] = ()) -> list[str]:
@@ -224,11 +230,16 @@ class Store:
         path = self.path_of(recording_id)
         size = path.stat().st_size if path.exists() else 0
         path.unlink(missing_ok=True)
-        self._entries.pop(recording_id, None)
-        self._write_index()
+        with self._lock:
+            self._entries.pop(recording_id, None)
+            self._write_index()
         return size
 
     def vacuum(self) -> tuple[int, int]:
+        with self._lock:
+            return self._vacuum()
+
+    def _vacuum(self) -> tuple[int, int]:
         deleted = [recording_id for recording_id, entry in self._entries.items() if entry.summary.deleted]
         freed = 0
         for recording_id in deleted:
