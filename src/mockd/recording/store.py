@@ -168,7 +168,7 @@ class Store:
     def list(self, query: ListQuery) -> tuple[list[Summary], int]:
         if query.sort_by not in SORT_KEYS:
             raise StoreError(400, "invalid_sort", f"sortBy must be one of {', '.join(SORT_KEYS)}")
-        summaries = [entry.summary for entry in self._entries.values()
+        summaries = [entry.summary for entry in self._snapshot()
                      if (query.include_deleted or not entry.summary.deleted)
                      and (query.protocol is None or entry.summary.protocol == query.protocol)
                      and (query.status is None or entry.summary.status == query.status)
@@ -253,9 +253,13 @@ class Store:
 
     # --- usage ----------------------------------------------------------------------------------
 
+    def _snapshot(self) -> list[_IndexEntry]:
+        with self._lock:
+            return list(self._entries.values())
+
     @property
     def used_bytes(self) -> int:
-        return sum(entry.size for entry in self._entries.values())
+        return sum(entry.size for entry in self._snapshot())
 
     def over_warning(self, extra: int = 0) -> str | None:
         used = self.used_bytes + extra
@@ -266,8 +270,9 @@ class Store:
         return None
 
     def stats(self) -> dict[str, Any]:
-        live = [entry for entry in self._entries.values() if not entry.summary.deleted]
-        deleted = [entry for entry in self._entries.values() if entry.summary.deleted]
+        entries = self._snapshot()
+        live = [entry for entry in entries if not entry.summary.deleted]
+        deleted = [entry for entry in entries if entry.summary.deleted]
         used = self.used_bytes
         result: dict[str, Any] = {
             "usedBytes": used, "maxBytes": self.max_bytes,
