@@ -31,7 +31,7 @@ async def read_json(request: web.BaseRequest) -> Any:
         return {}
     try:
         return msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"The request body is not valid JSON: {exc}") from None
 
 

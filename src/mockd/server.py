@@ -169,7 +169,7 @@ async def run(prepared: Prepared) -> None:
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed (its timers are more precise, which replay needs), else asyncio's."""
+    """uvloop when installed (the project stack: faster socket I/O), else asyncio's."""
     try:
         import uvloop
     except ImportError:

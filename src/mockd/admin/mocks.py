@@ -13,7 +13,9 @@ from mockd.mocks.registry import MockRegistry
 
 
 MOCK_ID = path_parameter("id", "The mock's id")
-MOCK = {"oneOf": [ref(kind.__name__) for kind in get_args(Mock)], "discriminator": {"propertyName": "type"}}
+MOCK = {"oneOf": [ref(kind.__name__) for kind in get_args(Mock)],
+        "discriminator": {"propertyName": "type", "mapping": {
+            kind.__struct_config__.tag: ref(kind.__name__)["$ref"] for kind in get_args(Mock)}}}
 MODELS = (Mock,)
 PATHS = {
     "/mocks": {

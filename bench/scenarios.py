@@ -1,0 +1,410 @@
+"""The performance scenarios P1–P8 of spec 05. Each takes a :class:`Context` and returns result rows."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import (
+    PYTHON,
+    Mockd,
+    admin_call,
+    load,
+    mitmdump,
+    mockd,
+    recording,
+    upstream,
+)
+from peers import percentiles
+from ulid import ULID
+
+from mockd.recording.format import (
+    ConnectionRecord,
+    Frame,
+    Metadata,
+    Recording,
+    Stats,
+    WebSocketSection,
+    decode_summary,
+    recording_bytes,
+    rfc3339,
+)
+
+NOT_INSTALLED = "mitmproxy not installed"
+
+
+@dataclass
+class Row:
+    id: str
+    what: str
+    measured: str
+    baseline: str
+    value: str
+    target: str
+    verdict: str  # PASS, MISS or —
+    mitmproxy: str = "—"
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Context:
+    quick: bool
+    workdir: Path
+
+    def size(self, full: Any, quick: Any) -> Any:
+        return quick if self.quick else full
+
+    def fresh_dir(self, name: str) -> Path:
+        path = self.workdir / name
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def rate(value: float) -> str:
+    return f"{value / 1000:.1f}k/s"
+
+
+def ms(value: float) -> str:
+    return f"{value:.3f} ms"
+
+
+# --- the proxied setup: upstream, mockd in front of it, mitmdump in front of it ---------------------
+
+
+@dataclass
+class Targets:
+    """The same upstream reached directly, through mockd (recording on) and through mitmdump."""
+
+    direct: str
+    via_mockd: str
+    via_mitm: str | None
+    server: Mockd
+
+
+@contextmanager
+def proxied(context: Context, kind: str, scheme: str, path: str) -> Iterator[Targets]:
+    with upstream(kind, context.workdir) as port, mitmdump(context.workdir, port) as mitm_port, \
+            mockd(context.workdir, context.fresh_dir(f"data-{kind}"), f"http://127.0.0.1:{port}") as server:
+        yield Targets(direct=f"{scheme}://127.0.0.1:{port}{path}",
+                      via_mockd=f"{scheme}://127.0.0.1:{server.mock_port}{path}",
+                      via_mitm=f"{scheme}://127.0.0.1:{mitm_port}{path}" if mitm_port else None,
+                      server=server)
+
+
+def compare(targets: Targets, protocol: str, run: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """Run the same load directly, through mockd with a recording session on, and through mitmdump."""
+    results: dict[str, Any] = {"direct": run(targets.direct)}
+    with recording(targets.server, protocol) as session:
+        results["mockd"] = run(targets.via_mockd)
+    results["recording"] = session["recording"]["stats"]
+    results["mitm"] = run(targets.via_mitm) if targets.via_mitm else None
+    return results
+
+
+def mitm_text(result: dict[str, Any] | None, show: Callable[[dict[str, Any]], str]) -> str:
+    return show(result) if result else NOT_INSTALLED
+
+
+def ratio_row(row_id: str, what: str, results: dict[str, Any], key: str = "rate") -> Row:
+    direct, via = results["direct"][key], results["mockd"][key]
+    mitm = results["mitm"]
+    mitm_shown = mitm_text(mitm, lambda m: f"{rate(m[key])} ({m[key] / direct:.2f}×)")
+    return Row(row_id, what, rate(via), f"direct {rate(direct)}", f"{via / direct:.2f}× direct", "≥ 0.5×",
+               verdict(via / direct >= 0.5), mitm_shown, {k: v for k, v in results.items()})
+
+
+def ws_load(url: str, conns: int, count: int, window: int, seconds: float = 0) -> dict[str, Any]:
+    return load("ws-load", "--url", url, "--conns", str(conns), "--count", str(count), "--window", str(window),
+                "--seconds", str(seconds))
+
+
+# --- P1 P2 P8: WebSocket relay ---------------------------------------------------------------------
+
+
+def p1_p2_p8(context: Context, only: set[str]) -> list[Row]:
+    rows: list[Row] = []
+    with proxied(context, "ws-echo", "ws", "/bench") as targets:
+        if "P1" in only:
+            rows += p1(context, targets)
+        if "P2" in only:
+            rows.append(p2(context, targets))
+        if "P8" in only:
+            rows.append(p8(context, targets))
+    return rows
+
+
+def p1(context: Context, targets: Targets) -> list[Row]:
+    count = context.size(100_000, 5_000)
+    pipelined = compare(targets, "websocket", lambda url: ws_load(url, 1, count, count))
+    per_conn = context.size(500, 30)
+    fanned = compare(targets, "websocket", lambda url: ws_load(url, 100, per_conn, 1))
+    return [ratio_row("P1", f"WS relay, 1 conn pipelined ({count} msgs)", pipelined),
+            ratio_row("P1", f"WS relay, 100 conns echoing ({per_conn} msgs each)", fanned)]
+
+
+def p2(context: Context, targets: Targets) -> Row:
+    count = context.size(10_000, 1_000)
+    results = compare(targets, "websocket", lambda url: ws_load(url, 1, count, 1))
+    direct, via = results["direct"]["rtt_ms"], results["mockd"]["rtt_ms"]
+    added = {q: via[q] - direct[q] for q in ("p50", "p99")}
+    mitm_shown = mitm_text(results["mitm"], lambda m: f"p50 {ms(m['rtt_ms']['p50'])}, p99 {ms(m['rtt_ms']['p99'])}")
+    return Row("P2", f"added RTT, 1 conn sequential ({count} msgs)",
+               f"p50 {ms(via['p50'])}, p99 {ms(via['p99'])}", f"direct p50 {ms(direct['p50'])}, p99 {ms(direct['p99'])}",
+               f"{added['p50']:+.3f} / {added['p99']:+.3f} ms", "p50 ≤ +0.1, p99 ≤ +0.5 ms",
+               verdict(added["p50"] <= 0.1 and added["p99"] <= 0.5), mitm_shown, {**results, "added_ms": added})
+
+
+def p8(context: Context, targets: Targets) -> Row:
+    conns, each = context.size(1000, 100), context.size(20, 5)
+    results = compare(targets, "websocket", lambda url: ws_load(url, conns, each, 1))
+    via, stats = results["mockd"], results["recording"]
+    expected = conns * each
+    intact = (via["sent"] == via["echoed"] == expected and via["mismatched"] == 0
+              and stats["textFrames"] == 2 * expected and stats["connectionCount"] == conns)
+    measured = (f"{via['echoed']}/{expected} echoed, {via['mismatched']} wrong; recorded {stats['textFrames']} "
+                f"text frames, {stats['connectionCount']} conns")
+    mitm_shown = mitm_text(results["mitm"], lambda m: f"{m['echoed']}/{expected} echoed")
+    return Row("P8", f"{conns} concurrent WS conns proxied + recorded", measured,
+               f"direct {results['direct']['echoed']}/{expected}, {rate(results['direct']['rate'])}",
+               f"nothing lost, {via['rate'] / results['direct']['rate']:.2f}× direct",
+               "nothing lost", verdict(intact), mitm_shown, results)
+
+
+# --- P3: SSE relay ----------------------------------------------------------------------------------
+
+
+def p3(context: Context) -> list[Row]:
+    blast, paced = context.size(100_000, 5_000), context.size(5_000, 500)
+    with proxied(context, "sse", "http", "/events") as targets:
+        throughput = compare(targets, "sse", lambda url: load("sse-load", "--url", f"{url}?n={blast}&gap_us=0"))
+        latency = compare(targets, "sse", lambda url: load("sse-load", "--url", f"{url}?n={paced}&gap_us=1000"))
+    direct, via = latency["direct"]["latency_ms"], latency["mockd"]["latency_ms"]
+    added = {q: via[q] - direct[q] for q in ("p50", "p99", "max")}
+    lost = [name for name in ("direct", "mockd") if latency[name]["events"] != paced]
+    mitm_shown = mitm_text(latency["mitm"], lambda m: f"p50 {ms(m['latency_ms']['p50'])}, "
+                                                      f"p99 {ms(m['latency_ms']['p99'])}")
+    return [ratio_row("P3", f"SSE relay events/s ({blast} events)", throughput),
+            Row("P3", f"SSE per-event latency ({paced} events, 1 ms apart)",
+                f"p50 {ms(via['p50'])}, p99 {ms(via['p99'])}", f"direct p50 {ms(direct['p50'])}, p99 {ms(direct['p99'])}",
+                f"{added['p50']:+.3f} / {added['p99']:+.3f} ms (max {added['max']:+.3f})", "added p99 ≤ 1 ms",
+                verdict(added["p99"] <= 1.0 and not lost), mitm_shown, {**latency, "added_ms": added, "lost": lost})]
+
+
+# --- recordings written directly with the format models ------------------------------------------
+
+
+def frames_at(offsets_ms: list[int], start_ns: int) -> list[Frame]:
+    return [Frame(direction="s2c", type="text", data=f"frame {i}", timestamp=rfc3339(start_ns + offset * 1_000_000),
+                  relative_ms=offset, connection=1, size=len(f"frame {i}")) for i, offset in enumerate(offsets_ms)]
+
+
+def make_recording(offsets_ms: list[int], path: str, name: str) -> Recording:
+    start_ns = time.time_ns()
+    frames = frames_at(offsets_ms, start_ns)
+    end_ms = offsets_ms[-1] if offsets_ms else 0
+    opened = rfc3339(start_ns)
+    return Recording(id=str(ULID()), name=name, protocol="websocket", status="complete", start_time=opened,
+                     end_time=rfc3339(start_ns + end_ms * 1_000_000), duration=end_ms,
+                     metadata=Metadata(path=path, method="GET", host="127.0.0.1"),
+                     websocket=WebSocketSection(frames=frames),
+                     connections=[ConnectionRecord(connection=1, opened_at=opened, relative_ms=0, origin="proxy",
+                                                   path=path)],
+                     stop_reason="api",
+                     stats=Stats(frame_count=len(frames), bytes_sent=sum(f.size for f in frames),
+                                 text_frames=len(frames), connection_count=1))
+
+
+def write_recording(data_dir: Path, recording_: Recording) -> Path:
+    path = data_dir / f"{recording_.id}.json"
+    path.write_bytes(recording_bytes(recording_))
+    path.chmod(0o600)
+    return path
+
+
+# --- P4: replay timing ------------------------------------------------------------------------------
+
+
+def replay_offsets(seconds: float) -> list[int]:
+    """Frame offsets (ms) with pseudo-random gaps of 5–55 ms, the first at 50 ms, for ``seconds``."""
+    rng, offsets, at = random.Random(5), [], 50
+    while at <= seconds * 1000:
+        offsets.append(at)
+        at += rng.randint(5, 55)
+    return offsets
+
+
+def timing_errors(offsets: list[int], collected: dict[str, Any]) -> dict[str, Any]:
+    """|observed gap − recorded gap| percentiles over every connection; the end drift (the last frame's
+    arrival − its deadline, counted from the client's connect) and the same anchored at the first frame."""
+    errors, drifts, spans = [], [], []
+    for connected, seen in zip(collected["connected"], collected["arrivals"]):
+        errors += [abs((seen[i] - seen[i - 1]) / 1e6 - (offsets[i] - offsets[i - 1])) for i in range(1, len(seen))]
+        last = len(seen) - 1
+        drifts.append((seen[-1] - connected) / 1e6 - offsets[last] if seen else float("inf"))
+        spans.append((seen[-1] - seen[0]) / 1e6 - (offsets[last] - offsets[0]) if seen else float("inf"))
+    complete = all(len(seen) == len(offsets) for seen in collected["arrivals"])
+    return {"gap_error_ms": percentiles(errors), "drift_ms": max(drifts, key=abs),
+            "drift_from_first_frame_ms": max(spans, key=abs), "complete": complete}
+
+
+def replay_run(server: Mockd, recording_id: str, offsets: list[int], clients: int) -> dict[str, Any]:
+    for _ in range(clients):
+        server.admin("POST", f"/stream-recordings/{recording_id}/replay", {"mode": "pure"})
+    collected = load("ws-collect", "--url", server.ws("/replay"), "--conns", str(clients),
+                     "--expect", str(len(offsets)))
+    return timing_errors(offsets, collected)
+
+
+def p4(context: Context) -> list[Row]:
+    seconds, crowd = context.size(30.0, 2.0), context.size(100, 10)
+    offsets = replay_offsets(seconds)
+    data_dir = context.fresh_dir("data-replay")
+    recorded = make_recording(offsets, "/replay", "bench replay")
+    write_recording(data_dir, recorded)
+    with mockd(context.workdir, data_dir) as server:
+        single = replay_run(server, recorded.id, offsets, 1)
+        many = replay_run(server, recorded.id, offsets, crowd)
+    return [replay_row(f"replay timing, 1 replay ({len(offsets)} frames, {seconds:g} s)", single,
+                       "p50 ≤ 0.5, p99 ≤ 2 ms; drift ≤ 2 ms", lambda e: e["p50"] <= 0.5 and e["p99"] <= 2.0),
+            replay_row(f"replay timing, {crowd} concurrent replays", many,
+                       "p99 ≤ 5 ms; drift ≤ 2 ms", lambda e: e["p99"] <= 5.0)]
+
+
+def replay_row(what: str, result: dict[str, Any], target: str, within: Callable[[dict[str, float]], bool]) -> Row:
+    errors, drift = result["gap_error_ms"], result["drift_ms"]
+    ok = within(errors) and abs(drift) <= 2.0 and result["complete"]
+    measured = f"gap error p50 {ms(errors['p50'])}, p99 {ms(errors['p99'])}, max {ms(errors['max'])}"
+    return Row("P4", what, measured, "recorded gaps", f"end drift {drift:+.3f} ms", target, verdict(ok),
+               "—", result)
+
+
+# --- P5: sustained recording ------------------------------------------------------------------------
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's RSS every 0.25 s while a load runs; keeps the peak."""
+
+    def __init__(self, server: Mockd) -> None:
+        super().__init__(daemon=True)
+        self.server, self.peak_kb, self.running = server, server.rss_kb(), True
+
+    def run(self) -> None:
+        while self.running:
+            self.peak_kb = max(self.peak_kb, self.server.rss_kb())
+            time.sleep(0.25)
+
+
+def p5(context: Context) -> list[Row]:
+    seconds = context.size(60.0, 5.0)
+    data_dir = context.fresh_dir("data-sustained")
+    with upstream("ws-echo", context.workdir) as port, \
+            mockd(context.workdir, data_dir, f"http://127.0.0.1:{port}") as server:
+        with recording(server, "websocket") as session:
+            before = server.rss_kb()
+            sampler = RssSampler(server)
+            sampler.start()
+            traffic = ws_load(server.ws(), 4, 10**9, 256, seconds)
+            sampler.running = False
+            sampler.join()
+        stats = session["recording"]["stats"]
+        on_disk = decode_summary((data_dir / f"{session['id']}.json").read_bytes()).frame_count
+    growth_mb = (sampler.peak_kb - before) / 1024
+    frames_per_s = 2 * traffic["echoed"] / traffic["elapsed"]
+    all_on_disk = stats["textFrames"] == 2 * traffic["echoed"] and on_disk == stats["frameCount"] \
+        and session["recording"].get("stopReason") == "api"
+    return [Row("P5", f"sustained recording, {seconds:g} s, 4 conns", rate(frames_per_s).replace("k/s", "k frames/s"),
+                f"{2 * traffic['echoed']} frames relayed", f"{on_disk} frames on disk, RSS +{growth_mb:.1f} MB",
+                "≥ 20k frames/s, all on disk, RSS growth ≤ 30 MB", verdict(frames_per_s >= 20_000 and all_on_disk
+                                                                         and growth_mb <= 30),
+                "—", {"traffic": traffic, "stats": stats, "on_disk_frame_count": on_disk, "rss_before_kb": before,
+                      "rss_peak_kb": sampler.peak_kb,
+                      "stop_reason": session["recording"].get("stopReason"), "frames_per_s": frames_per_s, "all_on_disk": all_on_disk})]
+
+
+# --- P6: store --------------------------------------------------------------------------------------
+
+
+def timed(action: Callable[[], Any], repeats: int = 1) -> dict[str, float]:
+    """Wall times in ms: the first call and the median of ``repeats``."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    return {"first": times[0], "median": statistics.median(times)}
+
+
+def p6(context: Context) -> list[Row]:
+    count, frames = context.size(10_000, 500), context.size(100_000, 10_000)
+    data_dir = context.fresh_dir("data-store")
+    for i in range(count - 1):  # plus the big one: `count` in all
+        write_recording(data_dir, make_recording([10 * k for k in range(10)], f"/ws/{i % 50}", f"rec {i}"))
+    big = make_recording(list(range(frames)), "/ws/big", "big")
+    write_recording(data_dir, big)
+    with mockd(context.workdir, data_dir) as server:
+        listing = timed(lambda: server.admin("GET", f"/stream-recordings?limit={count}"), 5)
+        listed = len(server.admin("GET", f"/stream-recordings?limit={count}")["recordings"])
+        show = timed(lambda: server.admin("GET", f"/stream-recordings/{big.id}"), 3)
+        export = timed(lambda: admin_call(server.admin_url, "POST", f"/stream-recordings/{big.id}/export"), 3)
+        convert = timed(lambda: server.admin("POST", f"/stream-recordings/{big.id}/convert", {}), 3)
+    return [ms_row("P6", f"list {count} recordings via API ({listed} listed)", listing, 200, listed == count),
+            ms_row("P6", f"show a {frames}-frame recording", show, 1000),
+            ms_row("P6", f"export a {frames}-frame recording", export, 1000),
+            ms_row("P6", f"convert a {frames}-frame recording", convert, 2000)]
+
+
+def ms_row(row_id: str, what: str, times: dict[str, float], limit_ms: float, valid: bool = True) -> Row:
+    return Row(row_id, what, f"median {times['median']:.1f} ms", f"first {times['first']:.1f} ms",
+               f"{times['median']:.1f} ms", f"≤ {limit_ms:g} ms", verdict(valid and times["median"] <= limit_ms),
+               "—", times)
+
+
+# --- P7: start-up -----------------------------------------------------------------------------------
+
+
+def mockd_cli() -> list[str]:
+    script = Path(PYTHON).parent / "mockd"
+    return [str(script)] if script.exists() else [PYTHON, "-m", "mockd"]
+
+
+def p7(context: Context) -> list[Row]:
+    repeats = context.size(5, 2)
+    starts: list[float] = []
+    list_times: list[float] = []
+    for attempt in range(repeats):
+        with mockd(context.workdir, context.fresh_dir(f"data-start-{attempt}")) as server:
+            starts.append(server.started_in * 1000)
+            started = time.perf_counter()
+            subprocess.run([*mockd_cli(), "stream-recordings", "list", "--admin-url", server.admin_url],
+                           check=True, capture_output=True, timeout=60)
+            list_times.append((time.perf_counter() - started) * 1000)
+    return [ms_row("P7", "mockd serve: launch → ready file (both listeners accept)",
+                   {"first": starts[0], "median": statistics.median(starts)}, 1000),
+            ms_row("P7", "mockd stream-recordings list (running server)",
+                   {"first": list_times[0], "median": statistics.median(list_times)}, 500)]
+
+
+SCENARIOS: dict[str, Callable[[Context, set[str]], list[Row]]] = {
+    "P1,P2,P8": p1_p2_p8,
+    "P3": lambda context, only: p3(context),
+    "P4": lambda context, only: p4(context),
+    "P5": lambda context, only: p5(context),
+    "P6": lambda context, only: p6(context),
+    "P7": lambda context, only: p7(context),
+}
+

@@ -1,0 +1,86 @@
+"""Spec 05 R8: soak — connections proxied and recorded for a while: no lost frame, RSS stable within
+10 % after warm-up, no file-descriptor growth.
+
+``MOCKD_SOAK_SECONDS`` (default 10, for CI; the spec's soak is 600) of measured traffic after
+``MOCKD_SOAK_WARMUP`` (default 8) seconds of warm-up, with ``MOCKD_SOAK_CONNECTIONS`` (default 100)
+connections. By hand::
+
+    MOCKD_SOAK_SECONDS=600 .venv/bin/python -m pytest -m fault tests/faults/test_fault_r8_soak.py -s --timeout 900
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from conftest import MockdFactory, mocks_config
+from faultkit import DEADLINE, assert_file_is_consistent, recording_file, start_session, stop_session
+from upstreams import echo, fd_count, open_ws, proxy_mock, rss_bytes, ws_upstream
+
+pytestmark = pytest.mark.fault
+
+SECONDS = float(os.environ.get("MOCKD_SOAK_SECONDS", "10"))
+CONNECTIONS = int(os.environ.get("MOCKD_SOAK_CONNECTIONS", "100"))
+# Connections, buffers and allocator pools settle first: RSS climbs for about 8 s at 100 connections here,
+# then stays flat (measured: 82 -> 87 MiB by 8 s, 87 MiB to the end of a 40 s run).
+WARM_UP = float(os.environ.get("MOCKD_SOAK_WARMUP", "8"))
+RSS_TOLERANCE = 0.10
+SAMPLE_EVERY = 0.25
+
+
+@pytest.mark.timeout(WARM_UP + SECONDS * 3 + 120)
+async def test_r8_soak_proxied_and_recorded(mockd: MockdFactory) -> None:
+    async with ws_upstream(echo) as upstream:
+        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+        pid = int(server.ready["pid"])
+        recording_id = await start_session(server, "/soak/*")
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        sent = [0] * CONNECTIONS
+
+        async def client(index: int) -> None:
+            async with open_ws(server.ws_url(f"/soak/{index}")) as ws:
+                number = 0
+                while not stop.is_set():
+                    message = f"c{index}-{number}-" + "x" * 64
+                    await ws.send(message)
+                    assert await asyncio.wait_for(ws.recv(), DEADLINE) == message
+                    number += 1
+                    sent[index] = number
+
+        clients = [asyncio.create_task(client(index)) for index in range(CONNECTIONS)]
+        try:
+            started = loop.time()
+            await asyncio.sleep(WARM_UP)  # time itself must pass: this is a soak
+            assert all(sent), "a connection never got its first echo"
+            baseline_rss, baseline_fds = rss_bytes(pid), fd_count(pid)
+            samples: list[tuple[float, int, int]] = []
+            while loop.time() - started < WARM_UP + SECONDS:
+                await asyncio.sleep(SAMPLE_EVERY)
+                samples.append((loop.time() - started, rss_bytes(pid), fd_count(pid)))
+                for task in clients:
+                    if task.done():
+                        task.result()  # a client that failed fails the soak now
+        finally:
+            stop.set()
+            done = await asyncio.wait_for(asyncio.gather(*clients, return_exceptions=True), DEADLINE * 3)
+        errors = [result for result in done if isinstance(result, BaseException)]
+        assert not errors, errors[:3]
+        await asyncio.sleep(0)
+        recording = await stop_session(server, recording_id)
+    total = sum(sent)
+    peak_rss = max(rss for _, rss, _ in samples)
+    peak_fds = max(fds for _, _, fds in samples)
+    trend = [f"{at:.0f}s:{rss / 2**20:.1f}" for at, rss, _ in samples[::max(1, len(samples) // 8)]]
+    print(f"soak RSS trend (MiB) {trend}")
+    print(f"soak {SECONDS:.0f}s x {CONNECTIONS}: {total} echoes; RSS {baseline_rss / 2**20:.1f} -> peak "
+          f"{peak_rss / 2**20:.1f} MiB; fds {baseline_fds} -> peak {peak_fds}")
+    on_disk = assert_file_is_consistent(recording_file(server.data_dir, recording_id))
+    assert on_disk["stats"]["textFrames"] == recording["stats"]["textFrames"] == 2 * total, \
+        f"{2 * total} text frames relayed, {recording['stats']['textFrames']} recorded"
+    assert recording["stats"]["connectionCount"] == CONNECTIONS
+    assert peak_rss <= baseline_rss * (1 + RSS_TOLERANCE), \
+        f"RSS grew {100 * (peak_rss / baseline_rss - 1):.1f} % after warm-up"
+    assert peak_fds <= baseline_fds, f"file descriptors grew from {baseline_fds} to {peak_fds}"
