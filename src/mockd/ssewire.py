@@ -55,6 +55,15 @@ class SseParser:
         self._pending_cr = False
         data = self._buffer + text if self._buffer else text
         blocks: list[SseBlock] = []
+        if "\r" not in data:  # the usual case, LF only: split at once instead of line by line
+            lines = data.split("\n")
+            self._buffer = lines.pop()
+            line_of = self._block.line
+            for line in lines:
+                block = line_of(line)
+                if block is not None:
+                    blocks.append(block)
+            return blocks
         start, length = 0, len(data)
         cr = data.find("\r")
         lf = data.find("\n")

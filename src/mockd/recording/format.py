@@ -8,6 +8,7 @@ read by :func:`decode_recording` and always written back in this layout.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -173,11 +174,16 @@ def summarize(recording: Recording) -> Summary:
 # --- time -----------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4)
+def _whole_second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def rfc3339(ns: int) -> str:
-    """UTC with ``Z`` and microseconds: ``2024-01-15T10:30:00.100123Z``."""
+    """UTC with ``Z`` and microseconds: ``2024-01-15T10:30:00.100123Z``. (Frames come many to a second,
+    so the formatted second is cached; this runs once per recorded frame.)"""
     seconds, remainder = divmod(ns, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{remainder // 1000:06d}Z"
+    return f"{_whole_second(seconds)}.{remainder // 1000:06d}Z"
 
 
 def parse_rfc3339(text: str) -> int:
