@@ -9,6 +9,7 @@ without ``event:`` keeps ``type=None``. That is what a recording needs to reprod
 from __future__ import annotations
 
 import re
+import time
 
 from mockd.events import SseBlock
 
@@ -44,6 +45,8 @@ class SseParser:
         self._block = _BlockBuilder()
 
     def feed(self, chunk: bytes) -> list[SseBlock]:
+        """The blocks this chunk completes, stamped with its arrival time."""
+        self._block.at_ns = time.time_ns()
         text = self._decode(chunk)
         if self._at_start and text:
             text = text.removeprefix(_BOM)
@@ -105,6 +108,7 @@ class _BlockBuilder:
     """Collects the fields of one block, line by line."""
 
     def __init__(self) -> None:
+        self.at_ns = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -129,8 +133,9 @@ class _BlockBuilder:
             value = value[1:]
         if field == "data":
             if self.data is None:
-                self.data = []
-            self.data.append(value)
+                self.data = [value]
+            else:
+                self.data.append(value)
         elif field == "event":
             self.type = value
         elif field == "id" and "\0" not in value:
@@ -145,7 +150,9 @@ class _BlockBuilder:
     def _dispatch(self) -> SseBlock | None:
         if not self.seen:
             return None
-        block = SseBlock(type=self.type, data="\n".join(self.data) if self.data is not None else None, id=self.id,
-                         retry=self.retry, comment="\n".join(self.comment) if self.comment is not None else None)
+        data, comment = self.data, self.comment
+        block = SseBlock(self.type, data[0] if data is not None and len(data) == 1 else
+                         "\n".join(data) if data is not None else None, self.id, self.retry,
+                         "\n".join(comment) if comment is not None else None, self.at_ns)
         self._reset()
         return block

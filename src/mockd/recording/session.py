@@ -98,24 +98,28 @@ class RecordingSession:
         return max(0, (at_ns - self.header.start_ns) // 1_000_000)
 
     def _frame(self, number: int, frame: WsFrame) -> Frame:
-        common = {"direction": frame.direction, "type": frame.type, "timestamp": rfc3339(frame.at_ns),
-                  "relative_ms": self._relative(frame.at_ns), "connection": number}
-        data = frame.data
-        if frame.type == "text":
+        """The frame as the file holds it (positional arguments: this runs once per recorded frame)."""
+        at, kind, data = frame.at_ns, frame.type, frame.data
+        timestamp, relative = rfc3339(at), self._relative(at)
+        if kind == "text":
             assert isinstance(data, str)
-            return Frame(data=self.redactor.body(data), size=len(data.encode()), **common)
-        if frame.type == "close":
+            size = len(data) if data.isascii() else len(data.encode())
+            return Frame(frame.direction, kind, self.redactor.body(data), timestamp, relative, number, UNSET, size)
+        if kind == "close":
             reason = frame.close_reason or ""
-            return Frame(data=reason, size=len(data), close_code=_or_unset(frame.close_code), close_reason=reason,
-                         **common)
+            return Frame(frame.direction, kind, reason, timestamp, relative, number, UNSET, len(data),
+                         _or_unset(frame.close_code), reason)
         raw = data.encode() if isinstance(data, str) else bytes(data)  # aiohttp gives bytearray for pings
-        return Frame(data=base64.b64encode(raw).decode(), encoding="base64", size=len(raw), **common)
+        return Frame(frame.direction, kind, base64.b64encode(raw).decode(), timestamp, relative, number, "base64",
+                     len(raw))
 
     def _event(self, number: int, block: SseBlock) -> SseEvent:
-        kind = block.type if block.type is not None else ("message" if block.data is not None else None)
-        return SseEvent(type=_or_unset(kind), data=_or_unset(None if block.data is None else self.redactor.body(block.data)),
-                        id=_or_unset(block.id), retry=_or_unset(block.retry), comment=_or_unset(block.comment),
-                        timestamp=rfc3339(block.at_ns), relative_ms=self._relative(block.at_ns), connection=number)
+        data = block.data
+        kind = block.type if block.type is not None else ("message" if data is not None else UNSET)
+        return SseEvent(kind, UNSET if data is None else self.redactor.body(data),
+                        UNSET if block.id is None else block.id, UNSET if block.retry is None else block.retry,
+                        UNSET if block.comment is None else block.comment, rfc3339(block.at_ns),
+                        self._relative(block.at_ns), number)
 
     def _opened(self, number: int, connection: Connection) -> JournalOpen:
         """A connection open before the session started keeps its real ``openedAt``, at relativeMs 0."""
