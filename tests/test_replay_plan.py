@@ -9,7 +9,9 @@ models, so every relative time below is exact:
 * synchronized mode: the client's text and binary frames become ``expect`` steps, and every step
   carries ``gap_ms``, the scaled time since the previous step (the first one: since the opening);
 * SSE recordings give one ``send`` per event and refuse synchronized mode (``ReplayError``);
-* ``connection`` picks a captured connection; by default the first one with frames.
+* ``connection`` picks a captured connection; by default the first one with frames;
+* a pure-mode wait sleeps to just short of its deadline (more than the kernel's timer slack) and
+  yields without sleeping for the last millisecond (:func:`mockd.replay.nap_before`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from mockd.recording.format import (
     SseSection,
     WebSocketSection,
 )
-from mockd.replay import ReplayError, ReplayOptions, Step, plan
+from mockd.replay import SLACK_FRACTION, ReplayError, ReplayOptions, Step, nap_before, plan
 
 Direction = Literal["c2s", "s2c"]
 FrameType = Literal["text", "binary", "ping", "pong", "close"]
@@ -348,3 +350,21 @@ def test_the_plan_holds_exactly_the_server_frames_and_in_synchronized_mode_the_c
         elif mode == "synchronized" and item.direction == "c2s" and item.type in ("text", "binary"):
             expected.append(("expect", item))
     assert [(step.kind, step.item) for step in plan(recording, options(mode=mode))] == expected
+
+
+# --- waiting for a deadline (pure) ------------------------------------------------------------------
+
+
+@given(st.floats(min_value=0, max_value=3600, allow_nan=False))
+def test_a_wait_never_sleeps_past_its_deadline_and_leaves_more_than_the_timer_slack(remaining: float) -> None:
+    nap = nap_before(remaining)
+    assert 0 <= nap < remaining or nap == remaining == 0
+    if nap > 0:
+        assert remaining - nap >= remaining * SLACK_FRACTION * 0.999
+
+
+def test_the_last_millisecond_is_spent_yielding_not_sleeping() -> None:
+    assert nap_before(0.0009) == 0
+    assert nap_before(0.001) == 0
+    assert nap_before(0.003) == pytest.approx(0.002)
+    assert nap_before(2.0) == pytest.approx(1.996)  # 0.2 % short of a 2 s gap

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -51,6 +53,20 @@ class ReplayOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True, 
 
 class ReplayError(Exception):
     """A replay that cannot be made from this recording with these options (the API's 400)."""
+
+
+# Timers wake late: Linux lets epoll_wait oversleep by 0.1 % of its timeout (timer slack: 2 ms on a 2 s
+# gap), and uvloop's timers tick in whole milliseconds. So a wait sleeps to a little before its
+# deadline and yields to the loop (without sleeping) for the last millisecond.
+SLACK_FRACTION = 0.002
+SPIN = 0.001
+
+
+def nap_before(remaining: float) -> float:
+    """How long to sleep (s) with ``remaining`` s left to a deadline; 0 means only yield to the loop."""
+    if remaining <= SPIN:
+        return 0.0
+    return remaining - max(SPIN, remaining * SLACK_FRACTION)
 
 
 # --- the plan (pure) --------------------------------------------------------------------------------
@@ -169,7 +185,7 @@ class ReplaySession:
     mismatches: int = 0
     error: str | None = None
     client: str | None = None
-    started: float | None = None  # loop time of the client's connect
+    started: float | None = None  # time.monotonic() of the client's connect (uvloop's loop.time() is in whole ms)
     finished_at: float | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _advance: asyncio.Queue[tuple[int, str | None, asyncio.Future[None]]] = field(default_factory=asyncio.Queue)
@@ -187,7 +203,7 @@ class ReplaySession:
         return sum(step.kind == "send" for step in self.steps)
 
     def describe(self) -> ReplayStatus:
-        loop_time = asyncio.get_running_loop().time()
+        loop_time = time.monotonic()
         end = self.finished_at if self.finished_at is not None else loop_time
         elapsed = int((end - self.started) * 1000) if self.started is not None else 0
         return ReplayStatus(id=self.id, recording_id=self.recording.id, mode=self.options.mode, status=self.status,
@@ -198,7 +214,7 @@ class ReplaySession:
     def _finish(self, status: Status, error: str | None = None) -> None:
         if self.status not in FINISHED:
             self.status, self.error = status, error
-            self.finished_at = asyncio.get_running_loop().time()
+            self.finished_at = time.monotonic()
             self._wake.set()
 
     # --- control from the API -------------------------------------------------------------------
@@ -206,14 +222,14 @@ class ReplaySession:
     def pause(self) -> None:
         if self.options.mode != "pure" or self.status not in ("playing", "pending"):
             raise ReplayConflict(f"only a playing pure-mode replay can be paused (this one is {self.status})")
-        self._paused_at = asyncio.get_running_loop().time()
+        self._paused_at = time.monotonic()
         self.status = "paused"
         self._wake.set()
 
     def resume(self) -> None:
         if self.status != "paused" or self._paused_at is None:
             raise ReplayConflict(f"only a paused replay can be resumed (this one is {self.status})")
-        self._shift += asyncio.get_running_loop().time() - self._paused_at
+        self._shift += time.monotonic() - self._paused_at
         self._paused_at = None
         self.status = "playing" if self.started is not None else "pending"
         self._wake.set()
@@ -240,7 +256,6 @@ class ReplaySession:
 
     async def _wait_until(self, offset_ms: float) -> bool:
         """Pure mode: sleep until connect + offset (+ paused time); False when the replay ended."""
-        loop = asyncio.get_running_loop()
         assert self.started is not None
         while True:
             if self.status in FINISHED:
@@ -249,18 +264,20 @@ class ReplaySession:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            delay = self.started + self._shift + offset_ms / 1000 - loop.time()
-            if delay <= 0:
+            remaining = self.started + self._shift + offset_ms / 1000 - time.monotonic()
+            if remaining <= 0:
                 return True
+            nap = nap_before(remaining)
+            if nap == 0:
+                await asyncio.sleep(0)
+                continue
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), nap)
 
     async def run(self, send: Any) -> None:
         """Drive the plan; ``send(step)`` puts one server frame or event on the wire."""
-        self.started = asyncio.get_running_loop().time()
+        self.started = time.monotonic()
         self.status = "paused" if self.status == "paused" else "playing"
         try:
             if self.options.mode == "pure":
@@ -303,9 +320,9 @@ class ReplaySession:
         self.status = "waiting"
         assert isinstance(step.item, Frame)
         expected = frame_payload(step.item)
-        deadline = asyncio.get_running_loop().time() + self.options.timeout / 1000
+        deadline = time.monotonic() + self.options.timeout / 1000
         while True:
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - time.monotonic()
             try:
                 message = await asyncio.wait_for(self._client_messages.get(), max(remaining, 0))
             except TimeoutError:
