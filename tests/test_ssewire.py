@@ -232,6 +232,20 @@ def test_incomplete_block_waits_for_its_blank_line() -> None:
     assert parser.feed(b"data: d\r") == []
 
 
+@pytest.mark.parametrize("second", [b"\n", b"\ndata: c\n\n", b"\n\n", b"\nda"])
+def test_a_blank_line_opening_the_next_chunk_ends_the_block_the_last_one_left_open(second: bytes) -> None:
+    parser = SseParser()
+    assert parser.feed(b"data: a\n\ndata: b\n") == [SseBlockLike(data="a")]
+    assert [fields(b) for b in parser.feed(second)][:1] == [block(data="b")]
+
+
+def test_a_one_line_data_block_after_an_open_block_joins_it() -> None:
+    parser = SseParser()
+    assert parser.feed(b"event: tick\n") == []
+    assert [fields(b) for b in parser.feed(b"data: 1\n\ndata: 2\n\n")] == [block(type="tick", data="1"),
+                                                                            block(data="2")]
+
+
 def test_several_blocks_in_one_chunk_come_back_in_order() -> None:
     raw = b"".join(f"data: {n}\n\n".encode() for n in range(50))
     assert parse(raw) == [block(data=str(n)) for n in range(50)]

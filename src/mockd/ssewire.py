@@ -58,15 +58,8 @@ class SseParser:
         self._pending_cr = False
         data = self._buffer + text if self._buffer else text
         blocks: list[SseBlock] = []
-        if "\r" not in data:  # the usual case, LF only: split at once instead of line by line
-            lines = data.split("\n")
-            self._buffer = lines.pop()
-            line_of = self._block.line
-            for line in lines:
-                block = line_of(line)
-                if block is not None:
-                    blocks.append(block)
-            return blocks
+        if "\r" not in data:  # the usual case, LF only
+            return self._feed_lf(data)
         start, length = 0, len(data)
         cr = data.find("\r")
         lf = data.find("\n")
@@ -88,6 +81,28 @@ class SseParser:
                 lf = data.find("\n", start)
         self._buffer = data[start:]
         return blocks
+
+    def _feed_lf(self, data: str) -> list[SseBlock]:
+        """Blocks from LF-only text, split at blank lines first: a block that is one ``data: `` line
+        (most streams send nothing else) is made at once, anything else goes line by line."""
+        builder = self._block
+        blocks: list[SseBlock] = []
+        *complete, tail = data.split("\n\n")
+        for part in complete:
+            if not builder.seen and part.startswith("data: ") and "\n" not in part:
+                blocks.append(SseBlock(None, part[6:], None, None, None, builder.at_ns))
+            else:
+                self._feed_lines([*part.split("\n"), ""], blocks)
+        *lines, self._buffer = tail.split("\n")
+        self._feed_lines(lines, blocks)
+        return blocks
+
+    def _feed_lines(self, lines: list[str], blocks: list[SseBlock]) -> None:
+        line_of = self._block.line
+        for line in lines:
+            block = line_of(line)
+            if block is not None:
+                blocks.append(block)
 
     def _decode(self, chunk: bytes) -> str:
         """UTF-8, keeping an incomplete trailing sequence for the next chunk."""

@@ -1,8 +1,9 @@
 """The append-only journal a recording session writes while it runs, and its assembly into a file.
 
-One line per record, a letter then JSON: ``H`` the session (first line), ``O`` a connection opened,
-``F`` a frame or SSE event exactly as it will stand in the file, ``C`` a connection closed. A crash
-leaves at worst a torn last line, which is dropped. The same assembly serves a normal stop and the
+One line per record. A frame or SSE event is its JSON object exactly as it will stand in the file (so
+a flush encodes all of its entries in one call); the other records are a letter then JSON: ``H`` the
+session (first line), ``O`` a connection opened, ``C`` a connection closed. A crash leaves at worst a
+torn last line, which is dropped. The same assembly serves a normal stop and the
 recovery of an orphaned journal after a crash, so both produce the same file.
 """
 
@@ -24,6 +25,7 @@ from mockd.recording.format import (UNSET, ConnectionRecord, Frame, Metadata, Re
 log = logging.getLogger("mockd.recording")
 
 JOURNAL_SUFFIX = ".journal"
+ENTRY = b"{"  # how an entry line starts
 
 
 class JournalHeader(msgspec.Struct, rename="camel"):
@@ -90,8 +92,9 @@ class JournalWriter:
     def opened(self, record: JournalOpen) -> None:
         self._add(b"O", _encoder.encode(record))
 
-    def entry(self, entry: Frame | SseEvent) -> None:
-        self._add(b"F", _encoder.encode(entry))
+    def entries(self, entries: list[Frame | SseEvent]) -> None:
+        if entries:
+            self._buffer += _encoder.encode_lines(entries)
 
     def closed(self, record: JournalClose) -> None:
         self._add(b"C", _encoder.encode(record))
@@ -143,10 +146,10 @@ def _scan(path: Path) -> _Scan:
     for line in lines:
         kind, payload = line[:1], line[1:]
         try:
-            if kind == b"F":
-                entry = _entry_decoder.decode(payload)
+            if kind == ENTRY:
+                entry = _entry_decoder.decode(line)
                 _count(stats, entry)
-                scan.entries_size += len(payload)
+                scan.entries_size += len(line)
                 last_timestamp = entry.timestamp
             elif kind == b"O":
                 scan.opens.append(_open_decoder.decode(payload))
@@ -183,12 +186,12 @@ def _count(stats: Stats, entry: _EntryStats) -> None:
 
 def _entry_lines(path: Path) -> Iterator[bytes]:
     for line in _lines(path):
-        if line[:1] == b"F":
+        if line[:1] == ENTRY:
             try:
-                _entry_decoder.decode(line[1:])
+                _entry_decoder.decode(line)
             except msgspec.DecodeError:
                 continue
-            yield line[1:]
+            yield line
 
 
 def assemble(path: Path, status: str, stop_reason: StopReason | Unset, end_ns: int | None = None

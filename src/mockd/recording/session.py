@@ -46,6 +46,7 @@ class RecordingSession:
     pending: list[tuple[str, Connection, Any]] = field(default_factory=list)
     frame_count: int = 0
     stop_reason: StopReason | None = None  # set when a limit asks the session to stop
+    _last_stamp: tuple[int, str, int] = (-1, "", 0)
 
     @property
     def id(self) -> str:
@@ -74,20 +75,26 @@ class RecordingSession:
     # --- off the relay path ---------------------------------------------------------------------
 
     def flush(self) -> None:
+        """Journal what was appended, in order; runs of frames or events are encoded in one call."""
         pending, self.pending = self.pending, []
+        entries: list[Frame | SseEvent] = []
         for kind, connection, item in pending:
             try:
-                self._journal(kind, self.numbers[connection], connection, item)
+                if kind == "sse":
+                    entries.append(self._event(self.numbers[connection], item))
+                elif kind == "ws":
+                    entries.append(self._frame(self.numbers[connection], item))
+                else:
+                    self.journal.entries(entries)
+                    entries = []
+                    self._journal_connection(kind, self.numbers[connection], connection)
             except Exception:  # noqa: BLE001 - one odd frame must not cost the others their place on disk
                 log.exception("recording %s: could not record a %s event", self.id, kind)
+        self.journal.entries(entries)
         self.journal.flush()
 
-    def _journal(self, kind: str, number: int, connection: Connection, item: Any) -> None:
-        if kind == "ws":
-            self.journal.entry(self._frame(number, item))
-        elif kind == "sse":
-            self.journal.entry(self._event(number, item))
-        elif kind == "open":
+    def _journal_connection(self, kind: str, number: int, connection: Connection) -> None:
+        if kind == "open":
             self.journal.opened(self._opened(number, connection))
         else:
             self.journal.closed(JournalClose(connection=number, closed_ns=connection.closed_ns or time.time_ns(),
@@ -97,10 +104,16 @@ class RecordingSession:
     def _relative(self, at_ns: int) -> int:
         return max(0, (at_ns - self.header.start_ns) // 1_000_000)
 
+    def _stamp(self, at_ns: int) -> tuple[str, int]:
+        """``timestamp`` and ``relativeMs`` of a moment; the events of one chunk share theirs."""
+        if at_ns != self._last_stamp[0]:
+            self._last_stamp = (at_ns, rfc3339(at_ns), self._relative(at_ns))
+        return self._last_stamp[1], self._last_stamp[2]
+
     def _frame(self, number: int, frame: WsFrame) -> Frame:
         """The frame as the file holds it (positional arguments: this runs once per recorded frame)."""
-        at, kind, data = frame.at_ns, frame.type, frame.data
-        timestamp, relative = rfc3339(at), self._relative(at)
+        kind, data = frame.type, frame.data
+        timestamp, relative = self._stamp(frame.at_ns)
         if kind == "text":
             assert isinstance(data, str)
             size = len(data) if data.isascii() else len(data.encode())
@@ -116,10 +129,10 @@ class RecordingSession:
     def _event(self, number: int, block: SseBlock) -> SseEvent:
         data = block.data
         kind = block.type if block.type is not None else ("message" if data is not None else UNSET)
+        timestamp, relative = self._stamp(block.at_ns)
         return SseEvent(kind, UNSET if data is None else self.redactor.body(data),
                         UNSET if block.id is None else block.id, UNSET if block.retry is None else block.retry,
-                        UNSET if block.comment is None else block.comment, rfc3339(block.at_ns),
-                        self._relative(block.at_ns), number)
+                        UNSET if block.comment is None else block.comment, timestamp, relative, number)
 
     def _opened(self, number: int, connection: Connection) -> JournalOpen:
         """A connection open before the session started keeps its real ``openedAt``, at relativeMs 0."""
