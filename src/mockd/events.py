@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+import msgspec
+
 if TYPE_CHECKING:
     from aiohttp.web import BaseRequest
 
@@ -46,20 +48,21 @@ class Connection:
     request_body: bytes | None = None
 
 
-@dataclass(slots=True)
-class WsFrame:
-    """A WebSocket frame as it passed through mockd. ``data`` is ``str`` for text, ``bytes`` otherwise."""
+class WsFrame(msgspec.Struct, gc=False):
+    """A WebSocket frame as it passed through mockd. ``data`` is ``str`` for text, ``bytes`` otherwise.
+
+    (A Struct rather than a dataclass: one is made per frame on the relay path, and a Struct's
+    constructor is about three times cheaper.)"""
 
     direction: Direction
     type: FrameType
     data: str | bytes
     close_code: int | None = None
     close_reason: str | None = None
-    at_ns: int = field(default_factory=time.time_ns)
+    at_ns: int = msgspec.field(default_factory=time.time_ns)
 
 
-@dataclass(slots=True)
-class SseBlock:
+class SseBlock(msgspec.Struct, gc=False):
     """One SSE block exactly as written or read: only the fields the block had are set."""
 
     type: str | None = None
@@ -67,7 +70,7 @@ class SseBlock:
     id: str | None = None
     retry: int | None = None
     comment: str | None = None
-    at_ns: int = field(default_factory=time.time_ns)
+    at_ns: int = msgspec.field(default_factory=time.time_ns)
 
 
 def connection_from_request(request: BaseRequest, protocol: Protocol_, origin: Origin,

@@ -48,6 +48,9 @@ class RecordingSession:
     stop_reason: StopReason | None = None  # set when a limit asks the session to stop
     _last_stamp: tuple[int, str, int] = (-1, "", 0)
 
+    def __post_init__(self) -> None:
+        self.redacts_bodies = self.redactor.redacts_bodies  # asked once per frame: keep the answer
+
     @property
     def id(self) -> str:
         return self.header.id
@@ -117,7 +120,8 @@ class RecordingSession:
         if kind == "text":
             assert isinstance(data, str)
             size = len(data) if data.isascii() else len(data.encode())
-            return Frame(frame.direction, kind, self.redactor.body(data), timestamp, relative, number, UNSET, size)
+            text = self.redactor.body(data) if self.redacts_bodies else data
+            return Frame(frame.direction, kind, text, timestamp, relative, number, UNSET, size)
         if kind == "close":
             reason = frame.close_reason or ""
             return Frame(frame.direction, kind, reason, timestamp, relative, number, UNSET, len(data),
@@ -130,7 +134,9 @@ class RecordingSession:
         data = block.data
         kind = block.type if block.type is not None else ("message" if data is not None else UNSET)
         timestamp, relative = self._stamp(block.at_ns)
-        return SseEvent(kind, UNSET if data is None else self.redactor.body(data),
+        if data is not None and self.redacts_bodies:
+            data = self.redactor.body(data)
+        return SseEvent(kind, UNSET if data is None else data,
                         UNSET if block.id is None else block.id, UNSET if block.retry is None else block.retry,
                         UNSET if block.comment is None else block.comment, timestamp, relative, number)
 
