@@ -10,7 +10,6 @@ these tests add the recording side, and the SSE (plain HTTP) 502.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -24,7 +23,6 @@ from faultkit import (
     start_session,
     stop_session,
     test_functions_in,
-    wait_until,
 )
 from httpclient import acall
 from upstreams import (
