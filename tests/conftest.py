@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -24,6 +25,18 @@ def mockd_command() -> list[str]:
     """The installed ``mockd`` script beside this interpreter, else ``python -m mockd``."""
     script = Path(sys.executable).with_name("mockd")
     return [str(script)] if script.exists() else [sys.executable, "-m", "mockd"]
+
+
+SOON = 10.0  # for anything that should happen "soon" on a noisy two-core machine
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = SOON) -> None:
+    """Poll ``condition`` (yielding to the event loop) until it holds, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
 
 
 def run_mockd(*args: str, timeout: float = 30, env: dict[str, str] | None = None,

@@ -14,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
-from conftest import MockdFactory, RunningMockd, mocks_config, ws_mock
+from conftest import MockdFactory, RunningMockd, mocks_config, wait_until, ws_mock
 from httpclient import acall
+from upstreams import echo_forever
 
 DEADLINE = 10.0  # for anything that should happen "soon" on a noisy two-core machine
 ECHO_CONFIG = mocks_config(ws_mock("echo", "/ws/echo"))
@@ -32,15 +30,6 @@ RECORD_ALL_WS = {"protocol": "websocket", "path": "/ws/*"}
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    """Poll ``condition`` (yielding to the event loop) until it holds, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def start_session(server: RunningMockd, body: dict[str, Any] = RECORD_ALL_WS) -> str:
@@ -90,23 +79,6 @@ def assert_file_is_consistent(path: Path) -> dict[str, Any]:
 CLIENTS = 20
 WARM_UP_MESSAGES = 5  # per client, before the moment T
 AFTER_T = 0.4  # seconds of traffic between T and the kill (the spec allows losing the last 200 ms)
-
-
-async def echo_forever(url: str, prefix: str, confirmed: list[str], opened: list[bool]) -> None:
-    """Send numbered messages one at a time, noting each one whose echo came back, until the server dies."""
-    try:
-        async with connect(url, open_timeout=DEADLINE) as ws:
-            opened.append(True)
-            number = 0
-            while True:
-                message = f"{prefix}-m{number:07d}"
-                await ws.send(message)
-                reply = await ws.recv()
-                assert reply == message, f"echo of {message!r} came back as {reply!r}"
-                confirmed.append(message)
-                number += 1
-    except (ConnectionClosed, OSError):
-        return  # the server was killed
 
 
 async def test_kill_9_loses_nothing_relayed_200ms_before_and_recovers_as_incomplete(mockd: MockdFactory) -> None:

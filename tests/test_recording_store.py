@@ -589,7 +589,7 @@ def write_journal(path: Path, entries: list[Frame]) -> None:
                               method="GET", host="127.0.0.1"))
     writer.flush()
     for entry in entries:
-        writer.entry(entry)
+        writer.entries([entry])
         writer.flush()
     writer.close()
 

@@ -11,28 +11,17 @@ import json
 import os
 import struct
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 
-from conftest import RunningMockd
+from conftest import RunningMockd, wait_until  # noqa: F401 - the fault tests take it from here
 from httpclient import acall
 
 DEADLINE = 10.0  # anything that should happen "soon" on a noisy two-core machine
 HOST = "127.0.0.1"
 TESTS_DIR = Path(__file__).resolve().parent.parent
 Json = dict[str, Any]
-
-
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    """Poll ``condition`` (yielding to the event loop) until it holds, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def start_session(server: RunningMockd, path: str, protocol: str = "websocket", name: str = "fault") -> str:

@@ -20,7 +20,6 @@ import signal
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from conftest import MockdFactory, http_mock, mocks_config, write_config
 from faultkit import (
@@ -36,7 +35,7 @@ from faultkit import (
     wait_until,
 )
 from httpclient import acall
-from upstreams import echo, open_ws, proxy_mock, ws_upstream
+from upstreams import echo, echo_forever, open_ws, proxy_mock, ws_upstream
 
 pytestmark = pytest.mark.fault
 
@@ -57,23 +56,6 @@ def test_referenced_tests_exist(file_name: str, test_name: str) -> None:
 CLIENTS = 100
 WARM_UP_MESSAGES = 3  # per client, before the moment T
 AFTER_T = 0.4  # seconds of traffic between T and the kill (the spec allows losing the last 200 ms)
-
-
-async def echo_forever(url: str, prefix: str, confirmed: list[str], opened: list[bool]) -> None:
-    """Send numbered messages one at a time, noting each one whose echo came back, until the server dies."""
-    try:
-        async with open_ws(url) as ws:
-            opened.append(True)
-            number = 0
-            while True:
-                message = f"{prefix}-m{number:07d}"
-                await ws.send(message)
-                reply = await ws.recv()
-                assert reply == message, f"echo of {message!r} came back as {reply!r}"
-                confirmed.append(message)
-                number += 1
-    except (ConnectionClosed, OSError):
-        return  # the server was killed
 
 
 async def test_r1_kill_9_with_100_proxied_connections_recording(mockd: MockdFactory) -> None:
