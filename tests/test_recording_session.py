@@ -84,7 +84,7 @@ async def test_a_full_batch_is_encoded_before_the_flush_and_written_only_by_it(t
 
 @given(st.integers(min_value=0, max_value=4_000_000_000_000_000_000))
 def test_every_timestamp_is_rfc3339_of_its_moment_and_relative_to_the_start(offset_ns: int) -> None:
-    stamps = Stamps(START_NS)
+    stamps = Stamps(START_NS).at
     at_ns = START_NS - 5_000_000_000 + offset_ns  # a few moments before the start too
     timestamp, relative = stamps(at_ns)
     assert timestamp == rfc3339(at_ns)
@@ -104,7 +104,7 @@ async def test_sse_events_of_one_chunk_share_their_stamp_and_later_ones_move_on(
 
 
 def test_the_stamps_of_a_session_match_rfc3339_on_second_boundaries() -> None:
-    stamps = Stamps(START_NS)
+    stamps = Stamps(START_NS).at
     second = (START_NS // 1_000_000_000 + 1) * 1_000_000_000
     for at_ns in (second - 1, second, second + 999, second - 1, time.time_ns()):
         assert stamps(at_ns)[0] == rfc3339(at_ns)

@@ -50,7 +50,7 @@ class Stamps:
         self._second = -1
         self._second_text = ""  # up to and including the "."
 
-    def __call__(self, at_ns: int) -> tuple[str, int]:
+    def at(self, at_ns: int) -> tuple[str, int]:
         second, nanos = divmod(at_ns, 1_000_000_000)
         if second != self._second:
             self._second, self._second_text = second, rfc3339(at_ns)[:-7]
@@ -71,7 +71,7 @@ class RecordingSession:
 
     def __post_init__(self) -> None:
         self.redacts_bodies = self.redactor.redacts_bodies  # asked once per frame: keep the answer
-        self._stamp = Stamps(self.header.start_ns)
+        self._stamp = Stamps(self.header.start_ns).at
 
     @property
     def id(self) -> str:
