@@ -153,8 +153,13 @@ def p1(context: Context, targets: Targets) -> list[Row]:
     pipelined = compare(targets, "websocket", lambda url: ws_load(url, 1, count, count))
     per_conn = context.size(500, 30)
     fanned = compare(targets, "websocket", lambda url: ws_load(url, 100, per_conn, 1))
+    unrecorded = ws_load(targets.via_mockd, 100, per_conn, 1)  # what the recording costs, for the docs
+    direct = fanned["direct"]["rate"]
     return [ratio_row("P1", f"WS relay, 1 conn pipelined ({count} msgs)", pipelined),
-            ratio_row("P1", f"WS relay, 100 conns echoing ({per_conn} msgs each)", fanned)]
+            ratio_row("P1", f"WS relay, 100 conns echoing ({per_conn} msgs each)", fanned),
+            Row("P1", "reference: the same 100 conns with no recording session", rate(unrecorded["rate"]),
+                f"direct {rate(direct)}", f"{unrecorded['rate'] / direct:.2f}× direct", "— (not a target)", "—",
+                data=unrecorded)]
 
 
 def p2(context: Context, targets: Targets) -> Row:

@@ -63,7 +63,7 @@ async def test_frames_keep_their_order_and_connection_across_encode_batches(tmp_
     kinds = [line[:1] for line in journal_lines(session)]
     assert kinds.count(b"O") == 2 and kinds.count(b"C") == 1
     assert kinds.index(b"O", 1) == 1 + ENCODE_BATCH + 3  # the second opening stands where it was appended
-    assert kinds.index(b"C") == 1 + (2 * ENCODE_BATCH + 1) + 1  # after the first opening, 513 frames, the second opening
+    assert kinds.index(b"C") == 1 + (2 * ENCODE_BATCH + 1) + 1  # opening, 513 frames, opening
     frames = entries(session)
     assert [frame.data for frame in frames] == [f"frame {n}" for n in range(total)]
     assert [frame.connection for frame in frames] == [1 if n <= 2 * ENCODE_BATCH else 2 for n in range(total)]
