@@ -43,6 +43,7 @@ from httpclient import call
 from upstreams import unreachable_url
 from websockets.asyncio.client import connect
 
+from mockd.progress import CLEAR_LINE
 from mockd.recordings_cli import TABLE_WIDTH, human_duration, human_size, shorten, table
 
 DEADLINE = 10.0  # seconds: for anything that should happen "soon" on a noisy 2-core machine
@@ -739,6 +740,35 @@ def test_delete_asks_on_a_terminal(recorded: Recorded, mockd: MockdFactory, tmp_
     else:
         assert state[recorded.chat] is True
     assert len(state) == (3 if permanent else 4)
+
+
+# --- progress on a terminal (spec 04) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("command", "label", "what"), [("export", "Exporting", "recording"),
+                                                         ("convert", "Converting", "mock config")])
+def test_export_and_convert_show_their_progress_on_a_terminal_then_clear_it(recorded: Recorded, tmp_path: Path,
+                                                                           command: str, label: str,
+                                                                           what: str) -> None:
+    target = tmp_path / f"{command}.json"
+    run = run_in_pty(["stream-recordings", command, recorded.chat[:12], "-o", str(target),
+                      "--admin-url", recorded.live.admin_url])
+    assert run.returncode == 0, run.output
+    size = human_size(target.stat().st_size)
+    assert f"{label} {recorded.chat[:12]}  {size} / {size} (100%)" in run.output
+    after_the_line = run.output.split(CLEAR_LINE)[-1]  # cleared before the confirmation is printed
+    assert after_the_line == f"Wrote the {what} to {target} ({size})\n"
+
+
+def test_vacuum_over_the_files_shows_how_many_are_done_on_a_terminal(recorded: Recorded, tmp_path: Path,
+                                                                     nobody: str) -> None:
+    data_dir = recorded.copy(tmp_path / "data")
+    for victim in (recorded.chat, recorded.sse):
+        ok(offline(nobody, data_dir, "delete", victim[:12], "--force"))
+    run = run_in_pty(["stream-recordings", "vacuum", "--force", "--admin-url", nobody, "--data-dir", str(data_dir)])
+    assert run.returncode == 0, run.output
+    assert "Vacuuming  2 files / 2 files (100%)" in run.output
+    assert run.output.split(CLEAR_LINE)[-1].startswith("Removed 2 recordings, freed ")
 
 
 # --- stats ------------------------------------------------------------------------------------------

@@ -116,6 +116,9 @@ class StreamEvents:
             subscriber.sse_block(connection, block)
 
     def connection_closed(self, connection: Connection) -> None:
+        """Emitters call this as soon as the closing handshake is over (or the connection dropped) and
+        *before* they release the sockets: a client that saw its connection end and at once stops a
+        recording finds the close in it."""
         if connection.closed_ns is None:
             connection.closed_ns = time.time_ns()
         self.open_connections.discard(connection)

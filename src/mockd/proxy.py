@@ -262,9 +262,9 @@ class WebSocketRelay:
         finally:
             for pump in pumps:
                 pump.cancel()
+            self.events.connection_closed(self.connection)  # before the sockets go (StreamEvents.connection_closed)
             await release(self.client)
             await release(self.upstream)
-            self.events.connection_closed(self.connection)
 
     def request_close(self, code: int, reason: str = "") -> None:
         """Close the client with ``code`` (shutdown: 1001, mock removed: 1012) and the upstream with 1001;

@@ -17,6 +17,7 @@ from typing import Any
 import click
 import msgspec
 
+from mockd.progress import Progress
 from mockd.recording.format import Recording, Summary, decode_recording
 
 DEFAULT_ADMIN_URL = "http://localhost:4290"
@@ -161,7 +162,7 @@ class ApiBackend:
     token: str | None
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                timeout: float = 60) -> bytes:
+                timeout: float = 60, progress: Progress | None = None) -> bytes:
         url = self.base_url.rstrip("/") + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
@@ -173,7 +174,7 @@ class ApiBackend:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.read()
+                return response.read() if progress is None else _read_reporting(response, progress)
         except urllib.error.HTTPError as error:
             raise CliError(_api_error(error)) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
@@ -184,6 +185,17 @@ class ApiBackend:
 
     def resolve_ref(self, path: str) -> str:
         return urllib.parse.quote(path, safe="")
+
+
+def _read_reporting(response: Any, progress: Progress) -> bytes:
+    """The body in 256 KiB pieces, telling ``progress`` how much of ``Content-Length`` has come."""
+    length = response.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() else None
+    body = bytearray()
+    while piece := response.read(256 * 1024):
+        body += piece
+        progress.update(len(body), total)
+    return bytes(body)
 
 
 def _api_error(error: urllib.error.HTTPError) -> str:
@@ -423,11 +435,12 @@ def export(ctx: click.Context, recording_id: str, output: Path | None, **connect
     """
     context = _merge(ctx, **connection)
     api = context.api()
-    if api is not None:
-        raw = api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/export")
-    else:
-        store = context.store()
-        raw = _offline(lambda: store.read_bytes(store.resolve(recording_id)))
+    with Progress(f"Exporting {recording_id}", human_size) as progress:
+        if api is not None:
+            raw = api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/export", progress=progress)
+        else:
+            store = context.store()
+            raw = _offline(lambda: store.read_bytes(store.resolve(recording_id)))
     _write_output(raw, output, "recording")
 
 
@@ -473,22 +486,28 @@ def convert_command(ctx: click.Context, recording_id: str, output: Path | None, 
         if value is not None:
             body[key] = value
     api = context.api()
-    if api is not None:
-        raw = api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/convert", body=body)
-    else:
-        from mockd.convert import ConvertOptions, NothingToConvert, config_bytes, convert
-
-        try:
-            options = msgspec.convert(body, ConvertOptions)
-        except msgspec.ValidationError as exc:
-            raise CliError(str(exc)) from None
-        store = context.store()
-        recording = _offline(lambda: store.load(store.resolve(recording_id)))
-        try:
-            raw = config_bytes(convert(recording, options))
-        except NothingToConvert as exc:
-            raise CliError(str(exc)) from None
+    with Progress(f"Converting {recording_id}", human_size) as progress:
+        if api is not None:
+            raw = api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/convert", body=body,
+                              progress=progress)
+        else:
+            raw = _convert_offline(context, recording_id, body)
     _write_output(raw, output, "mock config")
+
+
+def _convert_offline(context: Context, recording_id: str, body: dict[str, Any]) -> bytes:
+    from mockd.convert import ConvertOptions, NothingToConvert, config_bytes, convert
+
+    try:
+        options = msgspec.convert(body, ConvertOptions)
+    except msgspec.ValidationError as exc:
+        raise CliError(str(exc)) from None
+    store = context.store()
+    recording = _offline(lambda: store.load(store.resolve(recording_id)))
+    try:
+        return config_bytes(convert(recording, options))
+    except NothingToConvert as exc:
+        raise CliError(str(exc)) from None
 
 
 @stream_recordings.command("delete")
@@ -557,11 +576,12 @@ def vacuum(ctx: click.Context, force: bool, **connection: Any) -> None:
     context = _merge(ctx, **connection)
     _confirm("Permanently remove every soft-deleted recording?", force, "vacuum")
     api = context.api()
-    if api is not None:
-        answer = json.loads(api.request("POST", "/stream-recordings/vacuum"))
-        removed, freed = answer["removed"], answer["freedBytes"]
-    else:
-        removed, freed = context.store().vacuum()
+    with Progress("Vacuuming", lambda count: f"{count} files") as progress:
+        if api is not None:
+            answer = json.loads(api.request("POST", "/stream-recordings/vacuum"))
+            removed, freed = answer["removed"], answer["freedBytes"]
+        else:
+            removed, freed = context.store().vacuum(progress.update)
     click.echo(f"Removed {removed} recordings, freed {human_size(freed)}")
 
 

@@ -449,7 +449,8 @@ class Replays:
         try:
             await driver.run()
         finally:
-            self.events.connection_closed(connection)
+            self.events.connection_closed(connection)  # before the socket goes (StreamEvents.connection_closed)
+            await release(ws)
         return ws
 
     async def serve_sse(self, session: ReplaySession, request: web.BaseRequest) -> web.StreamResponse:
@@ -533,7 +534,6 @@ class _WebSocketDriver:
                 if self.session.status not in FINISHED:
                     self.session._finish("aborted", "the client went away")
                 player.cancel()
-            await release(self.ws)
 
     async def _read(self) -> None:
         while True:

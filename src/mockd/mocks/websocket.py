@@ -168,7 +168,6 @@ class WebSocketMockSession:
                 await asyncio.shield(self._close_task)
             if self._watchdog is not None:
                 self._watchdog.cancel()
-            await release(self.ws)
 
     async def _read(self) -> None:
         idle = seconds(self.spec.idle_timeout) or None
@@ -307,5 +306,6 @@ async def serve_websocket(request: web.BaseRequest, ws: web.WebSocketResponse, s
         await session.run()
     finally:
         sessions.discard(session)
-        events.connection_closed(connection)
+        events.connection_closed(connection)  # before the socket goes (StreamEvents.connection_closed)
+        await release(ws)
     return ws

@@ -10,7 +10,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,18 +235,22 @@ class Store:
             self._write_index()
         return size
 
-    def vacuum(self) -> tuple[int, int]:
+    def vacuum(self, on_removed: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+        """Remove the soft-deleted recordings: (how many, bytes freed). ``on_removed(done, total)`` after
+        each file (the CLI's progress)."""
         with self._lock:
-            return self._vacuum()
+            return self._vacuum(on_removed)
 
-    def _vacuum(self) -> tuple[int, int]:
+    def _vacuum(self, on_removed: Callable[[int, int], None] | None = None) -> tuple[int, int]:
         deleted = [recording_id for recording_id, entry in self._entries.items() if entry.summary.deleted]
         freed = 0
-        for recording_id in deleted:
+        for done, recording_id in enumerate(deleted, 1):
             path = self.path_of(recording_id)
             freed += path.stat().st_size if path.exists() else 0
             path.unlink(missing_ok=True)
             del self._entries[recording_id]
+            if on_removed is not None:
+                on_removed(done, len(deleted))
         if deleted:
             self._write_index()
         return len(deleted), freed
