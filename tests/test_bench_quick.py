@@ -25,3 +25,15 @@ def test_quick_benchmark_runs_every_scenario(tmp_path: Path) -> None:
     assert {row["id"] for row in report["rows"]} == IDS
     assert all(row["verdict"] in {"PASS", "MISS", "—"} for row in report["rows"])
     assert "| verdict" in done.stdout
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize(("kind", "messages"), [("ws", "20"), ("sse", "2000")])
+def test_the_profiling_helper_reports_cpu_per_message_with_and_without_a_session(kind: str, messages: str,
+                                                                                  tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "profile.py"), kind, "--messages", messages,
+                           "--rounds", "1"], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["no session", "recording"], done.stdout
+    assert all("× direct" in line and "µs per message" in line for line in lines), done.stdout
