@@ -134,40 +134,37 @@ def start_body(protocol: str, path: str, name: str | None = None, **extra: Any) 
     return {"protocol": protocol, "path": path, **({"name": name} if name else {}), **extra}
 
 
+def answered(reply: Reply, status: int = 200) -> Json:
+    """The JSON of a reply that must have ``status``."""
+    assert reply.status == status, reply.text
+    document: Json = reply.json()
+    return document
+
+
 def start(server: RunningMockd, protocol: str, path: str, name: str | None = None, **extra: Any) -> str:
-    reply = admin(server, "POST", "/stream-recordings/start", start_body(protocol, path, name, **extra))
-    assert reply.status == 201, reply.text
-    return str(reply.json()["recordingId"])
+    body = start_body(protocol, path, name, **extra)
+    return str(answered(admin(server, "POST", "/stream-recordings/start", body), 201)["recordingId"])
 
 
 async def astart(server: RunningMockd, protocol: str, path: str, name: str | None = None, **extra: Any) -> str:
-    reply = await aadmin(server, "POST", "/stream-recordings/start", start_body(protocol, path, name, **extra))
-    assert reply.status == 201, reply.text
-    return str(reply.json()["recordingId"])
+    body = start_body(protocol, path, name, **extra)
+    return str(answered(await aadmin(server, "POST", "/stream-recordings/start", body), 201)["recordingId"])
 
 
 def stop(server: RunningMockd, recording_id: str) -> Json:
-    reply = admin(server, "POST", f"/stream-recordings/{recording_id}/stop")
-    assert reply.status == 200, reply.text
-    return reply.json()
+    return answered(admin(server, "POST", f"/stream-recordings/{recording_id}/stop"))
 
 
 async def astop(server: RunningMockd, recording_id: str) -> Json:
-    reply = await aadmin(server, "POST", f"/stream-recordings/{recording_id}/stop")
-    assert reply.status == 200, reply.text
-    return reply.json()
+    return answered(await aadmin(server, "POST", f"/stream-recordings/{recording_id}/stop"))
 
 
 def fetch(server: RunningMockd, recording_id: str) -> Json:
-    reply = admin(server, "GET", f"/stream-recordings/{recording_id}")
-    assert reply.status == 200, reply.text
-    return reply.json()
+    return answered(admin(server, "GET", f"/stream-recordings/{recording_id}"))
 
 
 async def afetch(server: RunningMockd, recording_id: str) -> Json:
-    reply = await aadmin(server, "GET", f"/stream-recordings/{recording_id}")
-    assert reply.status == 200, reply.text
-    return reply.json()
+    return answered(await aadmin(server, "GET", f"/stream-recordings/{recording_id}"))
 
 
 async def poll_recording(server: RunningMockd, recording_id: str, predicate: Callable[[Json], bool],

@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from conftest import MockdFactory, RunningMockd, mocks_config, wait_until, ws_mock
 from httpclient import acall
-from upstreams import echo_forever
+from crashes import assert_everything_confirmed_at_t_is_recorded, echo_until_killed, text_frames_by_connection
 
 DEADLINE = 10.0  # for anything that should happen "soon" on a noisy two-core machine
 ECHO_CONFIG = mocks_config(ws_mock("echo", "/ws/echo"))
@@ -56,15 +56,6 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmRSS in /proc/{pid}/status")
 
 
-def frames_by_connection(recording: dict[str, Any]) -> dict[tuple[int, str], list[str]]:
-    """The text frames' data by (connection, direction), in recorded order."""
-    result: dict[tuple[int, str], list[str]] = {}
-    for frame in recording["websocket"]["frames"]:
-        if frame["type"] == "text":
-            result.setdefault((frame["connection"], frame["direction"]), []).append(frame["data"])
-    return result
-
-
 def assert_file_is_consistent(path: Path) -> dict[str, Any]:
     """The file parses as JSON, its ``fileSizeBytes`` is its size and ``frameCount`` its frames."""
     raw = path.read_bytes()
@@ -84,27 +75,9 @@ AFTER_T = 0.4  # seconds of traffic between T and the kill (the spec allows losi
 async def test_kill_9_loses_nothing_relayed_200ms_before_and_recovers_as_incomplete(mockd: MockdFactory) -> None:
     server = mockd.start(ECHO_CONFIG)
     recording_id = await start_session(server)
-    url = server.ws_url("/ws/echo")
-    confirmed: dict[str, list[str]] = {f"c{i:02d}": [] for i in range(CLIENTS)}
-    opened: list[bool] = []
-    clients = [asyncio.create_task(echo_forever(url, prefix, messages, opened))
-               for prefix, messages in confirmed.items()]
-    try:
-        await wait_until(lambda: all(len(messages) >= WARM_UP_MESSAGES for messages in confirmed.values()),
-                         f"every client to have {WARM_UP_MESSAGES} echoes")
-        # The moment T: exactly what each client has seen echoed so far (one synchronous copy).
-        at_t = {prefix: list(messages) for prefix, messages in confirmed.items()}
-        await asyncio.sleep(AFTER_T)  # traffic goes on; this is time the test itself needs to pass
-        before_kill = {prefix: len(messages) for prefix, messages in confirmed.items()}
-        server.process.kill()
-        assert server.process.wait(DEADLINE) == -signal.SIGKILL
-        await asyncio.wait_for(asyncio.gather(*clients), DEADLINE)
-    finally:
-        for client in clients:
-            client.cancel()
-    assert len(opened) == CLIENTS
+    killed = await echo_until_killed(server, server.ws_url("/ws/echo"), CLIENTS, WARM_UP_MESSAGES, AFTER_T)
     # The premise: traffic really was flowing on every connection between T and the kill.
-    assert all(before_kill[prefix] > len(at_t[prefix]) for prefix in at_t), (before_kill, at_t)
+    assert all(killed.before_kill[prefix] > len(killed.at_t[prefix]) for prefix in killed.at_t), killed
     assert journals(server.data_dir) == [f"{recording_id}.journal"]
     assert not recording_file(server.data_dir, recording_id).exists()
 
@@ -125,21 +98,7 @@ async def test_kill_9_loses_nothing_relayed_200ms_before_and_recovers_as_incompl
     assert fetched.status == 200
     assert fetched.json() == recording
 
-    frames = frames_by_connection(recording)
-    numbers = {connection for connection, _ in frames}
-    assert len(numbers) == CLIENTS
-    for prefix, expected in at_t.items():
-        # Each client's messages belong to exactly one connection number ...
-        owners = {connection for (connection, direction), data in frames.items()
-                  if direction == "c2s" and any(item.startswith(f"{prefix}-") for item in data)}
-        assert len(owners) == 1, f"{prefix}: its messages are spread over connections {owners}"
-        (connection,) = owners
-        # ... which holds, in order and each once, every message confirmed at T, both ways.
-        for direction in ("c2s", "s2c"):
-            recorded = frames.get((connection, direction), [])
-            assert recorded[:len(expected)] == expected, (
-                f"{prefix} {direction}: {len(expected)} messages confirmed at T, the recording has "
-                f"{len(recorded)} starting {recorded[:3]}")
+    assert_everything_confirmed_at_t_is_recorded(recording, killed.at_t)
 
 
 # --- (b) graceful shutdown ------------------------------------------------------------------------
@@ -164,7 +123,7 @@ async def test_graceful_shutdown_saves_open_session_as_incomplete(mockd: MockdFa
     recording = assert_file_is_consistent(recording_file(server.data_dir, recording_id))
     assert recording["status"] == "incomplete"
     assert recording["stopReason"] == "shutdown"
-    frames = frames_by_connection(recording)
+    frames = text_frames_by_connection(recording)
     assert frames[(1, "c2s")] == sent
     assert frames[(1, "s2c")] == sent
     closes = [frame for frame in recording["websocket"]["frames"] if frame["type"] == "close"]

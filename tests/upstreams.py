@@ -711,21 +711,3 @@ def start_proxying(mockd: MockdFactory, url: str, layout: str, *mocks: dict[str,
         return mockd.start(mocks_config(*mocks), "--upstream", url)
     assert layout == "proxy-then-mock", f"unknown layout {layout!r}"
     return mockd.start(mocks_config(proxy_mock(url), *mocks))
-
-
-async def echo_forever(url: str, prefix: str, confirmed: list[str], opened: list[bool]) -> None:
-    """Send numbered messages one at a time, noting each one whose echo came back, until the server dies
-    (a process killed under test)."""
-    try:
-        async with open_ws(url) as ws:
-            opened.append(True)
-            number = 0
-            while True:
-                message = f"{prefix}-m{number:07d}"
-                await ws.send(message)
-                reply = await ws.recv()
-                assert reply == message, f"echo of {message!r} came back as {reply!r}"
-                confirmed.append(message)
-                number += 1
-    except (ConnectionClosed, OSError):
-        return  # the server was killed

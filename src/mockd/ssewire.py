@@ -57,9 +57,9 @@ class SseParser:
             text = text[1:]
         self._pending_cr = False
         data = self._buffer + text if self._buffer else text
-        blocks: list[SseBlock] = []
         if "\r" not in data:  # the usual case, LF only
             return self._feed_lf(data)
+        blocks: list[SseBlock] = []
         start, length = 0, len(data)
         cr = data.find("\r")
         lf = data.find("\n")

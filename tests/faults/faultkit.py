@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 
-from conftest import RunningMockd, wait_until  # noqa: F401 - the fault tests take it from here
+from conftest import RunningMockd
 from httpclient import acall
 
 DEADLINE = 10.0  # anything that should happen "soon" on a noisy two-core machine

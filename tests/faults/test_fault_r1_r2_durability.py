@@ -16,7 +16,6 @@ the spec's 100 connections for R1.
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
 import pytest
@@ -26,16 +25,15 @@ from faultkit import (
     DEADLINE,
     assert_file_is_consistent,
     close_frames,
-    frames,
     recording_file,
     session_ids,
     settled,
     start_session,
     test_functions_in,
-    wait_until,
 )
 from httpclient import acall
-from upstreams import echo, echo_forever, open_ws, proxy_mock, ws_upstream
+from crashes import assert_everything_confirmed_at_t_is_recorded, echo_until_killed
+from upstreams import echo, open_ws, proxy_mock, ws_upstream
 
 pytestmark = pytest.mark.fault
 
@@ -63,25 +61,9 @@ async def test_r1_kill_9_with_100_proxied_connections_recording(mockd: MockdFact
         config = mocks_config(proxy_mock(upstream.url))
         server = mockd.start(config)
         recording_id = await start_session(server, "/ws/*")
-        url = server.ws_url("/ws/r1")
-        confirmed: dict[str, list[str]] = {f"c{i:03d}": [] for i in range(CLIENTS)}
-        opened: list[bool] = []
-        clients = [asyncio.create_task(echo_forever(url, prefix, messages, opened))
-                   for prefix, messages in confirmed.items()]
-        try:
-            await wait_until(lambda: all(len(m) >= WARM_UP_MESSAGES for m in confirmed.values()),
-                             f"every client to have {WARM_UP_MESSAGES} echoes", timeout=30)
-            at_t = {prefix: list(messages) for prefix, messages in confirmed.items()}  # the moment T
-            await asyncio.sleep(AFTER_T)  # traffic goes on: time itself must pass before the kill
-            before_kill = sum(len(messages) for messages in confirmed.values())
-            server.process.kill()
-            assert server.process.wait(DEADLINE) == -signal.SIGKILL
-            await asyncio.wait_for(asyncio.gather(*clients), DEADLINE)
-        finally:
-            for client in clients:
-                client.cancel()
-        assert len(opened) == CLIENTS
-        assert before_kill > sum(len(m) for m in at_t.values()), "no traffic flowed between T and the kill"
+        killed = await echo_until_killed(server, server.ws_url("/ws/r1"), CLIENTS, WARM_UP_MESSAGES, AFTER_T)
+        assert sum(killed.before_kill.values()) > sum(map(len, killed.at_t.values())), \
+            "no traffic flowed between T and the kill"
 
         restarted = mockd.start(config, data_dir=server.data_dir)
         listing = (await acall("GET", f"{restarted.admin_url}/stream-recordings")).json()
@@ -90,22 +72,7 @@ async def test_r1_kill_9_with_100_proxied_connections_recording(mockd: MockdFact
         recording = assert_file_is_consistent(recording_file(server.data_dir, recording_id))
         assert (recording["status"], recording.get("stopReason")) == ("incomplete", "crash")
 
-        by_connection: dict[tuple[int, str], list[str]] = {}
-        for frame in frames(recording):
-            if frame["type"] == "text":
-                by_connection.setdefault((frame["connection"], frame["direction"]), []).append(frame["data"])
-        assert len({connection for connection, _ in by_connection}) == CLIENTS
-        missing: list[str] = []
-        for prefix, expected in at_t.items():
-            owners = {connection for (connection, direction), data in by_connection.items()
-                      if direction == "c2s" and data and data[0].startswith(f"{prefix}-")}
-            assert len(owners) == 1, f"{prefix}: recorded on connections {owners}"
-            (connection,) = owners
-            for direction in ("c2s", "s2c"):
-                recorded = by_connection.get((connection, direction), [])
-                if recorded[:len(expected)] != expected:
-                    missing.append(f"{prefix} {direction}: {len(expected)} confirmed at T, {len(recorded)} recorded")
-        assert not missing, missing[:10]
+        assert_everything_confirmed_at_t_is_recorded(recording, killed.at_t)
 
         # The restarted server proxies again.
         async with open_ws(restarted.ws_url("/ws/after")) as ws:
