@@ -29,7 +29,7 @@ def progress_line(label: str, done: int, total: int | None, amount: Amount, elap
 
 
 class Progress:
-    """``with Progress("Exporting 01HX…") as progress: progress.update(done, total)``."""
+    """``with Progress("Exporting 01HX…", human_size) as progress: progress.update(done, total)``."""
 
     def __init__(self, label: str, amount: Amount, stream: TextIO | None = None) -> None:
         self.label, self.amount = label, amount
