@@ -83,7 +83,7 @@ def main() -> int:
                         before = cpu_seconds(server.pid)
                         result = run(f"127.0.0.1:{server.mock_port}")
                         used = cpu_seconds(server.pid) - before
-                    count = result.get("echoed") or result.get("events")
+                    count = int(result["echoed"] if args.kind == "ws" else result["events"])
                     print(f"{'recording' if recorded else 'no session':10}  {result['rate'] / direct:.2f}× direct  "
                           f"mockd CPU {used / count * 1e6:5.1f} µs per message  busy {used / result['elapsed']:.0%}",
                           flush=True)
