@@ -632,6 +632,22 @@ def test_torn_last_line_is_dropped_and_only_it(tmp_path_factory: pytest.TempPath
     assert [frame["data"] for frame in document["websocket"]["frames"]] == [f.data for f in entries[:-1]]
 
 
+def test_a_journal_left_by_an_older_mockd_recovers_with_every_frame(tmp_path: Path) -> None:
+    """Before 2026-11-25 entry lines were ``F`` + JSON; a crash may leave such a journal behind an upgrade."""
+    current, legacy = tmp_path / "current.journal", tmp_path / f"{JOURNAL_ID}.journal"
+    entries = numbered_frames(4)
+    write_journal(current, entries)
+    legacy.write_bytes(b"".join(b"F" + line if line.startswith(b"{") else line
+                                for line in current.read_bytes().splitlines(keepends=True)))
+    assert legacy.read_bytes().count(b"\nF{") == 4
+
+    new_head, new_lines, new_count, new_size = assemble(current, "incomplete", "crash")
+    head, lines, count, size = assemble(legacy, "incomplete", "crash")
+    assert (head.stats, count, size) == (new_head.stats, new_count, new_size)
+    assert list(lines) == list(new_lines)
+    assert [msgspec.json.decode(line, type=Frame) for line in assemble(legacy, "incomplete", "crash")[1]] == entries
+
+
 def test_store_recovers_a_torn_journal(tmp_path: Path) -> None:
     directory = tmp_path / "recordings"
     store = open_store(directory)

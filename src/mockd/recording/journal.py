@@ -26,6 +26,7 @@ log = logging.getLogger("mockd.recording")
 
 JOURNAL_SUFFIX = ".journal"
 ENTRY = b"{"  # how an entry line starts
+LEGACY_ENTRY = b"F{"  # before 2026-11-25 entry lines had a letter too; a crash may have left such a journal
 
 
 class JournalHeader(msgspec.Struct, rename="camel"):
@@ -118,11 +119,12 @@ class JournalWriter:
 
 
 def _lines(path: Path) -> Iterator[bytes]:
-    """Complete lines only: a torn last line (a crash mid-write) is dropped."""
+    """Complete lines only: a torn last line (a crash mid-write) is dropped. An entry line of a journal
+    left by an older mockd (``F`` then the JSON) reads as an entry line of today's."""
     with open(path, "rb") as handle:
         for line in handle:
             if line.endswith(b"\n"):
-                yield line[:-1]
+                yield line[1:-1] if line[:2] == LEGACY_ENTRY else line[:-1]
 
 
 @dataclass
