@@ -570,17 +570,22 @@ def test_ws_recording_top_level_fields(basic_run: WsRun) -> None:
     assert recording["duration"] >= PAUSE * 1000
 
 
-def test_ws_frames_have_connection_timestamp_and_integer_relative_ms(basic_run: WsRun) -> None:
-    recording = basic_run.recording
+def assert_stamped_in_order(recording: Json, entries: list[Json]) -> None:
+    """Every entry is on connection 1, has an RFC 3339 ``timestamp`` and an integer ``relativeMs``
+    that agrees with it (±1 ms) from the recording's start, in the order the entries passed."""
     start_ns = ns(recording["startTime"])
     previous = 0
-    for frame in frames(recording):
-        assert frame["connection"] == 1
-        assert_time(frame["timestamp"])
-        assert isinstance(frame["relativeMs"], int) and frame["relativeMs"] >= 0
-        assert abs(frame["relativeMs"] - (ns(frame["timestamp"]) - start_ns) / 1e6) <= 1, frame
-        assert ns(frame["timestamp"]) >= previous, "frames are not in the order they passed through"
-        previous = ns(frame["timestamp"])
+    for entry in entries:
+        assert entry["connection"] == 1
+        assert_time(entry["timestamp"])
+        assert isinstance(entry["relativeMs"], int) and entry["relativeMs"] >= 0
+        assert abs(entry["relativeMs"] - (ns(entry["timestamp"]) - start_ns) / 1e6) <= 1, entry
+        assert ns(entry["timestamp"]) >= previous, "entries are not in the order they passed through"
+        previous = ns(entry["timestamp"])
+
+
+def test_ws_frames_have_connection_timestamp_and_integer_relative_ms(basic_run: WsRun) -> None:
+    assert_stamped_in_order(basic_run.recording, frames(basic_run.recording))
 
 
 def test_ws_client_pause_is_kept_in_relative_ms(basic_run: WsRun) -> None:
@@ -939,16 +944,7 @@ def test_sse_entries_match_what_the_client_read_except_redaction(sse_run: SseRun
 
 
 def test_sse_entries_have_connection_timestamp_and_relative_ms_in_order(sse_run: SseRun) -> None:
-    recording = sse_run.recording
-    start_ns = ns(recording["startTime"])
-    previous = 0
-    for event in events(recording):
-        assert event["connection"] == 1
-        assert_time(event["timestamp"])
-        assert isinstance(event["relativeMs"], int)
-        assert abs(event["relativeMs"] - (ns(event["timestamp"]) - start_ns) / 1e6) <= 1
-        assert ns(event["timestamp"]) >= previous
-        previous = ns(event["timestamp"])
+    assert_stamped_in_order(sse_run.recording, events(sse_run.recording))
 
 
 def test_sse_status_headers_and_request(sse_run: SseRun) -> None:

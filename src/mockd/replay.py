@@ -185,7 +185,7 @@ class ReplaySession:
     mismatches: int = 0
     error: str | None = None
     client: str | None = None
-    started: float | None = None  # time.monotonic() of the client's connect (uvloop's loop.time() is in whole ms)
+    started: float | None = None  # time.monotonic() of the client's connect (uvloop's loop.time() is whole ms)
     finished_at: float | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _advance: asyncio.Queue[tuple[int, str | None, asyncio.Future[None]]] = field(default_factory=asyncio.Queue)
@@ -203,8 +203,7 @@ class ReplaySession:
         return sum(step.kind == "send" for step in self.steps)
 
     def describe(self) -> ReplayStatus:
-        loop_time = time.monotonic()
-        end = self.finished_at if self.finished_at is not None else loop_time
+        end = self.finished_at if self.finished_at is not None else time.monotonic()
         elapsed = int((end - self.started) * 1000) if self.started is not None else 0
         return ReplayStatus(id=self.id, recording_id=self.recording.id, mode=self.options.mode, status=self.status,
                             current_frame=self.frames_sent, total_frames=self.total_frames,

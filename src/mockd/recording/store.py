@@ -241,7 +241,7 @@ class Store:
         with self._lock:
             return self._vacuum(on_removed)
 
-    def _vacuum(self, on_removed: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    def _vacuum(self, on_removed: Callable[[int, int], None] | None) -> tuple[int, int]:
         deleted = [recording_id for recording_id, entry in self._entries.items() if entry.summary.deleted]
         freed = 0
         for done, recording_id in enumerate(deleted, 1):
