@@ -11,7 +11,7 @@ models, so every relative time below is exact:
 * SSE recordings give one ``send`` per event and refuse synchronized mode (``ReplayError``);
 * ``connection`` picks a captured connection; by default the first one with frames;
 * a pure-mode wait sleeps to just short of its deadline (more than the kernel's timer slack) and
-  yields without sleeping for the last millisecond (:func:`mockd.replay.nap_before`).
+  yields without sleeping for the last millisecond (:func:`mockd.clock.nap_before`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from mockd.recording.format import (
     SseSection,
     WebSocketSection,
 )
-from mockd.replay import SLACK_FRACTION, ReplayError, ReplayOptions, Step, nap_before, plan
+from mockd.clock import SLACK_FRACTION, nap_before
+from mockd.replay import ReplayError, ReplayOptions, Step, plan
 
 Direction = Literal["c2s", "s2c"]
 FrameType = Literal["text", "binary", "ping", "pong", "close"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,6 +20,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 from ulid import ULID
 
+from mockd.clock import nap_before, now, sleep_until
 from mockd.events import Connection, SseBlock, StreamEvents, WsFrame, connection_from_request
 from mockd.recording.format import Frame, Recording, SseEvent, SseSection, WebSocketSection
 from mockd.ssewire import encode_block
@@ -53,20 +53,6 @@ class ReplayOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True, 
 
 class ReplayError(Exception):
     """A replay that cannot be made from this recording with these options (the API's 400)."""
-
-
-# Timers wake late: Linux lets epoll_wait oversleep by 0.1 % of its timeout (timer slack: 2 ms on a 2 s
-# gap), and uvloop's timers tick in whole milliseconds. So a wait sleeps to a little before its
-# deadline and yields to the loop (without sleeping) for the last millisecond.
-SLACK_FRACTION = 0.002
-SPIN = 0.001
-
-
-def nap_before(remaining: float) -> float:
-    """How long to sleep (s) with ``remaining`` s left to a deadline; 0 means only yield to the loop."""
-    if remaining <= SPIN:
-        return 0.0
-    return remaining - max(SPIN, remaining * SLACK_FRACTION)
 
 
 # --- the plan (pure) --------------------------------------------------------------------------------
@@ -185,11 +171,11 @@ class ReplaySession:
     mismatches: int = 0
     error: str | None = None
     client: str | None = None
-    started: float | None = None  # time.monotonic() of the client's connect (uvloop's loop.time() is whole ms)
+    started: float | None = None  # now() of the client's connect (uvloop's loop.time() is whole ms)
     finished_at: float | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _advance: asyncio.Queue[tuple[int, str | None, asyncio.Future[None]]] = field(default_factory=asyncio.Queue)
-    _client_messages: asyncio.Queue[str | bytes] = field(default_factory=asyncio.Queue)
+    _client_messages: asyncio.Queue[tuple[float, str | bytes]] = field(default_factory=asyncio.Queue)
     _paused_at: float | None = None
     _shift: float = 0.0
     _closer: Any = None  # how to end the client connection (set by the driver)
@@ -203,7 +189,7 @@ class ReplaySession:
         return sum(step.kind == "send" for step in self.steps)
 
     def describe(self) -> ReplayStatus:
-        end = self.finished_at if self.finished_at is not None else time.monotonic()
+        end = self.finished_at if self.finished_at is not None else now()
         elapsed = int((end - self.started) * 1000) if self.started is not None else 0
         return ReplayStatus(id=self.id, recording_id=self.recording.id, mode=self.options.mode, status=self.status,
                             current_frame=self.frames_sent, total_frames=self.total_frames,
@@ -213,7 +199,7 @@ class ReplaySession:
     def _finish(self, status: Status, error: str | None = None) -> None:
         if self.status not in FINISHED:
             self.status, self.error = status, error
-            self.finished_at = time.monotonic()
+            self.finished_at = now()
             self._wake.set()
 
     # --- control from the API -------------------------------------------------------------------
@@ -221,14 +207,14 @@ class ReplaySession:
     def pause(self) -> None:
         if self.options.mode != "pure" or self.status not in ("playing", "pending"):
             raise ReplayConflict(f"only a playing pure-mode replay can be paused (this one is {self.status})")
-        self._paused_at = time.monotonic()
+        self._paused_at = now()
         self.status = "paused"
         self._wake.set()
 
     def resume(self) -> None:
         if self.status != "paused" or self._paused_at is None:
             raise ReplayConflict(f"only a paused replay can be resumed (this one is {self.status})")
-        self._shift += time.monotonic() - self._paused_at
+        self._shift += now() - self._paused_at
         self._paused_at = None
         self.status = "playing" if self.started is not None else "pending"
         self._wake.set()
@@ -263,7 +249,7 @@ class ReplaySession:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            remaining = self.started + self._shift + offset_ms / 1000 - time.monotonic()
+            remaining = self.started + self._shift + offset_ms / 1000 - now()
             if remaining <= 0:
                 return True
             nap = nap_before(remaining)
@@ -276,7 +262,7 @@ class ReplaySession:
 
     async def run(self, send: Any) -> None:
         """Drive the plan; ``send(step)`` puts one server frame or event on the wire."""
-        self.started = time.monotonic()
+        self.started = now()
         self.status = "paused" if self.status == "paused" else "playing"
         try:
             if self.options.mode == "pure":
@@ -300,38 +286,46 @@ class ReplaySession:
         self.position += 1
 
     async def _run_synchronized(self, send: Any) -> None:
+        """Server frames at deadlines counted from the anchor: the connect, then the arrival of the
+        client message the last ``expect`` took (so a long replay does not drift)."""
+        assert self.started is not None
+        anchor, since_anchor_ms = self.started, 0.0
         for step in self.steps:
             if self.status in FINISHED:
                 return
             if step.kind == "expect":
-                if not await self._expect(step):
+                arrived = await self._expect(step)
+                if arrived is None:
                     return
+                anchor, since_anchor_ms = arrived, 0.0
                 self.position += 1
                 continue
             self.status = "playing"
-            await asyncio.sleep(step.gap_ms / 1000)
+            since_anchor_ms += step.gap_ms
+            await sleep_until(anchor + since_anchor_ms / 1000)
             if self.status in FINISHED:
                 return
             await self._send(step, send)
 
-    async def _expect(self, step: Step) -> bool:
-        """Wait for an acceptable client message; on timeout the replay ends in ``error``."""
+    async def _expect(self, step: Step) -> float | None:
+        """Wait for an acceptable client message and return when it arrived; on timeout the replay
+        ends in ``error`` (None)."""
         self.status = "waiting"
         assert isinstance(step.item, Frame)
         expected = frame_payload(step.item)
-        deadline = time.monotonic() + self.options.timeout / 1000
+        deadline = now() + self.options.timeout / 1000
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - now()
             try:
-                message = await asyncio.wait_for(self._client_messages.get(), max(remaining, 0))
+                arrived, message = await asyncio.wait_for(self._client_messages.get(), max(remaining, 0))
             except TimeoutError:
                 index = self.steps.index(step) + 1
                 self._finish("error", f"timeout waiting for client frame {index}")
                 if self._closer is not None:
                     await self._closer(CLOSE_POLICY_VIOLATION, "timeout waiting for client frame")
-                return False
+                return None
             if not self.options.strict_matching or message == expected:
-                return True
+                return arrived
             self.mismatches += 1
 
     async def _run_triggered(self, send: Any) -> None:
@@ -369,7 +363,7 @@ class ReplaySession:
     def offer(self, message: str | bytes) -> None:
         """A client message (synchronized mode waits on these; the other modes ignore them)."""
         if self.options.mode == "synchronized":
-            self._client_messages.put_nowait(message)
+            self._client_messages.put_nowait((now(), message))
 
 
 class ReplayConflict(Exception):

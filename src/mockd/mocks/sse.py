@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from mockd.clock import wait_until
+from mockd.clock import now, sleep_until
 from mockd.config import SseConfig, SseEvent
 from mockd.events import MAX_CAPTURED_BODY, SseBlock, StreamEvents, connection_from_request
 from mockd.ssewire import encode_block
@@ -104,8 +104,7 @@ async def serve_sse(request: web.BaseRequest, config: SseConfig, events: StreamE
 
 async def _play(stream: _Stream, config: SseConfig, last_event_id: str | None, stop: asyncio.Event) -> bool:
     """Write the scheduled events, with keepalives in the gaps. False when the server is shutting down."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+    start = now()
     lifecycle = config.lifecycle
     timeout_at = start + lifecycle.connection_timeout if lifecycle.connection_timeout else float("inf")
     keepalive = lifecycle.keepalive_interval
@@ -114,15 +113,15 @@ async def _play(stream: _Stream, config: SseConfig, last_event_id: str | None, s
         due = start + offset
         while True:
             wake = min(due, keepalive_at, timeout_at)
-            if not await wait_until(wake, stop):
+            if not await sleep_until(wake, stop):
                 return False
             if wake == timeout_at:
                 return True
             if wake == due:
                 break
             await stream.write(SseBlock(comment="keepalive"))
-            keepalive_at = loop.time() + keepalive
+            keepalive_at = now() + keepalive
         await stream.write(block_from_event(event))
         if keepalive:
-            keepalive_at = loop.time() + keepalive
+            keepalive_at = now() + keepalive
     return True

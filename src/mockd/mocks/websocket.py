@@ -1,7 +1,8 @@
 """WebSocket mocks: message matching (pure), and one session per client connection.
 
 A client message is offered first to the scenario's current ``expect`` step, then to the matchers, then
-to ``defaultResponse``, then echoed when ``echoMode`` is on.
+to ``defaultResponse``, then echoed when ``echoMode`` is on; one none of these takes waits in the
+scenario's inbox for its next ``expect`` step (:mod:`mockd.mocks.scenario`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
-from mockd.config import (CloseStep, ExpectStep, MessageMatch, PingStep, Scenario, SendStep, WaitStep,
-                          WebSocketSpec, WsMessage, compiled_jsonpath)
+from mockd.clock import now
+from mockd.config import MessageMatch, WebSocketSpec, WsMessage, compiled_jsonpath
 from mockd.durations import seconds
 from mockd.events import Connection, FrameType, StreamEvents, WsFrame, connection_from_request
+from mockd.mocks.scenario import ScenarioRunner
 from mockd.templating import render, render_value
 from mockd.wsclose import (CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_TIMEOUT, NO_STATUS,
                            close_payload, release, send_close_frame)
@@ -99,7 +101,9 @@ class WebSocketMockSession:
         self.ws = ws
         self.connection = connection
         self.events = events
-        self._expecting: tuple[MessageMatch | None, asyncio.Future[None]] | None = None
+        self.scenario = (ScenarioRunner(spec.scenario, self, message_matches,
+                                        (CLOSE_POLICY_VIOLATION, "expected message not received"))
+                         if spec.scenario is not None else None)
         self._pong = asyncio.Event()
         self._close_task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -120,8 +124,12 @@ class WebSocketMockSession:
             self._emit("s2c", "binary", payload)
 
     async def send_message(self, message: WsMessage, received: str | bytes | None = None) -> None:
+        """A matcher's or ``defaultResponse``'s answer, after its ``delay`` (the reader waits behind it)."""
         if message.delay is not None:
             await asyncio.sleep(seconds(message.delay))
+        await self.send_message_now(message, received)
+
+    async def send_message_now(self, message: WsMessage, received: str | bytes | None = None) -> None:
         await self.send(message_payload(message, received))
 
     async def ping(self, payload: bytes) -> None:
@@ -155,8 +163,8 @@ class WebSocketMockSession:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         helpers = []
-        if self.spec.scenario is not None:
-            helpers.append(loop.create_task(self._run_scenario(self.spec.scenario)))
+        if self.scenario is not None:
+            helpers.append(loop.create_task(self.scenario.run()))
         if self.spec.heartbeat is not None and self.spec.heartbeat.enabled:
             helpers.append(loop.create_task(self._heartbeat()))
         try:
@@ -181,11 +189,12 @@ class WebSocketMockSession:
                 continue
             kind = msg.type
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                arrived = now()
                 self._emit("c2s", "text" if kind is WSMsgType.TEXT else "binary", msg.data)
                 if self._too_big(msg.data):
                     self.request_close(CLOSE_MESSAGE_TOO_BIG, "message too big")
                 elif self._close_task is None:
-                    await self._answer(msg.data)
+                    await self._answer(arrived, msg.data)
             elif kind is WSMsgType.PING:
                 self._emit("c2s", "ping", msg.data)
                 await ws.pong(msg.data)
@@ -218,12 +227,10 @@ class WebSocketMockSession:
         self._finish(recorded, reason)
         self.request_close(recorded, reason)
 
-    async def _answer(self, data: str | bytes) -> None:
-        expecting = self._expecting
-        if expecting is not None and message_matches(expecting[0], data):
-            self._expecting = None
-            if not expecting[1].done():
-                expecting[1].set_result(None)
+    async def _answer(self, arrived: float, data: str | bytes) -> None:
+        """The scenario's waiting ``expect``, the matchers, ``defaultResponse``, the echo — else the inbox."""
+        scenario = self.scenario
+        if scenario is not None and scenario.offer(arrived, data):
             return
         for matcher in self.spec.matchers:
             if message_matches(matcher.match, data):
@@ -234,45 +241,8 @@ class WebSocketMockSession:
             await self.send_message(self.spec.default_response, data)
         elif self.spec.echoes:
             await self.send(data)
-
-    async def _run_scenario(self, scenario: Scenario) -> None:
-        while True:
-            for step in scenario.steps:
-                if not await self._run_step(step):
-                    return
-            if not scenario.loop:
-                return
-            await asyncio.sleep(0)  # a loop of instant steps must not starve the event loop
-
-    async def _run_step(self, step: Any) -> bool:
-        """Carry out one scenario step; False ends the scenario."""
-        if isinstance(step, SendStep):
-            await self.send_message(step.message)
-        elif isinstance(step, ExpectStep):
-            return await self._expect(step)
-        elif isinstance(step, WaitStep):
-            await asyncio.sleep(seconds(step.duration))
-        elif isinstance(step, PingStep):
-            await self.ping(base64.b64decode(step.data))
-        elif isinstance(step, CloseStep):
-            if step.delay is not None:
-                await asyncio.sleep(seconds(step.delay))
-            self.request_close(step.code, step.reason)
-            return False
-        return True
-
-    async def _expect(self, step: ExpectStep) -> bool:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._expecting = (step.match, waiter)
-        try:
-            await asyncio.wait_for(waiter, seconds(step.timeout))
-        except TimeoutError:
-            self._expecting = None
-            if step.optional:
-                return True
-            self.request_close(CLOSE_POLICY_VIOLATION, "expected message not received")
-            return False
-        return True
+        elif scenario is not None:
+            scenario.keep(arrived, data, f"WebSocket {self.connection.path} ({self.connection.remote})")
 
     async def _heartbeat(self) -> None:
         assert self.spec.heartbeat is not None
