@@ -51,12 +51,61 @@ def _check_regex(pattern: str, field: str) -> None:
 # --- HTTP mocks -----------------------------------------------------------------------------------
 
 
+def _check_jsonpath(path: str, field: str) -> None:
+    if not path.startswith("$"):
+        raise ValueError(f"{field}: a JSONPath starts with '$', got {path!r}")
+    try:
+        compiled_jsonpath(path)
+    except jsonpath.JSONPathError as exc:
+        raise ValueError(f"{field}: invalid JSONPath {path!r}: {str(exc).splitlines()[0]}") from None
+
+
+BodyMatchType = Literal["exact", "jsonEqual", "contains", "jsonPath"]
+
+
+class BodyMatch(_Model):
+    """How a request body is matched: ``exact`` (byte for byte), ``jsonEqual`` (as JSON: key order and
+    whitespace do not matter; ``ignore`` lists JSONPaths left out on both sides), ``contains`` (a
+    substring), ``jsonPath`` (``path`` finds a value, equal to ``value`` when given)."""
+
+    type: BodyMatchType = "exact"
+    value: Any | msgspec.UnsetType = msgspec.UNSET
+    path: str | None = None
+    ignore: list[str] = []
+    encoding: Literal["base64"] | None = None  # exact/contains: ``value`` is base64 of the raw bytes
+
+    def __post_init__(self) -> None:
+        if self.type in ("exact", "contains") and not isinstance(self.value, str):
+            raise ValueError(f"a {self.type} body match needs a string `value`")
+        if self.type == "jsonEqual" and self.value is msgspec.UNSET:
+            raise ValueError("a jsonEqual body match needs a `value` (any JSON)")
+        if self.type == "jsonPath":
+            if self.path is None:
+                raise ValueError("a jsonPath body match needs `path`")
+            _check_jsonpath(self.path, "path")
+        for index, ignored in enumerate(self.ignore):
+            _check_jsonpath(ignored, f"ignore[{index}]")
+        if self.encoding is not None:
+            if self.type not in ("exact", "contains"):
+                raise ValueError("encoding: base64 values work with exact and contains body matches")
+            try:
+                base64.b64decode(self.value, validate=True)
+            except binascii.Error:
+                raise ValueError("value: not valid base64") from None
+
+
+RequestField = Literal["method", "path", "query", "headers", "body"]
+
+
 class HttpMatcher(_Model):
     method: str | None = None
     path: str | None = None
     path_pattern: str | None = None
     headers: dict[str, str] = {}
     query: dict[str, str] = {}
+    body: BodyMatch | None = None
+    match_on: list[RequestField] | None = None  # only these fields are compared (default: every one given)
+    ignore_query: list[str] = []  # query parameters never compared (cache-busters, tokens)
 
     def __post_init__(self) -> None:
         if self.path is None and self.path_pattern is None:
@@ -66,14 +115,23 @@ class HttpMatcher(_Model):
         if self.path_pattern is not None:
             _check_regex(self.path_pattern, "pathPattern")
 
+    def compares(self, field: RequestField) -> bool:
+        return self.match_on is None or field in self.match_on
+
 
 class HttpResponse(_Model):
     status_code: int = 200
     headers: dict[str, str] = {}
     body: Any = None
+    body_encoding: Literal["base64"] | None = None  # ``body`` is base64 of the raw bytes
     delay_ms: int = 0
 
     def __post_init__(self) -> None:
+        if self.body_encoding is not None:
+            try:
+                base64.b64decode(self.body if isinstance(self.body, str) else "", validate=True)
+            except binascii.Error:
+                raise ValueError("body: not valid base64") from None
         if not 100 <= self.status_code <= 599:
             raise ValueError(f"statusCode {self.status_code} is not an HTTP status (100-599)")
         if self.delay_ms < 0:
@@ -178,10 +236,7 @@ class MessageMatch(_Model):
         if self.type == "json":
             if not self.path or not self.path.startswith("$"):
                 raise ValueError("a json match needs a JSONPath `path` starting with '$'")
-            try:
-                compiled_jsonpath(self.path)
-            except jsonpath.JSONPathError as exc:
-                raise ValueError(f"path: invalid JSONPath {self.path!r}: {str(exc).splitlines()[0]}") from None
+            _check_jsonpath(self.path, "path")
         elif self.type != "any" and not isinstance(self.value, str):
             raise ValueError(f"match type {self.type!r} needs a string `value`")
         if self.type == "regex":
@@ -281,6 +336,7 @@ class Heartbeat(_Model):
 
 class WebSocketSpec(_Model):
     path: str
+    query: dict[str, str] = {}  # every listed query parameter must be present with this value
     subprotocols: list[str] = []
     require_subprotocol: bool = False
     max_message_size: int | None = None
@@ -335,12 +391,18 @@ class _MockBase(_Model, tag_field="type"):
     id: str | None = None
     name: str | None = None
     enabled: bool = True
+    times: int | None = None  # serve this many requests or connections, then let later mocks match
+
+    def _check_times(self) -> None:
+        if self.times is not None and self.times <= 0:
+            raise ValueError("times: must be positive")
 
 
 class HttpMock(_MockBase, tag="http"):
     http: HttpSpec | None = None
 
     def __post_init__(self) -> None:
+        self._check_times()
         if self.http is None:
             raise ValueError("an http mock needs an `http` block")
 
@@ -349,6 +411,7 @@ class WebSocketMock(_MockBase, tag="websocket"):
     websocket: WebSocketSpec | None = None
 
     def __post_init__(self) -> None:
+        self._check_times()
         if self.websocket is None:
             raise ValueError("a websocket mock needs a `websocket` block")
 
@@ -357,6 +420,7 @@ class ProxyMock(_MockBase, tag="proxy"):
     proxy: ProxySpec | None = None
 
     def __post_init__(self) -> None:
+        self._check_times()
         if self.proxy is None:
             raise ValueError("a proxy mock needs a `proxy` block")
 
@@ -390,8 +454,12 @@ def parse_document(text: str | bytes, source: str) -> Any:
         stripped = text.lstrip()[:1]
         if stripped in ("{", "[", b"{", b"["):
             raise ConfigError(f"{source}: invalid JSON: {json_error}") from None
+    except RecursionError:  # msgspec raises this, not a DecodeError, past ~1000 levels
+        raise ConfigError(f"{source}: invalid JSON: nested too deep") from None
     try:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except RecursionError:  # the pure-Python loader (no libyaml) has no nesting limit of its own
+        raise ConfigError(f"{source}: invalid YAML: nested too deep") from None
     except yaml.YAMLError as yaml_error:
         mark = getattr(yaml_error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -425,6 +493,8 @@ def parse_mock(raw: Any, label: str = "mock") -> Mock:
         return msgspec.convert(raw, Mock)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{label}: {describe_validation_error(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{label}: nested too deep") from None
 
 
 def mocks_from_document(document: Any, source: str) -> list[Mock]:

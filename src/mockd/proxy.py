@@ -21,6 +21,7 @@ from yarl import URL
 
 from mockd.config import ProxySpec
 from mockd.events import MAX_CAPTURED_BODY, Connection, StreamEvents, WsFrame, connection_from_request
+from mockd.headers import HOP_BY_HOP
 from mockd.jsonhttp import json_error
 from mockd.ssewire import SseParser
 from mockd.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_TIMEOUT,
@@ -28,8 +29,6 @@ from mockd.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, 
 
 log = logging.getLogger("mockd.proxy")
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-                        "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
 NOT_FORWARDED_ON_UPGRADE = frozenset({"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
                                       "sec-websocket-protocol", "sec-websocket-accept"})
 
@@ -92,16 +91,21 @@ class Upstream:
         if self._session is not None:
             await self._session.close()
 
-    async def serve(self, request: web.BaseRequest, spec: ProxySpec, relays: set[Relay]) -> web.StreamResponse:
+    async def serve(self, request: web.BaseRequest, spec: ProxySpec, relays: set[Relay],
+                    body: bytes | None = None) -> web.StreamResponse:
+        """Relay the request; ``body`` is its body when a mock already read it for matching."""
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._serve_websocket(request, spec, relays)
-        return await self._serve_http(request, spec, relays)
+        return await self._serve_http(request, spec, relays, body)
 
     # --- plain HTTP and SSE ---------------------------------------------------------------------
 
-    async def _serve_http(self, request: web.BaseRequest, spec: ProxySpec, relays: set[Relay]) -> web.StreamResponse:
-        captured = bytearray()
-        body = _tee(request.content, captured) if request.body_exists else None
+    async def _serve_http(self, request: web.BaseRequest, spec: ProxySpec, relays: set[Relay],
+                          read: bytes | None) -> web.StreamResponse:
+        captured = bytearray(read[:MAX_CAPTURED_BODY]) if read is not None else bytearray()
+        body: bytes | AsyncIterator[bytes] | None = read
+        if read is None and request.body_exists:
+            body = _tee(request.content, captured)
         try:
             upstream = await self.session.request(
                 request.method, upstream_url(spec, request), headers=forwarded_headers(request, spec), data=body,

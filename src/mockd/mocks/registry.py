@@ -9,10 +9,10 @@ import msgspec
 from aiohttp import web
 from ulid import ULID
 
-from mockd.config import HttpMock, Mock, ProxyMock, WebSocketMock
+from mockd.config import HttpMock, Mock, ProxyMock, WebSocketMock, WebSocketSpec
 from mockd.events import StreamEvents
 from mockd.jsonhttp import json_error
-from mockd.mocks.http import request_matches, serve_response
+from mockd.mocks.http import FIELD_ORDER, mismatch, needs_body, serve_response
 from mockd.mocks.sse import serve_sse
 from mockd.mocks.websocket import negotiate, serve_websocket
 from mockd.proxy import Upstream, path_matches_prefix
@@ -40,6 +40,7 @@ class MockRegistry:
         self.stopping = asyncio.Event()
         self._mocks: list[Mock] = []
         self._live: dict[str, set[LiveConnection]] = {}
+        self._served: dict[str, int] = {}  # requests or connections each mock with ``times`` has had
 
     # --- contents -------------------------------------------------------------------------------
 
@@ -66,6 +67,7 @@ class MockRegistry:
         for index, existing in enumerate(self._mocks):
             if existing.id == mock.id:
                 self._mocks[index] = mock
+                self._served.pop(mock.id, None)
                 self._close_sessions(mock.id, CLOSE_SERVICE_RESTART, "mock replaced")
                 return mock, True
         self._mocks.append(mock)
@@ -74,6 +76,7 @@ class MockRegistry:
     def remove(self, mock_id: str) -> bool:
         before = len(self._mocks)
         self._mocks = [mock for mock in self._mocks if mock.id != mock_id]
+        self._served.pop(mock_id, None)
         self._close_sessions(mock_id, CLOSE_SERVICE_RESTART, "mock removed")
         return len(self._mocks) != before
 
@@ -107,27 +110,91 @@ class MockRegistry:
                 if upgrade:
                     return await self.replays.serve_websocket(replay, request)
                 return await self.replays.serve_sse(replay, request)
+        body = None if upgrade else await self._body_if_matched_on(request)
+        if isinstance(body, web.Response):
+            return body
+        refused: web.Response | None = None  # a WebSocket mock on the path that wants a subprotocol
         for mock in self._mocks:
-            if not mock.enabled:
+            if not mock.enabled or self._used_up(mock):
                 continue
             if isinstance(mock, WebSocketMock):
                 assert mock.websocket is not None
-                if upgrade and mock.websocket.path == request.path:
-                    return await self._serve_websocket(mock, request)
+                if upgrade and ws_upgrade_matches(mock.websocket, request):
+                    answer = await self._serve_websocket(mock, request)
+                    if answer is not None:
+                        return answer
+                    refused = refused or _subprotocol_refusal(mock)
             elif isinstance(mock, HttpMock):
                 assert mock.http is not None
-                if request_matches(mock.http.matcher, request):
+                if mismatch(mock.http.matcher, request, body) is None:
+                    self._count(mock)
                     if mock.http.sse is not None:
-                        return await serve_sse(request, mock.http.sse, self.events, self.stopping)
+                        return await serve_sse(request, mock.http.sse, self.events, self.stopping, body)
                     assert mock.http.response is not None
                     return await serve_response(mock.http.response)
             elif isinstance(mock, ProxyMock):
                 assert mock.proxy is not None
                 if path_matches_prefix(mock.proxy.path_prefix, request.path):
-                    return await self.upstream.serve(request, mock.proxy, self._live_set(mock.id))
-        return json_error(404, "no_mock", f"No mock matches {request.method} {request.path}")
+                    self._count(mock)
+                    return await self.upstream.serve(request, mock.proxy, self._live_set(mock.id), body)
+        return refused or self._no_mock(request, body, upgrade)
 
-    async def _serve_websocket(self, mock: WebSocketMock, request: web.BaseRequest) -> web.StreamResponse:
+    def _used_up(self, mock: Mock) -> bool:
+        return mock.times is not None and self._served.get(mock.id or "", 0) >= mock.times
+
+    def _count(self, mock: Mock) -> None:
+        if mock.times is not None and mock.id is not None:
+            self._served[mock.id] = self._served.get(mock.id, 0) + 1
+
+    async def _body_if_matched_on(self, request: web.BaseRequest) -> bytes | None | web.Response:
+        """The request body when an HTTP mock that compares bodies matches everything else (read once,
+        then shared with whatever serves the request); None otherwise, so proxied bodies keep streaming."""
+        if not request.body_exists or not any(
+                isinstance(mock, HttpMock) and mock.http is not None and needs_body(mock.http.matcher)
+                and mismatch(mock.http.matcher, request, None, skip_body=True) is None for mock in self._mocks):
+            return None
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            return json_error(413, "payload_too_large", f"A request body compared by a mock may be at most "
+                              f"{exc.max_size} bytes; this one is larger")
+
+    def _no_mock(self, request: web.BaseRequest, body: bytes | None, upgrade: bool) -> web.Response:
+        """404 naming the method and path and, when a mock on this path came close, that mock and the
+        first field that differed."""
+        message = f"No mock matches {request.method} {request.path}"
+        closest = None if upgrade else self._closest(request, body)
+        if closest is None:
+            return json_error(404, "no_mock", message)
+        mock, field, why = closest
+        assert isinstance(mock, HttpMock) and mock.http is not None
+        matcher = mock.http.matcher
+        recorded = f"{matcher.method or 'any method'} {matcher.path or matcher.path_pattern}"
+        return json_error(404, "no_mock", f"{message}; the closest is mock {mock.id!r} ({recorded}): "
+                          f"the request's {field} {why}",
+                          closest={"mock": mock.id, "method": matcher.method, "path": matcher.path,
+                                   "field": field, "reason": why})
+
+    def _closest(self, request: web.BaseRequest, body: bytes | None) -> tuple[Mock, str, str] | None:
+        """The enabled HTTP mock on this path whose first differing field comes latest."""
+        best: tuple[int, Mock, str, str] | None = None
+        for mock in self._mocks:
+            if not isinstance(mock, HttpMock) or mock.http is None or not mock.enabled:
+                continue
+            missed = mismatch(mock.http.matcher, request, body)
+            if missed is None:  # it matched but is used up
+                missed = ("times", f"was served {mock.times} time(s), all it may be")  # type: ignore[assignment]
+            field, why = missed
+            if field in ("path",):
+                continue
+            rank = FIELD_ORDER.index(field) if field in FIELD_ORDER else len(FIELD_ORDER)  # type: ignore[arg-type]
+            if best is None or rank > best[0]:
+                best = (rank, mock, field, why)
+        return None if best is None else best[1:]
+
+    async def _serve_websocket(self, mock: WebSocketMock, request: web.BaseRequest) -> web.StreamResponse | None:
+        """Serve the upgrade; None when the mock requires a subprotocol the client did not offer (a later
+        mock on the path may take it)."""
         spec = mock.websocket
         assert spec is not None and mock.id is not None
         sessions = self._live_set(mock.id)
@@ -136,8 +203,20 @@ class MockRegistry:
                               f"WebSocket mock {mock.id!r} already has {spec.max_connections} connection(s)")
         ws, protocol = negotiate(spec, request)
         if protocol is None and spec.require_subprotocol:
-            return json_error(400, "subprotocol_required",
-                              f"WebSocket mock {mock.id!r} requires one of the subprotocols: "
-                              f"{', '.join(spec.subprotocols)}")
+            return None
+        self._count(mock)
         return await serve_websocket(request, ws, spec, self.events, sessions)
 
+
+def ws_upgrade_matches(spec: WebSocketSpec, request: web.BaseRequest) -> bool:
+    """An upgrade matches on its path and the mock's ``query`` (only the parameters it lists)."""
+    if spec.path != request.path:
+        return False
+    query = request.query
+    return all(query.get(name) == value for name, value in spec.query.items())
+
+
+def _subprotocol_refusal(mock: WebSocketMock) -> web.Response:
+    assert mock.websocket is not None
+    return json_error(400, "subprotocol_required", f"WebSocket mock {mock.id!r} requires one of the subprotocols: "
+                      f"{', '.join(mock.websocket.subprotocols)}")

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+from multidict import CIMultiDict
 
 from mockd.clock import now, sleep_until
 from mockd.config import SseConfig, SseEvent
@@ -79,10 +80,25 @@ class _Stream:
             self.events.sse_block(self.connection, block)
 
 
+def sse_headers(configured: dict[str, str]) -> CIMultiDict[str]:
+    """The SSE defaults, replaced (names compared case-insensitively) by the configured or recorded ones."""
+    headers = CIMultiDict(SSE_HEADERS)
+    for name, value in configured.items():
+        headers[name] = value
+    return headers
+
+
+async def captured_body(request: web.BaseRequest, body: bytes | None) -> bytes | None:
+    """The request body a recording keeps: as already read for matching, else its first MiB."""
+    if body is not None or not request.body_exists:
+        return body
+    return await request.content.read(MAX_CAPTURED_BODY)
+
+
 async def serve_sse(request: web.BaseRequest, config: SseConfig, events: StreamEvents,
-                    stop: asyncio.Event) -> web.StreamResponse:
-    response = web.StreamResponse(status=config.status_code, headers={**SSE_HEADERS, **config.headers})
-    request_body = await request.content.read(MAX_CAPTURED_BODY) if request.body_exists else None
+                    stop: asyncio.Event, body: bytes | None = None) -> web.StreamResponse:
+    response = web.StreamResponse(status=config.status_code, headers=sse_headers(config.headers))
+    request_body = await captured_body(request, body)
     await response.prepare(request)
     stream = _Stream(response, events, request)
     stream.connection.status = config.status_code
