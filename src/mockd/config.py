@@ -51,7 +51,7 @@ def _check_regex(pattern: str, field: str) -> None:
 # --- HTTP mocks -----------------------------------------------------------------------------------
 
 
-def _check_jsonpath(path: str, field: str) -> None:
+def check_jsonpath(path: str, field: str) -> None:
     if not path.startswith("$"):
         raise ValueError(f"{field}: a JSONPath starts with '$', got {path!r}")
     try:
@@ -82,9 +82,9 @@ class BodyMatch(_Model):
         if self.type == "jsonPath":
             if self.path is None:
                 raise ValueError("a jsonPath body match needs `path`")
-            _check_jsonpath(self.path, "path")
+            check_jsonpath(self.path, "path")
         for index, ignored in enumerate(self.ignore):
-            _check_jsonpath(ignored, f"ignore[{index}]")
+            check_jsonpath(ignored, f"ignore[{index}]")
         if self.encoding is not None:
             if self.type not in ("exact", "contains"):
                 raise ValueError("encoding: base64 values work with exact and contains body matches")
@@ -236,7 +236,7 @@ class MessageMatch(_Model):
         if self.type == "json":
             if not self.path or not self.path.startswith("$"):
                 raise ValueError("a json match needs a JSONPath `path` starting with '$'")
-            _check_jsonpath(self.path, "path")
+            check_jsonpath(self.path, "path")
         elif self.type != "any" and not isinstance(self.value, str):
             raise ValueError(f"match type {self.type!r} needs a string `value`")
         if self.type == "regex":

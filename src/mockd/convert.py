@@ -1,26 +1,48 @@
 """Recording → mock config: a pure function whose output ``mockd serve --config`` loads as it is.
 
-WebSocket: one ``websocket`` mock whose scenario replays one recorded connection — each server frame a
-``send`` (byte for byte, templating off) after the recorded gap since the previous step, each client
-message an ``expect``, a server ping a ``ping``, the server's close a ``close``. Gaps are measured from
-the previous step, so after an ``expect`` the clock restarts when the client's message arrives: server
-think-time is kept, client think-time is the client's.
+The whole recording is converted: one mock per captured connection (a WebSocket connection, an SSE
+stream, or an HTTP exchange), id ``<recording id>-<connection number>``. Each mock matches the request
+that opened its connection — WebSocket upgrades on path and subprotocol, HTTP and SSE requests on
+method, path, query and body (``matchOn``, ``ignoreQuery`` and ``ignoreBody`` change that) — and
+connections whose requests match alike are served in recorded order to successive clients: each but the
+last of them serves once (``times: 1``), the last every client after.
 
-SSE: one ``http`` mock with an ``sse`` block holding the recorded events (data as the exact string)
-and their gaps as ``perEventDelays``, the first gap counted from the connection's opening.
+WebSocket: a scenario whose steps reproduce the connection — each server frame a ``send`` (byte for
+byte, templating off) after the recorded gap since the previous step, each client message an
+``expect``, a server ping a ``ping``, the server's close a ``close``. Gaps count from the previous step,
+so after an ``expect`` the clock restarts when the client's message arrives: server think-time is kept,
+client think-time is the client's.
+
+SSE: an ``http`` mock answering the recorded status and headers with an ``sse`` block holding the
+recorded events exactly as they came (data as the exact string, no ``event:`` line where the block had
+none) and their gaps as ``perEventDelays``, the first counted from the connection's opening.
+
+HTTP: an ``http`` mock answering the recorded status, headers and body after the recorded duration.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import msgspec
 
-from mockd.config import (CONFIG_VERSION, CloseStep, ConfigFile, ExpectStep, HttpMatcher, HttpMock, HttpSpec,
-                          MessageMatch, PingStep, Scenario, ScenarioStep, SendStep, SseConfig, SseTiming, WaitStep,
-                          WebSocketMock, WebSocketSpec, WsMessage)
+from mockd.config import (CONFIG_VERSION, BodyMatch, CloseStep, ConfigFile, ExpectStep, HttpMatcher, HttpMock,
+                          HttpResponse, HttpSpec, MessageMatch, Mock, PingStep, Scenario, ScenarioStep, SendStep,
+                          SseConfig, SseTiming, WaitStep, WebSocketMock, WebSocketSpec, WsMessage, check_jsonpath)
 from mockd.config import SseEvent as ConfigSseEvent
-from mockd.recording.format import UNSET, Frame, Recording, SseEvent, SseRequest, SseSection, WebSocketSection
+from mockd.headers import replayable_headers
+from mockd.mocks.http import child_path, decode_json, is_json
+from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpSection, Recording, SseEvent,
+                                    SseRequest, SseSection, WebSocketSection)
+
+MatchField = Literal["method", "path", "query", "body", "subprotocol"]
+DEFAULT_MATCH_ON: dict[str, tuple[MatchField, ...]] = {
+    "websocket": ("path", "subprotocol"),  # clients put cache-busters and tokens in an upgrade's query
+    "sse": ("method", "path", "query", "body"),
+    "http": ("method", "path", "query", "body"),
+}
+DEFAULT_REDACT_VALUE = "[REDACTED]"
 
 
 class ConvertOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
@@ -31,6 +53,9 @@ class ConvertOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True,
     strict_matching: bool = False
     connection: int | None = None
     path: str | None = None
+    match_on: list[MatchField] | None = None
+    ignore_query: list[str] = []
+    ignore_body: list[str] = []
 
     def __post_init__(self) -> None:
         if self.min_delay < 0 or self.max_delay < 0:
@@ -39,27 +64,80 @@ class ConvertOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True,
             raise ValueError("minDelay must not exceed maxDelay")
         if self.path is not None and not self.path.startswith("/"):
             raise ValueError("path must start with '/'")
+        for index, path in enumerate(self.ignore_body):
+            check_jsonpath(path, f"ignoreBody[{index}]")
+
+    def matches_on(self, protocol: str, field: MatchField) -> bool:
+        return field in (self.match_on if self.match_on is not None else DEFAULT_MATCH_ON[protocol])
 
 
 class NothingToConvert(Exception):
     """The recording (or the chosen connection) has no frame a mock could reproduce."""
 
 
+class NoSuchConnection(Exception):
+    """The connection asked for is not in the recording."""
+
+
 DEFAULT_OPTIONS = ConvertOptions()
 
 
-def convert(recording: Recording, options: ConvertOptions = DEFAULT_OPTIONS) -> ConfigFile:
-    if isinstance(recording.websocket, WebSocketSection):
-        mock: HttpMock | WebSocketMock = _websocket_mock(recording, recording.websocket, options)
-    elif isinstance(recording.sse, SseSection):
-        mock = _sse_mock(recording, recording.sse, options)
-    else:
-        raise NothingToConvert("the recording has neither WebSocket frames nor SSE events")
-    return ConfigFile(version=CONFIG_VERSION, mocks=[mock])
+def convert(recording: Recording, options: ConvertOptions = DEFAULT_OPTIONS,
+            redact_value: str = DEFAULT_REDACT_VALUE) -> ConfigFile:
+    """Every connection (or the one asked for) as a mock; ``redact_value`` marks recorded values a
+    client's request cannot be compared with (they are left out of the matchers)."""
+    numbers = connection_numbers(recording)
+    if options.connection is not None:
+        if options.connection not in numbers:
+            raise NoSuchConnection(f"the recording has {len(numbers)} connection(s) ({_spans(numbers)}); there is "
+                                   f"no connection {options.connection}")
+        numbers = [options.connection]
+    converter = _Converter(recording, options, redact_value)
+    mocks = [mock for number in numbers if (mock := converter.mock(number)) is not None]
+    if not mocks:
+        which = f"connection {options.connection}" if options.connection is not None else "the recording"
+        raise NothingToConvert(f"{which} has no frames a mock could reproduce")
+    return ConfigFile(version=CONFIG_VERSION, mocks=in_sequence(mocks))
 
 
 def config_bytes(config: ConfigFile) -> bytes:
     return msgspec.json.format(msgspec.json.encode(config), indent=2) + b"\n"
+
+
+def connection_numbers(recording: Recording) -> list[int]:
+    """The captured connections' numbers in recorded order (those only the entries name come last)."""
+    numbers = [record.connection for record in recording.connections]
+    seen = set(numbers)
+    for entry in recording.entries():
+        if entry.connection not in seen:
+            seen.add(entry.connection)
+            numbers.append(entry.connection)
+    return numbers
+
+
+def _spans(numbers: list[int]) -> str:
+    if not numbers:
+        return "none"
+    ordered = sorted(numbers)
+    return f"{ordered[0]}-{ordered[-1]}" if ordered == list(range(ordered[0], ordered[-1] + 1)) else \
+        ", ".join(map(str, ordered))
+
+
+def in_sequence(mocks: list[Mock]) -> list[Mock]:
+    """Mocks that would match the same requests serve them in order: all but the last of each such
+    group serve once (``times: 1``); the last serves every request after."""
+    keys = [_match_key(mock) for mock in mocks]
+    last = {key: index for index, key in enumerate(keys)}
+    return [mock if last[key] == index else msgspec.structs.replace(mock, times=1)
+            for index, (mock, key) in enumerate(zip(mocks, keys))]
+
+
+def _match_key(mock: Mock) -> bytes:
+    if isinstance(mock, WebSocketMock) and mock.websocket is not None:
+        spec = mock.websocket
+        return msgspec.json.encode(["websocket", spec.path, spec.query, spec.subprotocols, spec.require_subprotocol])
+    assert isinstance(mock, HttpMock) and mock.http is not None
+    return msgspec.json.encode(["http", mock.http.matcher])
 
 
 def _delay(gap_ms: int, options: ConvertOptions) -> int:
@@ -71,52 +149,141 @@ def _delay(gap_ms: int, options: ConvertOptions) -> int:
     return gap
 
 
-def _by_connection(entries: list[Any]) -> dict[int, list[Any]]:
-    """Entries grouped by connection number, connections in the order they first appear."""
-    groups: dict[int, list[Any]] = {}
-    for entry in entries:
-        groups.setdefault(int(entry.connection), []).append(entry)
-    return groups
+def redacted_paths(document: Any, redact_value: str, where: str = "$") -> Iterator[str]:
+    """JSONPaths of the values redaction replaced (they hold exactly the redact value)."""
+    if document == redact_value:
+        yield where
+    elif isinstance(document, dict):
+        for key, value in document.items():
+            yield from redacted_paths(value, redact_value, child_path(where, key))
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            yield from redacted_paths(value, redact_value, f"{where}[{index}]")
 
 
-def _opened_ms(recording: Recording, connection: int) -> int:
-    for record in recording.connections:
-        if record.connection == connection:
-            return record.relative_ms
-    return 0
+class _Converter:
+    """Turns one recording's connections into mocks."""
 
+    def __init__(self, recording: Recording, options: ConvertOptions, redact_value: str) -> None:
+        self.recording = recording
+        self.options = options
+        self.redact_value = redact_value
+        self.records = {record.connection: record for record in recording.connections}
+        self.first = recording.connections[0].connection if recording.connections else None
+        self.entries: dict[int, list[Any]] = {}
+        for entry in recording.entries():
+            self.entries.setdefault(int(entry.connection), []).append(entry)
 
-def _mock_path(recording: Recording, connection: int, options: ConvertOptions) -> str:
-    """The mock's path: as asked, else the connection's real path (a session path may be a glob)."""
-    if options.path:
-        return options.path
-    for record in recording.connections:
-        if record.connection == connection and isinstance(record.path, str):
+    def mock(self, number: int) -> Mock | None:
+        recording = self.recording
+        mock_id, name = f"{recording.id}-{number}", f"{recording.name} #{number}"
+        entries = self.entries.get(number, [])
+        if isinstance(recording.websocket, WebSocketSection):
+            spec = self._websocket(number, recording.websocket, entries)
+            return None if spec is None else WebSocketMock(id=mock_id, name=name, websocket=spec)
+        if isinstance(recording.sse, SseSection):
+            http = self._sse(number, recording.sse, entries)
+        elif isinstance(recording.http, HttpSection) and entries:
+            http = self._exchange(entries[0])
+        else:
+            return None
+        return None if http is None else HttpMock(id=mock_id, name=name, http=http)
+
+    def _path(self, number: int) -> str:
+        """The mock's path: as asked, else the connection's real path (a session path may be a glob)."""
+        if self.options.path:
+            return self.options.path
+        record = self.records.get(number)
+        if record is not None and isinstance(record.path, str):
             return record.path
-    return recording.metadata.path
+        return self.recording.metadata.path
 
+    def _query(self, protocol: str, query: dict[str, str]) -> dict[str, str]:
+        if not self.options.matches_on(protocol, "query"):
+            return {}
+        ignored = set(self.options.ignore_query)
+        return {name: value for name, value in query.items() if name not in ignored and value != self.redact_value}
 
-def _mock_id(recording: Recording) -> str:
-    return f"recording-{recording.id[:12].lower()}"
+    # --- WebSocket ----------------------------------------------------------------------------------
 
+    def _websocket(self, number: int, section: WebSocketSection, frames: list[Frame]) -> WebSocketSpec | None:
+        record = self.records.get(number)
+        steps = websocket_steps(frames, record.relative_ms if record else 0, self.options)
+        if not steps:
+            return None
+        subprotocol = record.subprotocol if record is not None else UNSET
+        if not isinstance(subprotocol, str) and number == self.first:
+            subprotocol = section.subprotocol
+        subprotocols = [subprotocol] if isinstance(subprotocol, str) else []
+        return WebSocketSpec(
+            path=self._path(number), query=self._query("websocket", record.query if record else {}),
+            subprotocols=subprotocols,
+            require_subprotocol=bool(subprotocols) and self.options.matches_on("websocket", "subprotocol"),
+            scenario=Scenario(name=self.recording.name, steps=steps))
 
-# --- WebSocket --------------------------------------------------------------------------------------
+    # --- SSE ----------------------------------------------------------------------------------------
 
+    def _sse(self, number: int, section: SseSection, events: list[SseEvent]) -> HttpSpec | None:
+        if not events:
+            return None
+        record = self.records.get(number) or ConnectionRecord(connection=number, opened_at="", relative_ms=0,
+                                                               origin="proxy")
+        delays, last_ms = [], record.relative_ms
+        for event in events:
+            delays.append(_delay(event.relative_ms - last_ms, self.options))
+            last_ms = event.relative_ms
+        status, headers = record.status, record.response_headers
+        if number == self.first:  # recordings made before connections kept their own response
+            status = status if isinstance(status, int) else section.status
+            headers = headers if isinstance(headers, dict) else section.headers
+        sse = SseConfig(events=[_config_event(event) for event in events], timing=SseTiming(per_event_delays=delays),
+                        status_code=status if isinstance(status, int) else 200,
+                        headers=replayable_headers(headers.items()) if isinstance(headers, dict) else {})
+        return HttpSpec(matcher=self._stream_matcher(number, record, section), sse=sse)
 
-def _websocket_mock(recording: Recording, section: WebSocketSection, options: ConvertOptions) -> WebSocketMock:
-    """The connection asked for, else the first one that gives a non-empty scenario."""
-    groups = _by_connection(section.frames)
-    if options.connection is not None:
-        groups = {options.connection: groups.get(options.connection, [])}
-    for number, frames in groups.items():
-        steps = websocket_steps(frames, _opened_ms(recording, number), options)
-        if steps:
-            spec = WebSocketSpec(path=_mock_path(recording, number, options),
-                                 subprotocols=[section.subprotocol] if isinstance(section.subprotocol, str) else [],
-                                 scenario=Scenario(name=recording.name, steps=steps))
-            return WebSocketMock(id=_mock_id(recording), name=recording.name, websocket=spec)
-    which = f"connection {options.connection}" if options.connection is not None else "the recording"
-    raise NothingToConvert(f"{which} has no frames a mock could reproduce")
+    def _stream_matcher(self, number: int, record: ConnectionRecord, section: SseSection) -> HttpMatcher:
+        method, body = record.method, record.body
+        if number == self.first and isinstance(section.request, SseRequest):
+            method = method if isinstance(method, str) else section.request.method
+            body = body if isinstance(body, str) else section.request.body
+        if not isinstance(method, str):
+            method = self.recording.metadata.method if isinstance(self.recording.metadata.method, str) else "GET"
+        truncated = record.body_truncated is True
+        return self._matcher("sse", method, self._path(number), record.query,
+                             body if isinstance(body, str) and not truncated else None,
+                             record.body_encoding == "base64")
+
+    def _matcher(self, protocol: str, method: str, path: str, query: dict[str, str], body: str | None,
+                 base64_body: bool) -> HttpMatcher:
+        options = self.options
+        return HttpMatcher(method=method if options.matches_on(protocol, "method") else None, path=path,
+                           query=self._query(protocol, query),
+                           body=self._body_match(body, base64_body) if options.matches_on(protocol, "body") else None)
+
+    def _body_match(self, body: str | None, base64_body: bool) -> BodyMatch | None:
+        """JSON bodies compared as JSON (less ignored and redacted fields), others byte for byte."""
+        if body is None:
+            return None
+        if base64_body:
+            return BodyMatch(type="exact", value=body, encoding="base64")
+        document = decode_json(body)
+        if not is_json(document):
+            return BodyMatch(type="exact", value=body)
+        ignore = [*self.options.ignore_body, *redacted_paths(document, self.redact_value)]
+        return BodyMatch(type="jsonEqual", value=document, ignore=ignore)
+
+    # --- HTTP ---------------------------------------------------------------------------------------
+
+    def _exchange(self, exchange: HttpExchange) -> HttpSpec:
+        request, response = exchange.request, exchange.response
+        path = self.options.path or request.path
+        body = request.body if isinstance(request.body, str) and request.body_truncated is not True else None
+        matcher = self._matcher("http", request.method, path, request.query, body, request.body_encoding == "base64")
+        answer = HttpResponse(status_code=response.status, headers=replayable_headers(response.headers.items()),
+                              body=response.body if isinstance(response.body, str) else None,
+                              body_encoding="base64" if response.body_encoding == "base64" else None,
+                              delay_ms=_delay(exchange.duration_ms, self.options))
+        return HttpSpec(matcher=matcher, response=answer)
 
 
 def websocket_steps(frames: list[Frame], opened_ms: int, options: ConvertOptions) -> list[ScenarioStep]:
@@ -159,38 +326,9 @@ def _client_match(frame: Frame, options: ConvertOptions) -> MessageMatch | None:
     return MessageMatch(type="exact", value=frame.data, message_type="text")
 
 
-# --- SSE --------------------------------------------------------------------------------------------
-
-
-def _sse_mock(recording: Recording, section: SseSection, options: ConvertOptions) -> HttpMock:
-    groups = _by_connection(section.events)
-    number = options.connection if options.connection is not None else next(iter(groups), None)
-    events = groups.get(number, []) if number is not None else []
-    if number is None or not events:
-        which = f"connection {options.connection}" if options.connection is not None else "the recording"
-        raise NothingToConvert(f"{which} has no events to convert")
-    delays, last_ms = [], _opened_ms(recording, number)
-    for event in events:
-        delays.append(_delay(event.relative_ms - last_ms, options))
-        last_ms = event.relative_ms
-    if isinstance(section.request, SseRequest):
-        method = section.request.method
-    else:
-        method = recording.metadata.method if isinstance(recording.metadata.method, str) else "GET"
-    headers = {}
-    if isinstance(section.headers, dict):
-        content_type = next((value for name, value in section.headers.items() if name.lower() == "content-type"), None)
-        if content_type and content_type != "text/event-stream":
-            headers["Content-Type"] = content_type
-    sse = SseConfig(events=[_config_event(event) for event in events], timing=SseTiming(per_event_delays=delays),
-                    status_code=section.status if isinstance(section.status, int) else 200, headers=headers)
-    matcher = HttpMatcher(method=method, path=_mock_path(recording, number, options))
-    return HttpMock(id=_mock_id(recording), name=recording.name, http=HttpSpec(matcher=matcher, sse=sse))
-
-
 def _config_event(event: SseEvent) -> ConfigSseEvent:
     def present(value: Any) -> Any:
         return None if value is UNSET else value
 
-    return ConfigSseEvent(type=present(event.type), data=present(event.data), id=present(event.id),
+    return ConfigSseEvent(type=event.wire_type, data=present(event.data), id=present(event.id),
                           retry=present(event.retry), comment=present(event.comment))

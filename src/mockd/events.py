@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -16,18 +17,20 @@ import msgspec
 if TYPE_CHECKING:
     from aiohttp.web import BaseRequest
 
-Protocol_ = Literal["websocket", "sse"]
+Protocol_ = Literal["websocket", "sse", "http"]
 Origin = Literal["mock", "proxy", "replay"]
 Direction = Literal["c2s", "s2c"]
 FrameType = Literal["text", "binary", "ping", "pong", "close"]
 
 _connection_numbers = itertools.count(1)
-MAX_CAPTURED_BODY = 1024 * 1024  # how much of a streaming request's body is kept for a recording
+MAX_CAPTURED_BODY = 1024 * 1024  # how much of a request's or response's body is kept for a recording
 
 
 @dataclass(slots=True, eq=False)
 class Connection:
-    """One client connection carrying a stream, as the recorder needs to describe it."""
+    """One client connection carrying a stream — or one plain HTTP exchange (protocol ``http``) — as the
+    recorder needs to describe it. Bodies are kept up to ``MAX_CAPTURED_BODY`` bytes (a body one byte
+    longer says it was cut); ``*_size`` count the whole body."""
 
     protocol: Protocol_
     origin: Origin
@@ -46,6 +49,33 @@ class Connection:
     status: int | None = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     request_body: bytes | None = None
+    request_size: int = 0
+    response_body: bytes | None = None
+    response_size: int = 0
+
+
+class BodyCapture:
+    """What a recording keeps of a body passing through in chunks: its first ``MAX_CAPTURED_BODY`` bytes
+    (one more when there was more, so the recording can say it was cut) and its whole size. A compressed
+    body is kept decompressed (``decoder``), never inflated past the bound."""
+
+    def __init__(self, decoder: zlib._Decompress | None = None) -> None:
+        self.data = bytearray()
+        self.size = 0
+        self._decoder = decoder
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        room = MAX_CAPTURED_BODY + 1 - len(self.data)
+        if room > 0:
+            try:
+                piece = self._decoder.decompress(chunk, room) if self._decoder is not None else chunk[:room]
+            except zlib.error:
+                self._decoder, piece = None, chunk[:room]  # not what it said it was: keep the bytes
+            self.data += piece
+
+    def kept(self) -> bytes:
+        return bytes(self.data)
 
 
 class WsFrame(msgspec.Struct, gc=False):
@@ -87,6 +117,7 @@ class StreamSubscriber(Protocol):
     def ws_frame(self, connection: Connection, frame: WsFrame) -> None: ...
     def sse_block(self, connection: Connection, block: SseBlock) -> None: ...
     def connection_closed(self, connection: Connection) -> None: ...
+    def http_exchange(self, exchange: Connection) -> None: ...
 
 
 class StreamEvents:
@@ -124,6 +155,13 @@ class StreamEvents:
         self.open_connections.discard(connection)
         for subscriber in self._subscribers:
             subscriber.connection_closed(connection)
+
+    def http_exchange(self, exchange: Connection) -> None:
+        """A plain HTTP request has been answered (``closed_ns`` is when the response ended)."""
+        if exchange.closed_ns is None:
+            exchange.closed_ns = time.time_ns()
+        for subscriber in self._subscribers:
+            subscriber.http_exchange(exchange)
 
     @property
     def listening(self) -> bool:

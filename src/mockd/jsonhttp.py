@@ -33,6 +33,13 @@ async def read_json(request: web.BaseRequest) -> Any:
         return msgspec.json.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:  # msgspec's answer to JSON deeper than the recursion limit, not a DecodeError
+        raise _too_deep() from None
+
+
+def _too_deep() -> ApiError:
+    """msgspec raises RecursionError (not a DecodeError) for JSON nested past the recursion limit."""
+    return ApiError(400, "invalid_json", "The request body is not valid JSON: nested too deep")
 
 
 Model = TypeVar("Model")
@@ -40,7 +47,10 @@ Model = TypeVar("Model")
 
 async def read_model(request: web.BaseRequest, model: type[Model], code: str, what: str) -> Model:
     """The JSON body as a typed model (empty = all defaults); a 400 ``code`` naming the problem otherwise."""
+    document = await read_json(request)
     try:
-        return msgspec.convert(await read_json(request), model)
+        return msgspec.convert(document, model)
     except msgspec.ValidationError as exc:
         raise ApiError(400, code, f"Invalid {what}: {exc}") from None
+    except RecursionError:  # decoded just under the limit, converted a few frames deeper
+        raise _too_deep() from None

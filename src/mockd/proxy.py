@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -20,7 +20,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from mockd.config import ProxySpec
-from mockd.events import MAX_CAPTURED_BODY, Connection, StreamEvents, WsFrame, connection_from_request
+from mockd.events import BodyCapture, Connection, Protocol_, StreamEvents, WsFrame, connection_from_request
 from mockd.headers import HOP_BY_HOP
 from mockd.jsonhttp import json_error
 from mockd.ssewire import SseParser
@@ -102,9 +102,12 @@ class Upstream:
 
     async def _serve_http(self, request: web.BaseRequest, spec: ProxySpec, relays: set[Relay],
                           read: bytes | None) -> web.StreamResponse:
-        captured = bytearray(read[:MAX_CAPTURED_BODY]) if read is not None else bytearray()
+        started_ns = time.time_ns()
+        captured = BodyCapture()
         body: bytes | AsyncIterator[bytes] | None = read
-        if read is None and request.body_exists:
+        if read is not None:
+            captured.feed(read)
+        elif request.body_exists:
             body = _tee(request.content, captured)
         try:
             upstream = await self.session.request(
@@ -112,7 +115,7 @@ class Upstream:
                 allow_redirects=False)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             return _bad_gateway(spec, exc)
-        relay = HttpRelay(request, upstream, self.events, bytes(captured) if body is not None else None)
+        relay = HttpRelay(request, upstream, self.events, captured if body is not None else None, started_ns)
         relays.add(relay)
         try:
             return await relay.run()
@@ -155,11 +158,10 @@ class Upstream:
         return client
 
 
-async def _tee(content: aiohttp.StreamReader, captured: bytearray) -> AsyncIterator[bytes]:
+async def _tee(content: aiohttp.StreamReader, captured: BodyCapture) -> AsyncIterator[bytes]:
     """Stream the request body upstream, keeping its first MiB for the recording."""
     async for chunk in content.iter_any():
-        if len(captured) < MAX_CAPTURED_BODY:
-            captured += chunk[:MAX_CAPTURED_BODY - len(captured)]
+        captured.feed(chunk)
         yield chunk
 
 
@@ -177,11 +179,12 @@ class HttpRelay:
     """Streams one upstream response to the client chunk by chunk; parses it into events when it is SSE."""
 
     def __init__(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, events: StreamEvents,
-                 request_body: bytes | None) -> None:
+                 request_body: BodyCapture | None, started_ns: int) -> None:
         self.request = request
         self.upstream = upstream
         self.events = events
         self.request_body = request_body
+        self.started_ns = started_ns
         self._stopping = False
 
     def request_close(self, code: int, reason: str = "") -> None:
@@ -198,12 +201,12 @@ class HttpRelay:
         is_sse = upstream.content_type == "text/event-stream"
         await response.prepare(self.request)
         if not is_sse:
-            await self._copy(response, None, None)
+            if not self.events.listening:
+                await self._copy(response, None, None)
+            else:
+                await self._copy_recorded(response)
             return response
-        connection = connection_from_request(self.request, "sse", "proxy")
-        connection.status = upstream.status
-        connection.response_headers = list(upstream.headers.items())
-        connection.request_body = self.request_body
+        connection = self._described("sse")
         self.events.connection_opened(connection)
         try:
             await self._copy(response, SseParser(), connection)
@@ -211,27 +214,49 @@ class HttpRelay:
             self.events.connection_closed(connection)
         return response
 
+    def _described(self, protocol: Protocol_) -> Connection:
+        """The request and the response's head, as a recording describes them."""
+        connection = connection_from_request(self.request, protocol, "proxy")
+        connection.opened_ns = self.started_ns
+        connection.status = self.upstream.status
+        connection.response_headers = list(self.upstream.headers.items())
+        if self.request_body is not None:
+            connection.request_body, connection.request_size = self.request_body.kept(), self.request_body.size
+        return connection
+
+    async def _copy_recorded(self, response: web.StreamResponse) -> None:
+        """A plain response while a session may be recording: its body is kept (bounded) on the way."""
+        exchange = self._described("http")
+        body = BodyCapture(_content_decoder(self.upstream.headers.get("Content-Encoding", "")))
+        if await self._copy(response, None, None, body.feed):
+            exchange.response_body, exchange.response_size = body.kept(), body.size
+            self.events.http_exchange(exchange)
+
     async def _copy(self, response: web.StreamResponse, parser: SseParser | None,
-                    connection: Connection | None) -> None:
+                    connection: Connection | None, keep: Callable[[bytes], None] | None = None) -> bool:
+        """Relay the body; False when either side broke off."""
         decoder = _content_decoder(self.upstream.headers.get("Content-Encoding", "")) if parser else None
         events = self.events
         try:
             async for chunk in self.upstream.content.iter_any():
                 await response.write(chunk)
+                if keep is not None:
+                    keep(chunk)
                 if parser is not None and connection is not None:
                     blocks = parser.feed(decoder.decompress(chunk) if decoder else chunk)
                     if blocks and events.listening:
                         for block in blocks:
                             events.sse_block(connection, block)
         except ConnectionError:
-            return  # the client went away
+            return False  # the client went away
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             if not self._stopping:
                 log.info("upstream broke off a response: %s", exc or type(exc).__name__)
                 if self.request.transport is not None:
                     self.request.transport.close()  # the client must see a cut stream, not a clean end
-                return
+                return False
         await response.write_eof()
+        return True
 
 
 class WebSocketRelay:

@@ -119,6 +119,9 @@ def show_block(recording: Recording) -> str:
                    ("Connections", str(stats.connection_count)),
                    ("Subprotocol", section.subprotocol if isinstance(section.subprotocol, str) else "-")]
         text += ["", "WebSocket Details:", *(f"  {label + ':':<15}{value}" for label, value in details)]
+    elif recording.protocol == "http":
+        details = [("Exchanges", str(stats.exchange_count))]
+        text += ["", "HTTP Details:", *(f"  {label + ':':<15}{value}" for label, value in details)]
     else:
         types = sorted({event.type for event in recording.entries() if isinstance(getattr(event, "type", None), str)})
         details = [("Events", str(stats.event_count)), ("Event Types", ", ".join(types) or "-"),
@@ -130,7 +133,8 @@ def show_block(recording: Recording) -> str:
 def stats_block(stats: dict[str, Any]) -> str:
     lines = [f"Used:        {human_size(stats['usedBytes'])} / {human_size(stats['maxBytes'])} "
              f"({stats['usedPercent']:.1f}%)",
-             f"Recordings:  {stats['recordingCount']} ({stats['websocketCount']} websocket, {stats['sseCount']} sse)",
+             f"Recordings:  {stats['recordingCount']} ({stats['websocketCount']} websocket, {stats['sseCount']} sse, "
+             f"{stats.get('httpCount', 0)} http)",
              f"Deleted:     {stats['deletedCount']} ({human_size(stats['deletedBytes'])}; "
              "`mockd stream-recordings vacuum` removes them)"]
     if "oldestRecording" in stats:
@@ -217,6 +221,7 @@ class Context:
     color: bool
     _api: ApiBackend | None = None
     _store: Any = None
+    redact_value: str = "[REDACTED]"  # the settings' value, read with the store
 
     def api(self, required_for: str | None = None) -> ApiBackend | None:
         """The admin API when a server answers; ``None`` (offline) otherwise, or an error when
@@ -247,6 +252,7 @@ class Context:
             click.echo(f"mockd: no server answers at {self.admin_url}; using the data directory {directory}",
                        err=True)
             store = Store(directory, settings.recording.max_bytes, settings.recording.warn_percent)
+            self.redact_value = settings.recording.redact_value
             try:
                 store.open()
             except OSError as exc:
@@ -343,7 +349,7 @@ def _confirm(question: str, force: bool, what: str) -> None:
 
 
 @stream_recordings.command("list")
-@click.option("--protocol", type=click.Choice(["websocket", "sse"]), help="Only this protocol.")
+@click.option("--protocol", type=click.Choice(["websocket", "sse", "http"]), help="Only this protocol.")
 @click.option("--status", type=click.Choice(["recording", "complete", "incomplete"]), help="Only this status.")
 @click.option("--path", help="Only paths starting with this.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of summaries.")
@@ -464,13 +470,18 @@ def _write_output(raw: bytes, output: Path | None, what: str) -> None:
 @click.option("--max-delay", type=click.IntRange(0), default=None, help="ms (default 5000).")
 @click.option("--no-client-messages", is_flag=True, help="Send the server frames on timing alone.")
 @click.option("--strict", is_flag=True, help="Expect exactly the recorded client messages.")
-@click.option("--connection", type=click.IntRange(1), help="Which captured connection (default: the first).")
-@click.option("--path", help="The mock's path (default: the recorded one).")
+@click.option("--connection", type=click.IntRange(1), help="Only this captured connection (default: all of them).")
+@click.option("--path", help="The mocks' path (default: the recorded one).")
+@click.option("--match-on", help="Comma-separated request fields the mocks match on: method, path, query, body, "
+              "subprotocol (default: path,subprotocol for WebSocket; method,path,query,body for SSE and HTTP).")
+@click.option("--ignore-query", multiple=True, help="A query parameter never matched on (repeatable).")
+@click.option("--ignore-body", multiple=True, help="A JSONPath of a body field never matched on (repeatable).")
 @connection_options
 @click.pass_context
 def convert_command(ctx: click.Context, recording_id: str, output: Path | None, simplify_timing: bool,
                     min_delay: int | None, max_delay: int | None, no_client_messages: bool, strict: bool,
-                    connection: int | None, path: str | None, **connection_settings: Any) -> None:
+                    connection: int | None, path: str | None, match_on: str | None, ignore_query: tuple[str, ...],
+                    ignore_body: tuple[str, ...], **connection_settings: Any) -> None:
     """Convert a recording into a mock config that `mockd serve --config` loads.
 
     \b
@@ -485,6 +496,12 @@ def convert_command(ctx: click.Context, recording_id: str, output: Path | None, 
     for key, value in (("minDelay", min_delay), ("maxDelay", max_delay), ("connection", connection), ("path", path)):
         if value is not None:
             body[key] = value
+    if match_on is not None:
+        body["matchOn"] = [field.strip() for field in match_on.split(",") if field.strip()]
+    if ignore_query:
+        body["ignoreQuery"] = list(ignore_query)
+    if ignore_body:
+        body["ignoreBody"] = list(ignore_body)
     api = context.api()
     with Progress(f"Converting {recording_id}", human_size) as progress:
         if api is not None:
@@ -496,17 +513,17 @@ def convert_command(ctx: click.Context, recording_id: str, output: Path | None, 
 
 
 def _convert_offline(context: Context, recording_id: str, body: dict[str, Any]) -> bytes:
-    from mockd.convert import ConvertOptions, NothingToConvert, config_bytes, convert
+    from mockd.convert import ConvertOptions, NoSuchConnection, NothingToConvert, config_bytes, convert
 
     try:
         options = msgspec.convert(body, ConvertOptions)
     except msgspec.ValidationError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"invalid convert options: {exc}") from None
     store = context.store()
     recording = _offline(lambda: store.load(store.resolve(recording_id)))
     try:
-        return config_bytes(convert(recording, options))
-    except NothingToConvert as exc:
+        return config_bytes(convert(recording, options, context.redact_value))
+    except (NothingToConvert, NoSuchConnection) as exc:
         raise CliError(str(exc)) from None
 
 
@@ -608,7 +625,7 @@ def sessions(ctx: click.Context, as_json: bool, **connection: Any) -> None:
 
 
 @stream_recordings.command("start")
-@click.option("--protocol", required=True, type=click.Choice(["websocket", "sse"]))
+@click.option("--protocol", required=True, type=click.Choice(["websocket", "sse", "http"]))
 @click.option("--path", required=True, help="Exact path or a glob with * (/ws/*).")
 @click.option("--name", help="A name for the recording.")
 @click.option("--max-duration", type=click.IntRange(1), help="Stop after this many ms.")

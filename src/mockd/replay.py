@@ -22,7 +22,9 @@ from ulid import ULID
 
 from mockd.clock import nap_before, now, sleep_until
 from mockd.events import Connection, SseBlock, StreamEvents, WsFrame, connection_from_request
-from mockd.recording.format import Frame, Recording, SseEvent, SseSection, WebSocketSection
+from mockd.headers import replayable_headers
+from mockd.mocks.sse import sse_headers
+from mockd.recording.format import UNSET, Frame, Recording, SseEvent, SseSection, WebSocketSection
 from mockd.ssewire import encode_block
 from mockd.wsclose import (CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TIMEOUT, NO_STATUS, close_payload, release,
                            send_close_frame)
@@ -137,7 +139,7 @@ def block_of(event: SseEvent) -> SseBlock:
     def present(value: Any) -> Any:
         return None if value is msgspec.UNSET else value
 
-    return SseBlock(type=present(event.type), data=present(event.data), id=present(event.id),
+    return SseBlock(type=event.wire_type, data=present(event.data), id=present(event.id),
                     retry=present(event.retry), comment=present(event.comment))
 
 
@@ -183,6 +185,22 @@ class ReplaySession:
     @property
     def protocol(self) -> str:
         return self.recording.protocol
+
+    def recorded_response(self) -> tuple[int, dict[str, str]]:
+        """SSE: the replayed connection's response status and headers as recorded (less those that
+        described the bytes on the wire)."""
+        section = self.recording.sse
+        assert isinstance(section, SseSection)
+        number = self.steps[0].item.connection if self.steps else None
+        record = next((r for r in self.recording.connections if r.connection == number), None)
+        first = self.recording.connections[0] if self.recording.connections else None
+        status = record.status if record is not None else UNSET
+        headers = record.response_headers if record is not None else UNSET
+        if record is first:  # recordings made before connections kept their own response
+            status = status if isinstance(status, int) else section.status
+            headers = headers if isinstance(headers, dict) else section.headers
+        return (status if isinstance(status, int) else 200,
+                replayable_headers(headers.items()) if isinstance(headers, dict) else {})
 
     @property
     def total_frames(self) -> int:
@@ -447,11 +465,8 @@ class Replays:
         return ws
 
     async def serve_sse(self, session: ReplaySession, request: web.BaseRequest) -> web.StreamResponse:
-        section = session.recording.sse
-        assert isinstance(section, SseSection)
-        status = section.status if isinstance(section.status, int) else 200
-        response = web.StreamResponse(status=status, headers={"Content-Type": "text/event-stream",
-                                                              "Cache-Control": "no-cache"})
+        status, headers = session.recorded_response()
+        response = web.StreamResponse(status=status, headers=sse_headers(headers))
         await response.prepare(request)
         connection = connection_from_request(request, "sse", "replay")
         connection.status = status

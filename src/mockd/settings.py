@@ -56,6 +56,8 @@ def load_settings(path: Path | None) -> tuple[Settings, Path | None]:
         return msgspec.convert(document, Settings), path
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deep") from None
 
 
 def platform_data_dir() -> Path:

@@ -26,7 +26,7 @@ def rfc3339_now() -> str:
 def _message_field(message: str | None, dotted: str) -> Any:
     try:
         value: Any = msgspec.json.decode(message or "")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # msgspec raises RecursionError past ~1000 levels
         return _MISSING
     for key in dotted.split("."):
         if isinstance(value, dict) and key in value:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from mockd.admin.openapi import operation, path_parameter, ref
 from mockd.config import ConfigFile
-from mockd.convert import ConvertOptions, NothingToConvert, config_bytes, convert
+from mockd.convert import ConvertOptions, NoSuchConnection, NothingToConvert, config_bytes, convert
 from mockd.jsonhttp import ApiError, json_response, read_model
 from mockd.recording.format import Recording, Summary, decode_recording
 from mockd.recording.session import PROTOCOLS, Recorder, SessionLimits
@@ -35,7 +35,8 @@ def _store_errors(error: StoreError) -> ApiError:
 async def _parse_start(http_request: web.Request) -> StartRequest:
     request = await read_model(http_request, StartRequest, "invalid_request", "start request")
     if request.protocol not in PROTOCOLS:
-        raise ApiError(400, "invalid_protocol", f"protocol must be \"websocket\" or \"sse\", got {request.protocol!r}")
+        raise ApiError(400, "invalid_protocol", f"protocol must be \"websocket\", \"sse\" or \"http\", got "
+                       f"{request.protocol!r}")
     if not isinstance(request.path, str) or not request.path.startswith("/"):
         raise ApiError(400, "invalid_path", f"path must be a string starting with '/', got {request.path!r}")
     for name in ("max_duration_ms", "max_frames"):
@@ -171,9 +172,11 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         options = await read_model(request, ConvertOptions, "invalid_options", "convert options")
         recording = decode_recording(await finished(request, recording_id))
         try:
-            config = convert(recording, options)
+            config = convert(recording, options, request.app[key].redactor.redact_value)
         except NothingToConvert as exc:
             raise ApiError(400, "nothing_to_convert", str(exc)) from None
+        except NoSuchConnection as exc:
+            raise ApiError(400, "no_such_connection", str(exc)) from None
         return web.Response(body=config_bytes(config), content_type="application/json")
 
     router.add_post("/stream-recordings/{id}/export", export)

@@ -7,12 +7,14 @@ import asyncio
 import base64
 import functools
 import re
+import time
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from mockd.config import BodyMatch, HttpMatcher, HttpResponse, RequestField, compiled_jsonpath
+from mockd.events import MAX_CAPTURED_BODY, StreamEvents, connection_from_request
 
 # The order fields are compared in; a near miss that got further names a later field.
 FIELD_ORDER: tuple[RequestField, ...] = ("method", "path", "query", "headers", "body")
@@ -35,15 +37,20 @@ def decode_json(raw: bytes | str) -> Any:
         return _NOT_JSON
 
 
+def is_json(document: Any) -> bool:
+    """Whether :func:`decode_json` found a document."""
+    return document is not _NOT_JSON
+
+
 def json_difference(expected: Any, actual: Any, where: str = "$") -> str | None:
     """The JSONPath of the first place two documents differ (None: equal as JSON). Key order does not
     matter; ``true`` is not ``1``; ``1`` equals ``1.0``."""
     if isinstance(expected, dict) and isinstance(actual, dict):
         for key in expected.keys() | actual.keys():
             if key not in expected or key not in actual:
-                return _child(where, key)
+                return child_path(where, key)
         for key, value in expected.items():
-            found = json_difference(value, actual[key], _child(where, key))
+            found = json_difference(value, actual[key], child_path(where, key))
             if found is not None:
                 return found
         return None
@@ -60,7 +67,8 @@ def json_difference(expected: Any, actual: Any, where: str = "$") -> str | None:
     return None if type(expected) is type(actual) and expected == actual else where
 
 
-def _child(where: str, key: str) -> str:
+def child_path(where: str, key: str) -> str:
+    """The JSONPath of member ``key`` of the value at ``where``."""
     return f"{where}.{key}" if key.isidentifier() else f"{where}[{msgspec.json.encode(key).decode()}]"
 
 
@@ -168,11 +176,31 @@ def body_bytes(body: Any, encoding: str | None = None) -> tuple[bytes, str | Non
     return msgspec.json.encode(body), "application/json"
 
 
-async def serve_response(response: HttpResponse) -> web.Response:
+async def captured_body(request: web.BaseRequest, body: bytes | None) -> bytes | None:
+    """The request body a recording keeps: as already read for matching, else its first MiB (and a
+    byte more, to show it was cut)."""
+    if body is not None or not request.body_exists:
+        return body
+    return await request.content.read(MAX_CAPTURED_BODY + 1)
+
+
+async def serve_response(response: HttpResponse, request: web.BaseRequest, events: StreamEvents,
+                         request_body: bytes | None) -> web.Response:
+    """The canned response, after its delay; the exchange is emitted for HTTP recording sessions."""
+    started_ns = time.time_ns()
     if response.delay_ms:
         await asyncio.sleep(response.delay_ms / 1000)
     body, implied_type = body_bytes(response.body, response.body_encoding)
     headers = dict(response.headers)
     if implied_type and not any(name.lower() == "content-type" for name in headers):
         headers["Content-Type"] = implied_type
-    return web.Response(status=response.status_code, body=body, headers=headers)
+    answer = web.Response(status=response.status_code, body=body, headers=headers)
+    if events.listening:
+        exchange = connection_from_request(request, "http", "mock")
+        exchange.opened_ns, exchange.status = started_ns, answer.status
+        exchange.request_body = await captured_body(request, request_body)
+        exchange.request_size = len(exchange.request_body or b"")
+        exchange.response_headers = list(answer.headers.items())
+        exchange.response_body, exchange.response_size = body[:MAX_CAPTURED_BODY + 1], len(body)
+        events.http_exchange(exchange)
+    return answer

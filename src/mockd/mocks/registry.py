@@ -131,7 +131,7 @@ class MockRegistry:
                     if mock.http.sse is not None:
                         return await serve_sse(request, mock.http.sse, self.events, self.stopping, body)
                     assert mock.http.response is not None
-                    return await serve_response(mock.http.response)
+                    return await serve_response(mock.http.response, request, self.events, body)
             elif isinstance(mock, ProxyMock):
                 assert mock.proxy is not None
                 if path_matches_prefix(mock.proxy.path_prefix, request.path):

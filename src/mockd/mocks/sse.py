@@ -12,7 +12,8 @@ from multidict import CIMultiDict
 
 from mockd.clock import now, sleep_until
 from mockd.config import SseConfig, SseEvent
-from mockd.events import MAX_CAPTURED_BODY, SseBlock, StreamEvents, connection_from_request
+from mockd.events import SseBlock, StreamEvents, connection_from_request
+from mockd.mocks.http import captured_body
 from mockd.ssewire import encode_block
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -86,13 +87,6 @@ def sse_headers(configured: dict[str, str]) -> CIMultiDict[str]:
     for name, value in configured.items():
         headers[name] = value
     return headers
-
-
-async def captured_body(request: web.BaseRequest, body: bytes | None) -> bytes | None:
-    """The request body a recording keeps: as already read for matching, else its first MiB."""
-    if body is not None or not request.body_exists:
-        return body
-    return await request.content.read(MAX_CAPTURED_BODY)
 
 
 async def serve_sse(request: web.BaseRequest, config: SseConfig, events: StreamEvents,

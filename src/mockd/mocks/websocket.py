@@ -35,12 +35,17 @@ def _regex(expression: str) -> re.Pattern[str]:
 
 
 def _json_matches(match: MessageMatch, text: str) -> bool:
+    """Whether a text message is JSON with ``match.path`` (equal to ``match.value``, if given). A message
+    nested too deep to decode, or to search (``$..`` recurses), does not match."""
     try:
         document = msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return False
     assert match.path is not None
-    found = compiled_jsonpath(match.path).findall(document)
+    try:
+        found = compiled_jsonpath(match.path).findall(document)
+    except RecursionError:
+        return False
     if match.value is msgspec.UNSET:
         return bool(found)
     return any(item == match.value and type(item) is type(match.value) for item in found)

@@ -17,6 +17,7 @@ import msgspec
 
 FORMAT_VERSION = "1.0"
 Status = Literal["recording", "complete", "incomplete"]
+RecordingProtocol = Literal["websocket", "sse", "http"]
 StopReason = Literal["api", "maxDurationMs", "maxFrames", "storage", "shutdown", "crash"]
 
 
@@ -42,10 +43,15 @@ class Frame(_Model):
     size: int = 0
     close_code: int | Unset = UNSET
     close_reason: str | Unset = UNSET
+    redaction_failed: bool | Unset = UNSET  # the redactor could not read ``data``: it holds the redact value
 
 
 class SseEvent(_Model):
-    """One SSE block exactly as it came: only the fields it had."""
+    """One SSE block exactly as it came: only the fields it had.
+
+    A data block without an ``event:`` line reads ``type: "message"`` (clients treat the two alike);
+    ``eventLine: true`` marks the rare block that said ``event: message`` itself, so a replay writes
+    back exactly the lines that came."""
 
     type: str | Unset = UNSET
     data: str | Unset = UNSET
@@ -55,6 +61,15 @@ class SseEvent(_Model):
     timestamp: str = ""
     relative_ms: int = 0
     connection: int = 1
+    event_line: bool | Unset = UNSET
+    redaction_failed: bool | Unset = UNSET
+
+    @property
+    def wire_type(self) -> str | None:
+        """The ``event:`` line's value as it was on the wire (None: the block had no such line)."""
+        if self.type is UNSET or (self.type == "message" and self.event_line is not True):
+            return None
+        return self.type  # type: ignore[return-value]
 
 
 class Metadata(_Model):
@@ -86,6 +101,9 @@ class SseSection(_Model):
 
 
 class ConnectionRecord(_Model):
+    """One captured connection, with the request that opened it (so a converted mock can match it) and,
+    for SSE, the response's status and headers."""
+
     connection: int
     opened_at: str
     relative_ms: int
@@ -98,6 +116,49 @@ class ConnectionRecord(_Model):
     subprotocol: str | Unset = UNSET
     close_code: int | Unset = UNSET
     close_reason: str | Unset = UNSET
+    method: str | Unset = UNSET
+    body: str | Unset = UNSET  # the request body (POST streams), redacted, at most MAX_CAPTURED_BODY bytes
+    body_encoding: Literal["base64"] | Unset = UNSET  # the body was not UTF-8: ``body`` is base64
+    body_truncated: bool | Unset = UNSET
+    status: int | Unset = UNSET  # SSE: the response
+    response_headers: dict[str, str] | Unset = UNSET
+
+
+class HttpRequestRecord(_Model):
+    method: str
+    path: str
+    query: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    body: str | Unset = UNSET
+    body_encoding: Literal["base64"] | Unset = UNSET
+    body_truncated: bool | Unset = UNSET
+    size: int = 0  # the whole body's length in bytes, kept or not
+
+
+class HttpResponseRecord(_Model):
+    status: int
+    headers: dict[str, str] = {}
+    body: str | Unset = UNSET
+    body_encoding: Literal["base64"] | Unset = UNSET
+    body_truncated: bool | Unset = UNSET
+    size: int = 0
+
+
+class HttpExchange(_Model):
+    """One plain HTTP request and its response (a session of protocol ``http``)."""
+
+    request: HttpRequestRecord
+    response: HttpResponseRecord
+    timestamp: str
+    relative_ms: int
+    duration_ms: int = 0
+    connection: int = 1  # the exchange's number in the recording
+    origin: Literal["mock", "proxy", "replay"] = "proxy"
+    redaction_failed: bool | Unset = UNSET
+
+
+class HttpSection(_Model):
+    exchanges: list[HttpExchange] = []
 
 
 class Stats(_Model):
@@ -110,15 +171,16 @@ class Stats(_Model):
     ping_pong: int = 0
     close_frames: int = 0
     event_count: int = 0
+    exchange_count: int = 0
     connection_count: int = 0
 
 
 class Recording(_Model):
-    """A whole recording. ``websocket`` or ``sse`` is set, after its ``protocol``."""
+    """A whole recording. ``websocket``, ``sse`` or ``http`` is set, after its ``protocol``."""
 
     id: str
     name: str
-    protocol: Literal["websocket", "sse"]
+    protocol: RecordingProtocol
     status: Status
     start_time: str
     metadata: Metadata
@@ -127,6 +189,7 @@ class Recording(_Model):
     duration: int = 0
     websocket: WebSocketSection | Unset = UNSET
     sse: SseSection | Unset = UNSET
+    http: HttpSection | Unset = UNSET
     connections: list[ConnectionRecord] = []
     stop_reason: StopReason | Unset = UNSET
     deleted: bool | Unset = UNSET
@@ -137,15 +200,17 @@ class Recording(_Model):
     def path(self) -> str:
         return self.metadata.path
 
-    def entries(self) -> list[Frame] | list[SseEvent]:
+    def entries(self) -> list[Frame] | list[SseEvent] | list[HttpExchange]:
         if isinstance(self.websocket, WebSocketSection):
             return self.websocket.frames
+        if isinstance(self.http, HttpSection):
+            return self.http.exchanges
         return self.sse.events if isinstance(self.sse, SseSection) else []
 
 
 # The order keys are written in: the seed's, with our extensions where they read naturally.
 _KEY_ORDER = ("id", "version", "name", "protocol", "status", "startTime", "endTime", "duration", "metadata",
-              "websocket", "sse", "connections", "stopReason", "deleted", "deletedAt", "stats")
+              "websocket", "sse", "http", "connections", "stopReason", "deleted", "deletedAt", "stats")
 
 
 class Summary(msgspec.Struct, rename="camel", omit_defaults=True):  # `deleted` only when true
@@ -153,7 +218,7 @@ class Summary(msgspec.Struct, rename="camel", omit_defaults=True):  # `deleted` 
 
     id: str
     name: str
-    protocol: Literal["websocket", "sse"]
+    protocol: RecordingProtocol
     path: str
     status: Status
     start_time: str
@@ -197,11 +262,11 @@ def parse_rfc3339(text: str) -> int:
 # --- writing --------------------------------------------------------------------------------------
 
 _encoder = msgspec.json.Encoder()
-_ENTRIES_KEY = {"websocket": b'"frames":[]', "sse": b'"events":[]'}
+_ENTRIES_KEY = {"websocket": b'"frames":[]', "sse": b'"events":[]', "http": b'"exchanges":[]'}
 
 
 _SECTION_ORDER = {"websocket": ("subprotocol", "frames", "closeCode", "closeReason"),
-                  "sse": ("events", "status", "headers", "request")}
+                  "sse": ("events", "status", "headers", "request"), "http": ("exchanges",)}
 
 
 def _ordered(recording: Recording) -> dict[str, Any]:
@@ -244,12 +309,14 @@ def recording_bytes(recording: Recording) -> bytes:
         head.websocket = msgspec.structs.replace(head.websocket, frames=[])
     if isinstance(head.sse, SseSection):
         head.sse = msgspec.structs.replace(head.sse, events=[])
+    if isinstance(head.http, HttpSection):
+        head.http = msgspec.structs.replace(head.http, exchanges=[])
     raw = b"".join(encode_recording(head, entries, len(entries), sum(map(len, entries))))
     recording.stats.file_size_bytes = head.stats.file_size_bytes
     return raw
 
 
-def encode_entry(entry: Frame | SseEvent) -> bytes:
+def encode_entry(entry: Frame | SseEvent | HttpExchange) -> bytes:
     return _encoder.encode(entry)
 
 
@@ -263,7 +330,7 @@ class _SummaryView(msgspec.Struct, rename="camel"):
 
     id: str
     name: str
-    protocol: Literal["websocket", "sse"]
+    protocol: RecordingProtocol
     status: Status
     start_time: str
     metadata: Metadata

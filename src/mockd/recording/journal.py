@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-from mockd.recording.format import (UNSET, ConnectionRecord, Frame, Metadata, Recording, SseEvent, SseRequest,
+from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpSection, Metadata, Recording, RecordingProtocol, SseEvent, SseRequest,
                                     SseSection, Stats, StopReason, Unset, WebSocketSection, parse_rfc3339,
                                     rfc3339)
 
@@ -32,7 +32,7 @@ LEGACY_ENTRY = b"F{"  # before 2026-11-25 entry lines had a letter too; a crash 
 class JournalHeader(msgspec.Struct, rename="camel"):
     id: str
     name: str
-    protocol: Literal["websocket", "sse"]
+    protocol: RecordingProtocol
     path: str
     start_ns: int
     source: str = "manual"
@@ -48,6 +48,8 @@ class JournalOpen(msgspec.Struct, rename="camel"):
     status: int | Unset = UNSET
     response_headers: dict[str, str] | Unset = UNSET
     request_body: str | Unset = UNSET
+    request_body_encoding: Literal["base64"] | Unset = UNSET
+    request_body_truncated: bool | Unset = UNSET
 
 
 class JournalClose(msgspec.Struct, rename="camel"):
@@ -57,14 +59,20 @@ class JournalClose(msgspec.Struct, rename="camel"):
     close_reason: str | Unset = UNSET
 
 
+class _Sized(msgspec.Struct):
+    size: int = 0
+
+
 class _EntryStats(msgspec.Struct, rename="camel"):
-    """What the stats need of a frame or event; msgspec skips the rest of the line."""
+    """What the stats need of a frame, event or exchange; msgspec skips the rest of the line."""
 
     timestamp: str = ""
     direction: str | Unset = UNSET
     type: str | Unset = UNSET
     size: int = 0
     data: str | Unset = UNSET
+    request: _Sized | Unset = UNSET
+    response: _Sized | Unset = UNSET
 
 
 _encoder = msgspec.json.Encoder()
@@ -168,6 +176,11 @@ def _scan(path: Path) -> _Scan:
 
 def _count(stats: Stats, entry: _EntryStats) -> None:
     stats.frame_count += 1
+    if isinstance(entry.request, _Sized):  # an HTTP exchange
+        stats.exchange_count += 1
+        stats.bytes_received += entry.request.size
+        stats.bytes_sent += entry.response.size if isinstance(entry.response, _Sized) else 0
+        return
     if entry.direction is UNSET:  # an SSE event
         stats.event_count += 1
         stats.bytes_sent += len(entry.data.encode()) if isinstance(entry.data, str) else 0
@@ -206,8 +219,8 @@ def assemble(path: Path, status: str, stop_reason: StopReason | Unset, end_ns: i
     header = scan.header
     if end_ns is None:
         end_ns = max(scan.last_ns, header.start_ns)
-    connections = [_finished(opened.record, scan.closes.get(opened.record.connection)) for opened in scan.opens]
-    scan.stats.connection_count = len(connections)
+    connections = [_finished(opened, scan.closes.get(opened.record.connection)) for opened in scan.opens]
+    scan.stats.connection_count = len(connections) or scan.stats.exchange_count
     first = scan.opens[0] if scan.opens else None
     recording = Recording(
         id=header.id, name=header.name, protocol=header.protocol, status=status,  # type: ignore[arg-type]
@@ -220,12 +233,18 @@ def assemble(path: Path, status: str, stop_reason: StopReason | Unset, end_ns: i
             subprotocol=first.record.subprotocol if first else UNSET,
             close_code=closed_first.close_code if closed_first else UNSET,
             close_reason=closed_first.close_reason if closed_first else UNSET)
-    else:
+    elif header.protocol == "sse":
         recording.sse = _sse_section(first)
+    else:
+        recording.http = HttpSection()
     return recording, _entry_lines(path), scan.stats.frame_count, scan.entries_size
 
 
-def _finished(record: ConnectionRecord, close: JournalClose | None) -> ConnectionRecord:
+def _finished(opened: JournalOpen, close: JournalClose | None) -> ConnectionRecord:
+    """The connection's record with the request and response it opened with, and how it closed."""
+    record = msgspec.structs.replace(
+        opened.record, method=opened.method, body=opened.request_body, body_encoding=opened.request_body_encoding,
+        body_truncated=opened.request_body_truncated, status=opened.status, response_headers=opened.response_headers)
     if close is None:
         return record
     return msgspec.structs.replace(record, closed_at=rfc3339(close.closed_ns), close_code=close.close_code,

@@ -4,6 +4,10 @@ Headers are matched by name, case-insensitively. Body keys are plain keys (redac
 JSONPath expressions starting with ``$``. A JSON payload is redacted by replacing only the byte spans
 of the matched values with the redact value (as a JSON string), so the rest of the payload — spacing,
 key order, number spelling — is exactly what was sent, and the result is still valid JSON.
+
+A payload that looks like JSON but cannot be read (nested deeper than the recursion limit, a number
+``json`` refuses, a JSONPath that fails on it) is never stored as it came when it might hold a secret:
+:meth:`Redactor.redact_body` then answers the redact value and says so, so the entry is kept and flagged.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ _scan_string = json.decoder.scanstring  # type: ignore[attr-defined]
 
 class _Invalid(Exception):
     pass
+
+
+# What the span scanner raises for text that simply is not JSON (stored unchanged, not flagged).
+_NOT_JSON = (_Invalid, ValueError, IndexError, msgspec.DecodeError)
 
 
 def value_spans(text: str) -> dict[Path, tuple[int, int]]:
@@ -134,20 +142,52 @@ class Redactor:
         return bool(self._plain_keys or self._paths)
 
     def body(self, text: str) -> str:
-        """``text`` with every matched JSON value replaced; non-JSON text comes back unchanged."""
+        """``text`` with every matched JSON value replaced; non-JSON text comes back unchanged.
+
+        Unreadable JSON that might hold a secret comes back as the redact value (see :meth:`redact_body`)."""
+        return self.redact_body_reason(text)[0]
+
+    def redact_body(self, text: str) -> tuple[str, bool]:
+        """``(text redacted, failed)``: ``failed`` when ``text`` looked like JSON but could not be read and
+        might hold a secret — the text is then the redact value, never the original."""
+        redacted, problem = self.redact_body_reason(text)
+        return redacted, problem is not None
+
+    def redact_body_reason(self, text: str) -> tuple[str, str | None]:
+        """As :meth:`redact_body`, with why it failed (``None``: it did not) — a few words, never the payload.
+
+        The normal case costs what it always did: one scan, plus one ``json.loads`` when JSONPaths are set."""
         if not self.redacts_bodies:
-            return text
+            return text, None
         stripped = text.lstrip()
         if not stripped.startswith(("{", "[")):
-            return text
+            return text, None
         try:
             spans = value_spans(text)
+        except _NOT_JSON:
+            return text, None
+        except Exception as exc:  # noqa: BLE001 - RecursionError above all: JSON nested too deep
+            return self._unreadable(text, exc)
+        try:
             targets = [span for path, span in spans.items() if path and path[-1] in self._plain_keys]
             if self._paths:
                 targets.extend(self._path_spans(text, spans))
-        except (_Invalid, ValueError, IndexError, msgspec.DecodeError):
-            return text
-        return self._replace(text, targets)
+        except Exception as exc:  # noqa: BLE001 - the scanner read it as JSON: any failure here is ours
+            return self._unreadable(text, exc)
+        return self._replace(text, targets), None
+
+    def _unreadable(self, text: str, exc: Exception) -> tuple[str, str | None]:
+        """The answer for JSON that could not be processed: the redact value unless no secret can be in it."""
+        if not self._might_hold_secret(text):
+            return text, None
+        return self.redact_value, "nested too deep" if isinstance(exc, RecursionError) else type(exc).__name__
+
+    def _might_hold_secret(self, text: str) -> bool:
+        """Whether an unread document could hold a value to redact. A JSONPath can match anything; a plain
+        key can only match if its name is written in the text, verbatim or behind an escape."""
+        if self._paths or "\\" in text:
+            return True
+        return any(key in text for key in self._plain_keys)
 
     def _path_spans(self, text: str, spans: dict[Path, tuple[int, int]]) -> list[tuple[int, int]]:
         document = json.loads(text)  # not msgspec: a number beyond a float (1e400) must not stop redaction

@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from ulid import ULID
 
-from mockd.events import Connection, SseBlock, StreamEvents, WsFrame
-from mockd.recording.format import (UNSET, ConnectionRecord, Frame, SseEvent, StopReason, encode_recording,
-                                    rfc3339)
+from mockd.events import MAX_CAPTURED_BODY, Connection, SseBlock, StreamEvents, WsFrame
+from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpRequestRecord,
+                                    HttpResponseRecord, SseEvent, StopReason, encode_recording, rfc3339)
 from mockd.recording.journal import JournalClose, JournalHeader, JournalOpen, JournalWriter, assemble
 from mockd.recording.redact import Redactor
 from mockd.recording.store import Store, StoreError
@@ -30,7 +30,7 @@ FLUSH_INTERVAL = 0.1
 # Appended frames are encoded as soon as this many wait (the write still happens every FLUSH_INTERVAL):
 # a small batch is encoded while it is still in the CPU cache, which made the whole relay ~10 % cheaper.
 ENCODE_BATCH = 256
-PROTOCOLS = ("websocket", "sse")
+PROTOCOLS = ("websocket", "sse", "http")
 
 
 @dataclass
@@ -68,6 +68,8 @@ class RecordingSession:
     pending: list[tuple[str, Connection, Any]] = field(default_factory=list)
     frame_count: int = 0
     stop_reason: StopReason | None = None  # set when a limit asks the session to stop
+    exchanges: int = 0  # HTTP exchanges captured so far
+    unredactable: set[int] = field(default_factory=set)  # connections already warned about (once each)
 
     def __post_init__(self) -> None:
         self.redacts_bodies = self.redactor.redacts_bodies  # asked once per frame: keep the answer
@@ -86,7 +88,7 @@ class RecordingSession:
         self.numbers[connection] = len(self.numbers) + 1
         self.pending.append(("open", connection, None))
 
-    def add(self, kind: str, connection: Connection, item: WsFrame | SseBlock) -> None:
+    def add(self, kind: str, connection: Connection, item: WsFrame | SseBlock | int) -> None:
         if self.stop_reason is not None:
             return  # a limit was reached; the recorder stops this session at its next flush
         self.pending.append((kind, connection, item))
@@ -95,6 +97,11 @@ class RecordingSession:
         self.frame_count += 1
         if self.frame_count == self.limits.max_frames:
             self.stop_reason = "maxFrames"
+
+    def add_exchange(self, exchange: Connection) -> None:
+        """An HTTP exchange is numbered as it comes (it is not kept among the open connections)."""
+        self.exchanges += 1
+        self.add("http", exchange, self.exchanges)
 
     def release(self, connection: Connection) -> None:
         self.pending.append(("close", connection, None))
@@ -117,6 +124,8 @@ class RecordingSession:
                     entries.append(frame_of(numbers[connection], item))
                 elif kind == "sse":
                     entries.append(event_of(numbers[connection], item))
+                elif kind == "http":
+                    entries.append(self._exchange(item, connection))
                 else:
                     self.journal.entries(entries)
                     entries = []
@@ -140,7 +149,13 @@ class RecordingSession:
         if kind == "text":
             assert isinstance(data, str)
             size = len(data) if data.isascii() else len(data.encode())
-            text = self.redactor.body(data) if self.redacts_bodies else data
+            if not self.redacts_bodies:
+                return Frame(frame.direction, kind, data, timestamp, relative, number, UNSET, size)
+            text, problem = self.redactor.redact_body_reason(data)
+            if problem is not None:
+                self._redaction_failed(number, "a frame", problem)
+                return Frame(frame.direction, kind, text, timestamp, relative, number, UNSET, size,
+                             redaction_failed=True)
             return Frame(frame.direction, kind, text, timestamp, relative, number, UNSET, size)
         if kind == "close":
             reason = frame.close_reason or ""
@@ -154,11 +169,25 @@ class RecordingSession:
         data = block.data
         kind = block.type if block.type is not None else ("message" if data is not None else UNSET)
         timestamp, relative = self._stamp(block.at_ns)
+        problem: str | None = None
         if data is not None and self.redacts_bodies:
-            data = self.redactor.body(data)
-        return SseEvent(kind, UNSET if data is None else data,
-                        UNSET if block.id is None else block.id, UNSET if block.retry is None else block.retry,
-                        UNSET if block.comment is None else block.comment, timestamp, relative, number)
+            data, problem = self.redactor.redact_body_reason(data)
+        event = SseEvent(kind, UNSET if data is None else data,
+                         UNSET if block.id is None else block.id, UNSET if block.retry is None else block.retry,
+                         UNSET if block.comment is None else block.comment, timestamp, relative, number)
+        if block.type == "message":  # said so itself: a replay writes the line back
+            event.event_line = True
+        if problem is not None:
+            self._redaction_failed(number, "an event", problem)
+            event.redaction_failed = True
+        return event
+
+    def _redaction_failed(self, number: int, what: str, problem: str) -> None:
+        """Warn once per connection that an entry holds the redact value instead of its data (never the data)."""
+        if number not in self.unredactable:
+            self.unredactable.add(number)
+            log.warning("recording %s: connection %d: %s could not be redacted (%s); its data was replaced "
+                        "by the redact value", self.id, number, what, problem)
 
     def _opened(self, number: int, connection: Connection) -> JournalOpen:
         """A connection open before the session started keeps its real ``openedAt``, at relativeMs 0."""
@@ -169,16 +198,52 @@ class RecordingSession:
             headers=self.redactor.headers(connection.headers), query=self.redactor.query(connection.query),
             subprotocol=_or_unset(connection.subprotocol))
         body = connection.request_body
+        body, encoding, truncated = self._body(number, connection.request_body, "the request body")
         return JournalOpen(
             record=record, method=connection.method, host=connection.host, status=_or_unset(connection.status),
             response_headers=self.redactor.headers(connection.response_headers) if connection.status else UNSET,
-            request_body=self.redactor.body(body.decode("utf-8", "replace")) if body else UNSET)
+            request_body=body, request_body_encoding=encoding, request_body_truncated=truncated)
+
+    def _body(self, number: int, raw: bytes | None, what: str) -> tuple[Any, Any, Any]:
+        """``body``, ``bodyEncoding`` and ``bodyTruncated`` of a captured body: UTF-8 text redacted (the
+        redact value when it could not be), anything else base64; cut at ``MAX_CAPTURED_BODY``."""
+        if not raw:
+            return UNSET, UNSET, UNSET
+        truncated = True if len(raw) > MAX_CAPTURED_BODY else UNSET
+        kept = raw[:MAX_CAPTURED_BODY]
+        try:
+            text = kept.decode()
+        except UnicodeDecodeError:
+            return base64.b64encode(kept).decode(), "base64", truncated
+        if not self.redacts_bodies:
+            return text, UNSET, truncated
+        redacted, problem = self.redactor.redact_body_reason(text)
+        if problem is not None:
+            self._redaction_failed(number, what, problem)
+        return redacted, UNSET, truncated
+
+    def _exchange(self, number: int, exchange: Connection) -> HttpExchange:
+        """A plain HTTP exchange as the file holds it, redacted like the streams."""
+        timestamp, relative = self._stamp(exchange.opened_ns)
+        redactor = self.redactor
+        body, encoding, truncated = self._body(number, exchange.request_body, "a request body")
+        request = HttpRequestRecord(
+            method=exchange.method, path=exchange.path, query=redactor.query(exchange.query),
+            headers=redactor.headers(exchange.headers), body=body, body_encoding=encoding, body_truncated=truncated,
+            size=exchange.request_size)
+        body, encoding, truncated = self._body(number, exchange.response_body, "a response body")
+        response = HttpResponseRecord(
+            status=exchange.status or 0, headers=redactor.headers(exchange.response_headers), body=body,
+            body_encoding=encoding, body_truncated=truncated, size=exchange.response_size)
+        duration = ((exchange.closed_ns or exchange.opened_ns) - exchange.opened_ns) // 1_000_000
+        return HttpExchange(request=request, response=response, timestamp=timestamp, relative_ms=relative,
+                            duration_ms=duration, connection=number, origin=exchange.origin)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.header.name, "protocol": self.header.protocol, "path": self.header.path,
                 "startTime": rfc3339(self.header.start_ns),
                 "durationMs": (time.time_ns() - self.header.start_ns) // 1_000_000,
-                "frameCount": self.frame_count, "connectionCount": len(self.numbers)}
+                "frameCount": self.frame_count, "connectionCount": len(self.numbers) + self.exchanges}
 
 
 def _or_unset(value: Any) -> Any:
@@ -200,7 +265,7 @@ class Recorder:
 
     # --- sessions -------------------------------------------------------------------------------
 
-    def start(self, protocol: Literal["websocket", "sse"], path: str, name: str | None = None,
+    def start(self, protocol: Literal["websocket", "sse", "http"], path: str, name: str | None = None,
               headers: dict[str, str] | None = None, limits: SessionLimits | None = None,
               source: str = "manual") -> tuple[RecordingSession, str | None]:
         """Open a session; returns it and the storage warning, if any. Raises StoreError when full."""
@@ -320,3 +385,8 @@ class Recorder:
     def connection_closed(self, connection: Connection) -> None:
         for session in self._routes.pop(connection, ()):
             session.release(connection)
+
+    def http_exchange(self, exchange: Connection) -> None:
+        for session in self.sessions.values():
+            if session.matches(exchange):
+                session.add_exchange(exchange)

@@ -284,6 +284,7 @@ class Store:
             "recordingCount": len(live),
             "websocketCount": sum(entry.summary.protocol == "websocket" for entry in live),
             "sseCount": sum(entry.summary.protocol == "sse" for entry in live),
+            "httpCount": sum(entry.summary.protocol == "http" for entry in live),
             "deletedCount": len(deleted), "deletedBytes": sum(entry.size for entry in deleted),
         }
         if live:
