@@ -101,7 +101,7 @@ class Store:
     def _read_index(self) -> dict[str, _IndexEntry]:
         try:
             return msgspec.json.decode((self.directory / INDEX_NAME).read_bytes(), type=_Index).entries
-        except (OSError, msgspec.DecodeError):
+        except (OSError, msgspec.DecodeError, RecursionError):
             return {}
 
     def _write_index(self) -> None:
@@ -115,7 +115,7 @@ class Store:
             raw = path.read_bytes()
             info = path.stat()
             summary = decode_summary(raw)
-        except (OSError, msgspec.DecodeError) as exc:
+        except (OSError, msgspec.DecodeError, RecursionError) as exc:  # a file nested too deep is not ours
             log.warning("skipping %s: not a readable recording (%s)", path.name, exc)
             return None
         if summary.id != path.stem:

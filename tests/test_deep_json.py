@@ -1,0 +1,432 @@
+"""Nothing lost silently: JSON nested too deep (or otherwise unreadable) in frames, events, admin bodies,
+config and settings files, and WebSocket mock messages.
+
+A recorded frame whose JSON cannot be redacted is still recorded — its data replaced by the redact value,
+flagged ``redactionFailed`` and with its real size — and the server says so once per connection, never
+with the payload. An admin body nested too deep is a ``400 invalid_json``; a config or settings file
+nested too deep is one line and exit 1; a WebSocket mock answers such a message as "no match" and goes
+on serving. Real sockets and a real ``mockd serve`` process throughout; the Redactor's contract is also
+checked as a pure function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import MockdFactory, RunningMockd, mocks_config, run_mockd, write_config, ws_mock
+from httpclient import Reply, acall
+from mockd.config import ConfigError, MessageMatch, parse_document
+from mockd.mocks.websocket import message_matches
+from mockd.recording.redact import Redactor
+from mockd.templating import render
+from upstreams import DEADLINE, echo, open_request, open_ws, proxy_mock, recv, streaming_upstream, ws_upstream
+
+Json = dict[str, Any]
+REDACTED = "[REDACTED]"
+SECRET = "hunter2-deep-secret"
+DEEP_LEVELS = (1000, 5000)
+TOO_DEEP_BODY = b"[" * 100_000 + b"]" * 100_000
+WARNING = "could not be redacted (nested too deep); its data was replaced by the redact value"
+
+
+def nested(levels: int, inner: str = "1") -> str:
+    """``inner`` inside ``levels`` arrays."""
+    return "[" * levels + inner + "]" * levels
+
+
+def deep_document(levels: int) -> str:
+    """A JSON object holding a secret and a value nested ``levels`` arrays deep."""
+    return '{"password": "%s", "deep": %s}' % (SECRET, nested(levels))
+
+
+NORMAL_SENT = ['{"password": "%s", "n": 1}' % SECRET, '{"n": 2, "password": "%s"}' % SECRET]
+NORMAL_STORED = ['{"password": "[REDACTED]", "n": 1}', '{"n": 2, "password": "[REDACTED]"}']
+
+
+def write_settings(directory: Path, **recording: Any) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "mockd.yaml"
+    path.write_text(yaml.safe_dump({"recording": recording}))
+    return path
+
+
+# --- the admin API ------------------------------------------------------------------------------------
+
+
+async def admin(server: RunningMockd, method: str, path: str, body: Any = None, **kwargs: Any) -> Reply:
+    return await acall(method, server.admin_url + path, body, **kwargs)
+
+
+async def start_recording(server: RunningMockd, protocol: str, path: str) -> str:
+    reply = await admin(server, "POST", "/stream-recordings/start", {"protocol": protocol, "path": path})
+    assert reply.status == 201, reply.text
+    return str(reply.json()["recordingId"])
+
+
+async def stop_once_closed(server: RunningMockd, recording_id: str, entries: int) -> Json:
+    """Wait (polling with a deadline) until every captured connection closed and ``entries`` frames or
+    events are in, then stop the session; returns the recording the stop answered with."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while True:
+        reply = await admin(server, "GET", f"/stream-recordings/{recording_id}")
+        assert reply.status == 200, reply.text
+        recording = reply.json()
+        section = recording.get("websocket") or recording.get("sse") or {}
+        items = section.get("frames") or section.get("events") or []
+        connections = recording.get("connections") or []
+        if connections and all("closedAt" in c for c in connections) and len(items) >= entries:
+            break
+        assert loop.time() < deadline, f"the recording did not fill up: {recording}"
+        await asyncio.sleep(0.02)
+    stopped = await admin(server, "POST", f"/stream-recordings/{recording_id}/stop")
+    assert stopped.status == 200, stopped.text
+    answer: Json = stopped.json()
+    return answer
+
+
+def secret_files(server: RunningMockd) -> list[str]:
+    return sorted(str(p) for p in server.data_dir.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes())
+
+
+def assert_quiet_log(server: RunningMockd, warnings: int) -> None:
+    """The server log warned ``warnings`` times, without the payload and without a traceback."""
+    log = server.stderr
+    assert log.count(WARNING) == warnings, log
+    assert "Traceback" not in log, log
+    assert SECRET not in log, log
+    assert "could not record" not in log, log
+
+
+# --- 1. recording: the entry is kept, flagged, redacted -------------------------------------------------
+
+
+@pytest.mark.parametrize("origin", ["mock", "proxy"])
+async def test_deep_ws_frames_are_recorded_flagged_with_the_redact_value(mockd: MockdFactory, tmp_path: Path,
+                                                                        origin: str) -> None:
+    settings_file = write_settings(tmp_path / "settings", filterBodyKeys=["password"])
+    messages = [NORMAL_SENT[0], *(deep_document(levels) for levels in DEEP_LEVELS), NORMAL_SENT[1]]
+    stored = [NORMAL_STORED[0], REDACTED, REDACTED, NORMAL_STORED[1]]
+    async with ws_upstream(echo) as upstream:
+        server = mockd.start(mocks_config(ws_mock("echo", "/ws/echo"), proxy_mock(upstream.url, "/up")),
+                             "--settings", str(settings_file))
+        path = "/ws/echo" if origin == "mock" else "/up/ws"
+        recording_id = await start_recording(server, "websocket", path)
+        async with open_ws(server.ws_url(path), max_size=None) as ws:
+            for message in messages:
+                await ws.send(message)
+                assert await recv(ws) == message  # the live traffic is untouched
+        recording = await stop_once_closed(server, recording_id, 2 * len(messages))
+
+    assert recording["status"] == "complete"
+    frames = recording["websocket"]["frames"]
+    assert recording["stats"]["frameCount"] == len(frames)
+    texts = [frame for frame in frames if frame["type"] == "text"]
+    assert [(f["direction"], f["data"]) for f in texts] == [(d, s) for s in stored for d in ("c2s", "s2c")]
+    for index, frame in enumerate(texts):
+        sent = messages[index // 2]
+        assert frame["size"] == len(sent.encode())  # the payload's size, not the redact value's
+        if stored[index // 2] == REDACTED:
+            assert frame["redactionFailed"] is True, frame
+        else:
+            assert "redactionFailed" not in frame, frame
+    assert secret_files(server) == [], "a secret reached the disk"
+    assert_quiet_log(server, warnings=1)  # four failed frames, one connection: one warning
+
+
+async def test_deep_json_without_a_filtered_key_is_kept_verbatim(mockd: MockdFactory, tmp_path: Path) -> None:
+    """Unreadable, but no filtered key can be in it: nothing to hide, so it is stored as it came."""
+    settings_file = write_settings(tmp_path / "settings", filterBodyKeys=["password"])
+    server = mockd.start(mocks_config(ws_mock("echo", "/ws/echo")), "--settings", str(settings_file))
+    recording_id = await start_recording(server, "websocket", "/ws/echo")
+    message = '{"harmless": %s}' % nested(3000)
+    async with open_ws(server.ws_url("/ws/echo"), max_size=None) as ws:
+        await ws.send(message)
+        assert await recv(ws) == message
+    recording = await stop_once_closed(server, recording_id, 2)
+    texts = [frame for frame in recording["websocket"]["frames"] if frame["type"] == "text"]
+    assert [(f["data"], "redactionFailed" in f) for f in texts] == [(message, False)] * 2
+    assert_quiet_log(server, warnings=0)
+
+
+SSE_EVENTS = [NORMAL_SENT[0], *(deep_document(levels) for levels in DEEP_LEVELS), NORMAL_SENT[1]]
+SSE_STORED = [NORMAL_STORED[0], REDACTED, REDACTED, NORMAL_STORED[1]]
+
+
+@pytest.mark.parametrize("origin", ["mock", "proxy"])
+async def test_deep_sse_events_and_request_body_are_recorded_with_the_redact_value(
+        mockd: MockdFactory, tmp_path: Path, origin: str) -> None:
+    settings_file = write_settings(tmp_path / "settings", filterBodyKeys=["password"])
+    chunks = [f"data: {data}\n\n".encode() for data in SSE_EVENTS]
+    sse = {"id": "sse", "type": "http", "http": {"matcher": {"method": "POST", "path": "/sse/mock"},
+                                                 "sse": {"events": [{"data": data} for data in SSE_EVENTS]}}}
+    async with streaming_upstream(lambda i: chunks[i] if i < len(chunks) else None, 0.01,
+                                  headers=[("Content-Type", "text/event-stream")]) as upstream:
+        server = mockd.start(mocks_config(sse, proxy_mock(upstream.url, "/up")), "--settings", str(settings_file))
+        path = "/sse/mock" if origin == "mock" else "/up/stream"
+        recording_id = await start_recording(server, "sse", path)
+        response = await open_request(server.mock_port, "POST", path,
+                                      [("Accept", "text/event-stream"), ("Content-Type", "application/json")],
+                                      deep_document(2000).encode())
+        assert response.status == 200
+        body = await response.read_body()
+        await response.close()
+        assert all(data.encode() in body for data in SSE_EVENTS)  # the live stream is untouched
+        recording = await stop_once_closed(server, recording_id, len(SSE_EVENTS))
+
+    assert recording["status"] == "complete"
+    events = [event for event in recording["sse"]["events"] if "data" in event]
+    assert [event["data"] for event in events] == SSE_STORED
+    for event, stored in zip(events, SSE_STORED, strict=True):
+        assert event.get("redactionFailed") is (True if stored == REDACTED else None), event
+    assert recording["stats"]["eventCount"] == len(recording["sse"]["events"])
+    assert recording["sse"]["request"]["body"] == REDACTED
+    assert secret_files(server) == [], "a secret reached the disk"
+    assert_quiet_log(server, warnings=1)  # the request body and two events, one connection: one warning
+
+
+# --- 2. the admin API: 400 invalid_json, never a 500 -----------------------------------------------------
+
+BODY_ROUTES = ["/mocks", "/stream-recordings/start", "/stream-recordings/{id}/convert",
+               "/stream-recordings/{id}/replay", "/replay/{id}/advance"]
+
+
+@pytest.fixture
+async def admin_targets(mockd: MockdFactory) -> tuple[RunningMockd, list[str]]:
+    """A server with one recording and one triggered replay of it, and every POST route that takes a
+    JSON body (the five named, plus any other the OpenAPI document lists) with its ids filled in."""
+    server = mockd.start(mocks_config(ws_mock("echo", "/ws/echo")))
+    recording_id = await start_recording(server, "websocket", "/ws/echo")
+    async with open_ws(server.ws_url("/ws/echo")) as ws:
+        await ws.send("hello")
+        assert await recv(ws) == "hello"
+    await stop_once_closed(server, recording_id, 2)
+    started = await admin(server, "POST", f"/stream-recordings/{recording_id}/replay",
+                          {"mode": "triggered", "path": "/replayed"})
+    assert started.status == 201, started.text
+    replay_id = started.json()["sessionId"]
+    document = (await admin(server, "GET", "/openapi.json")).json()
+    documented = {path for path, item in document["paths"].items() if "requestBody" in item.get("post", {})}
+    assert set(BODY_ROUTES) <= documented, documented
+    routes = sorted(documented)
+    return server, [route.replace("{id}", replay_id if route.startswith("/replay/") else recording_id)
+                    for route in routes]
+
+
+async def test_json_nested_too_deep_is_400_invalid_json_on_every_body_route(
+        admin_targets: tuple[RunningMockd, list[str]]) -> None:
+    server, targets = admin_targets
+    bad: list[str] = []
+    for target in targets:
+        reply = await admin(server, "POST", target, raw=TOO_DEEP_BODY)
+        answer = reply.json() if reply.headers.get("Content-Type", "").startswith("application/json") else None
+        if reply.status != 400 or not isinstance(answer, dict) or answer.get("error") != "invalid_json" \
+                or "nested too deep" not in answer.get("message", ""):
+            bad.append(f"POST {target}: {reply.status} {reply.body[:200]!r}")
+    assert not bad, "\n".join(bad)
+    assert (await admin(server, "GET", "/health")).status == 200
+    assert "Traceback" not in server.stderr
+
+
+async def test_json_near_the_depth_limit_is_a_4xx_json_answer(admin_targets: tuple[RunningMockd, list[str]]) -> None:
+    """Just under the parser's limit the body decodes, and what follows (validation) must cope too."""
+    server, targets = admin_targets
+    bad: list[str] = []
+    for levels in (1000, 990, 980, 970, 960, 950, 900):
+        deep = nested(levels, "")
+        for raw in (deep.encode(), ('{"name": %s}' % deep).encode()):
+            for target in targets:
+                reply = await admin(server, "POST", target, raw=raw)
+                if not 400 <= reply.status < 500 or "error" not in reply.json():
+                    bad.append(f"POST {target} ({levels} levels): {reply.status} {reply.body[:200]!r}")
+    assert not bad, "\n".join(bad)
+    assert "Traceback" not in server.stderr
+
+
+# --- 3. config and settings files: one line, exit 1 ------------------------------------------------------
+
+DEEP_FILES = {
+    "json": ("mocks.json", '{"version": "1.0", "mocks": %s}' % nested(5000, "")),
+    "yaml-flow": ("mocks.yaml", 'version: "1.0"\nmocks: %s\n' % nested(5000, "")),
+    "yaml-block": ("mocks.yaml", 'version: "1.0"\nmocks:\n' + "".join(" " * i + "- \n" for i in range(1, 3000))),
+}
+
+
+def assert_one_line_failure(result: Any, path: Path) -> None:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert str(path) in lines[0] and ("nested too deep" in lines[0] or "nesting depth" in lines[0]), lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("kind", DEEP_FILES)
+def test_config_file_nested_too_deep_is_one_line_and_exit_1(tmp_path: Path, kind: str) -> None:
+    name, text = DEEP_FILES[kind]
+    path = write_config(tmp_path, text, name)
+    result = run_mockd("serve", "--port", "0", "--admin-port", "0", "--data-dir", str(tmp_path / "data"),
+                       "--config", str(path))
+    assert_one_line_failure(result, path)
+
+
+@pytest.mark.parametrize("kind", ["json", "yaml"])
+def test_settings_file_nested_too_deep_is_one_line_and_exit_1(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"mockd.{kind}"
+    path.write_text('{"recording": %s}' % nested(5000, "") if kind == "json"
+                    else "recording: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n")
+    result = run_mockd("serve", "--port", "0", "--admin-port", "0", "--data-dir", str(tmp_path / "data"),
+                       "--settings", str(path))
+    assert_one_line_failure(result, path)
+
+
+@pytest.mark.parametrize("text", [nested(5000, ""), "a: " + nested(5000, ""), '{"a": %s}' % nested(100_000)])
+def test_parse_document_nested_too_deep_is_a_config_error(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"^deep: invalid (JSON|YAML)"):
+        parse_document(text, "deep")
+    with pytest.raises(ConfigError, match=r"^deep: invalid (JSON|YAML)"):
+        parse_document(text.encode(), "deep")
+
+
+# --- 4. WebSocket mocks: no match, the connection stays up ---------------------------------------------
+
+
+@pytest.mark.parametrize("default", [True, False], ids=["defaultResponse", "no-default"])
+async def test_ws_json_matcher_answers_a_deep_message_as_no_match_and_keeps_serving(
+        mockd: MockdFactory, default: bool) -> None:
+    fields: Json = {"matchers": [
+        {"match": {"type": "json", "path": "$.kind", "value": "ping"}, "response": {"value": "pong"}},
+        {"match": {"type": "json", "path": "$..kind", "value": "hello"}, "response": {"value": "hi"}}]}
+    if default:
+        fields["defaultResponse"] = {"value": "no match: [{{message.kind}}]"}
+    server = mockd.start(mocks_config(ws_mock("m", "/ws/m", **fields)))
+    async with open_ws(server.ws_url("/ws/m"), max_size=None) as ws:
+        for levels in (*DEEP_LEVELS, 100_000):
+            await ws.send('{"kind": "ping", "d": %s}' % nested(levels))
+            if default:
+                assert await recv(ws) == "no match: []"  # undecodable: no match, its fields are missing
+        # decodable, but deep enough that a recursive search ($..) may give up: an answer either way
+        await ws.send('{"kind": "hello", "d": %s}' % nested(800))
+        if default:
+            assert await recv(ws) in ("hi", "no match: [hello]")
+        await ws.send('{"kind": "ping"}')
+        answer = await recv(ws)
+        if not default:
+            while answer == "hi":  # the 800-level message may have matched $..kind
+                answer = await recv(ws)
+        assert answer == "pong"  # the next answer: nothing was sent for the deep messages without a default
+        assert ws.close_code is None
+    assert server.process.poll() is None
+    assert "Traceback" not in server.stderr
+
+
+# --- units: the Redactor, templating, matching ----------------------------------------------------------
+
+PLAIN = Redactor(filter_body_keys=["password"])
+WITH_PATH = Redactor(filter_body_keys=["password", "$.user.ssn"])
+
+
+@pytest.mark.parametrize("redactor", [PLAIN, WITH_PATH], ids=["plain", "jsonpath"])
+@pytest.mark.parametrize("levels", [1000, 5000, 100_000])
+def test_redactor_deep_json_is_the_redact_value_and_failed(redactor: Redactor, levels: int) -> None:
+    text = deep_document(levels)
+    assert redactor.redact_body(text) == (REDACTED, True)
+    assert redactor.redact_body_reason(text) == (REDACTED, "nested too deep")
+    assert redactor.body(text) == REDACTED  # the old entry point never gives the original back either
+
+
+def test_redactor_custom_redact_value_on_failure() -> None:
+    assert Redactor(filter_body_keys=["password"], redact_value="<hidden>").redact_body(deep_document(2000)) == \
+        ("<hidden>", True)
+
+
+@pytest.mark.parametrize("text", ["hello", "", "   ", "[1, 2,", '{"password": NaN}', "{'password': 1}",
+                                  '{"password": "x"} trailing', "[" * 10, "\ufeff{}"])
+def test_redactor_non_json_text_is_unchanged_and_not_failed(text: str) -> None:
+    assert WITH_PATH.redact_body(text) == (text, False)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"password": "p", "user": {"ssn": "1"}}', '{"password": "[REDACTED]", "user": {"ssn": "[REDACTED]"}}'),
+    ('[{"a": [[[{"password": 1}]]]}]', '[{"a": [[[{"password": "[REDACTED]"}]]]}]'),
+    (nested(100, '{"password": true}'), nested(100, '{"password": "[REDACTED]"}')),
+    ('{"other": 1}', '{"other": 1}'),
+])
+def test_redactor_normal_json_is_redacted_and_not_failed(text: str, expected: str) -> None:
+    assert WITH_PATH.redact_body(text) == (expected, False)
+
+
+def test_redactor_deep_json_without_a_filtered_key_is_unchanged() -> None:
+    text = '{"harmless": %s}' % nested(3000)
+    assert PLAIN.redact_body(text) == (text, False)
+    # ...but a JSONPath could match anything, and an escape can spell any key
+    assert WITH_PATH.redact_body(text) == (REDACTED, True)
+    escaped = '{"pass\\u0077ord": %s}' % nested(3000)
+    assert PLAIN.redact_body(escaped) == (REDACTED, True)
+
+
+def test_redactor_a_jsonpath_stage_failure_never_leaks() -> None:
+    """A number ``json`` refuses (more digits than int conversion allows) stops the JSONPath stage."""
+    text = '{"user": {"ssn": "%s"}, "n": %s}' % (SECRET, "1" * 5000)
+    redacted, failed = WITH_PATH.redact_body(text)
+    assert SECRET not in redacted
+    assert failed == (redacted == REDACTED)
+
+
+def test_redactor_without_body_keys_never_touches_bodies() -> None:
+    text = deep_document(5000)
+    assert Redactor().redact_body(text) == (text, False)
+    assert Redactor(filter_headers=["authorization"]).redact_body(text) == (text, False)
+
+
+JSONISH = st.text(alphabet='[]{}":,. \n\\01aptsword', max_size=300)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(), JSONISH,
+                 st.builds(lambda n, inner: "[" * n + inner + "]" * n, st.integers(0, 3000), JSONISH),
+                 st.builds(lambda n, tail: '{"a": ' + "[" * n + tail, st.integers(0, 3000), JSONISH)))
+def test_redactor_never_raises_and_failure_means_the_redact_value(text: str) -> None:
+    for redactor in (PLAIN, WITH_PATH):
+        redacted, failed = redactor.redact_body(text)
+        assert isinstance(redacted, str)
+        if failed:
+            assert redacted == REDACTED
+        elif redacted != text:
+            assert redactor.redact_body(redacted) == (redacted, False)  # what was stored redacts to itself
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 4000), st.sampled_from(["password", "$..password"]))
+def test_a_secret_at_any_depth_never_comes_back(levels: int, key: str) -> None:
+    text = nested(levels, '{"password": "%s"}' % SECRET)
+    redacted, failed = Redactor(filter_body_keys=[key]).redact_body(text)
+    assert SECRET not in redacted
+    assert failed == (redacted == REDACTED)
+
+
+@pytest.mark.parametrize("levels", [1000, 5000, 100_000])
+def test_template_field_of_a_deep_message_is_missing(levels: int) -> None:
+    message = '{"a": {"b": 1}, "d": %s}' % nested(levels)
+    assert render("got [{{message.a.b}}] of {{message}}", message) == f"got [] of {message}"
+
+
+@pytest.mark.parametrize("path", ["$.kind", "$..kind"])
+@pytest.mark.parametrize("levels", [800, 1000, 5000, 100_000])
+def test_json_match_of_a_deep_message_never_raises(path: str, levels: int) -> None:
+    message = '{"kind": "x", "d": %s}' % nested(levels)
+    matched = message_matches(MessageMatch(type="json", path=path, value="x"), message)
+    if levels >= 1000:
+        assert matched is False  # undecodable
+    elif path == "$.kind":
+        assert matched is True  # decodable, and a direct path does not recurse
+    else:
+        assert isinstance(matched, bool)  # a recursive search may give up: "no match", never an exception
+    assert message_matches(MessageMatch(type="json", path=path, value="x"), '{"kind": "x"}') is True
