@@ -81,7 +81,7 @@ def step_delay(step: ScenarioStep) -> float:
 class ScenarioConnection(Protocol):
     """What a scenario needs of the connection it runs on."""
 
-    async def send_message_now(self, message: WsMessage) -> None: ...
+    async def send_message_now(self, message: WsMessage, received: Message | None = None) -> None: ...
     async def ping(self, payload: bytes) -> None: ...
     def request_close(self, code: int, reason: str = "") -> None: ...
 
@@ -96,8 +96,9 @@ class ScenarioRunner:
         self.matches = matches
         self.inbox = Inbox()
         self._timeout_close = expect_timeout_close
-        self._waiting: tuple[MessageMatch | None, asyncio.Future[float]] | None = None
+        self._waiting: tuple[MessageMatch | None, asyncio.Future[tuple[float, Message]]] | None = None
         self._expects = any(isinstance(step, ExpectStep) for step in scenario.steps)
+        self._taken: Message | None = None  # the message the last expect took: what templates answer
         self.finished = False
 
     # --- client messages ------------------------------------------------------------------------
@@ -108,7 +109,7 @@ class ScenarioRunner:
         if waiting is None or waiting[1].done() or not self.matches(waiting[0], message):
             return False
         self._waiting = None
-        waiting[1].set_result(arrived)
+        waiting[1].set_result((arrived, message))
         return True
 
     def keep(self, arrived: float, message: Message, label: str) -> None:
@@ -146,7 +147,7 @@ class ScenarioRunner:
     async def _act(self, step: ScenarioStep) -> bool:
         """Carry out a step that is due; False ends the scenario."""
         if isinstance(step, SendStep):
-            await self.connection.send_message_now(step.message)
+            await self.connection.send_message_now(step.message, self._taken)
         elif isinstance(step, PingStep):
             await self.connection.ping(base64.b64decode(step.data))
         elif isinstance(step, CloseStep):
@@ -157,15 +158,16 @@ class ScenarioRunner:
     async def _expect(self, step: ExpectStep) -> float | None:
         """When the awaited message arrived (the next anchor); None ends the scenario."""
         kept = self.inbox.take(step.match, self.matches)
-        if kept is not None:
-            return kept[0]
-        waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._waiting = (step.match, waiter)
-        try:
-            return await asyncio.wait_for(waiter, seconds(step.timeout))
-        except TimeoutError:
-            self._waiting = None
-            if step.optional:
-                return now()
-            self.connection.request_close(*self._timeout_close)
-            return None
+        if kept is None:
+            waiter: asyncio.Future[tuple[float, Message]] = asyncio.get_running_loop().create_future()
+            self._waiting = (step.match, waiter)
+            try:
+                kept = await asyncio.wait_for(waiter, seconds(step.timeout))
+            except TimeoutError:
+                self._waiting = None
+                if step.optional:
+                    return now()
+                self.connection.request_close(*self._timeout_close)
+                return None
+        arrived, self._taken = kept
+        return arrived
