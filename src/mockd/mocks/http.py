@@ -135,12 +135,8 @@ def mismatch(matcher: HttpMatcher, request: web.BaseRequest, body: bytes | None,
     :func:`needs_body`); ``skip_body`` asks about the other fields only."""
     if matcher.compares("method") and matcher.method is not None and matcher.method.upper() != request.method:
         return "method", f"is {request.method}, not {matcher.method.upper()}"
-    if matcher.compares("path"):
-        if matcher.path is not None:
-            if matcher.path != request.path:
-                return "path", f"is {request.path}, not {matcher.path}"
-        elif matcher.path_pattern is not None and _pattern(matcher.path_pattern).fullmatch(request.path) is None:
-            return "path", f"does not match {matcher.path_pattern}"
+    if not path_matches(matcher, request.path):
+        return "path", f"is {request.path}, not {matcher.path or matcher.path_pattern}"
     if matcher.compares("query"):
         query = request.query
         for name, value in matcher.query.items():
@@ -156,6 +152,15 @@ def mismatch(matcher: HttpMatcher, request: web.BaseRequest, body: bytes | None,
         if why is not None:
             return "body", why
     return None
+
+
+def path_matches(matcher: HttpMatcher, path: str) -> bool:
+    """Exact ``path``, or ``pathPattern`` matching the whole path (always, when ``matchOn`` leaves it out)."""
+    if not matcher.compares("path"):
+        return True
+    if matcher.path is not None:
+        return matcher.path == path
+    return matcher.path_pattern is None or _pattern(matcher.path_pattern).fullmatch(path) is not None
 
 
 def needs_body(matcher: HttpMatcher) -> bool:

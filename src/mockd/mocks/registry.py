@@ -12,7 +12,7 @@ from ulid import ULID
 from mockd.config import HttpMock, Mock, ProxyMock, WebSocketMock, WebSocketSpec
 from mockd.events import StreamEvents
 from mockd.jsonhttp import json_error
-from mockd.mocks.http import FIELD_ORDER, mismatch, needs_body, serve_response
+from mockd.mocks.http import FIELD_ORDER, mismatch, needs_body, path_matches, serve_response
 from mockd.mocks.sse import serve_sse
 from mockd.mocks.websocket import negotiate, serve_websocket
 from mockd.proxy import Upstream, path_matches_prefix
@@ -170,8 +170,8 @@ class MockRegistry:
         assert isinstance(mock, HttpMock) and mock.http is not None
         matcher = mock.http.matcher
         recorded = f"{matcher.method or 'any method'} {matcher.path or matcher.path_pattern}"
-        return json_error(404, "no_mock", f"{message}; the closest is mock {mock.id!r} ({recorded}): "
-                          f"the request's {field} {why}",
+        subject = "it" if field == "times" else f"the request's {field}"
+        return json_error(404, "no_mock", f"{message}; the closest is mock {mock.id!r} ({recorded}): {subject} {why}",
                           closest={"mock": mock.id, "method": matcher.method, "path": matcher.path,
                                    "field": field, "reason": why})
 
@@ -179,14 +179,12 @@ class MockRegistry:
         """The enabled HTTP mock on this path whose first differing field comes latest."""
         best: tuple[int, Mock, str, str] | None = None
         for mock in self._mocks:
-            if not isinstance(mock, HttpMock) or mock.http is None or not mock.enabled:
+            if not isinstance(mock, HttpMock) or mock.http is None or not mock.enabled \
+                    or not path_matches(mock.http.matcher, request.path):
                 continue
             missed = mismatch(mock.http.matcher, request, body)
-            if missed is None:  # it matched but is used up
-                missed = ("times", f"was served {mock.times} time(s), all it may be")  # type: ignore[assignment]
-            field, why = missed
-            if field in ("path",):
-                continue
+            field, why = missed if missed is not None else (  # it matched, but has served all it may
+                "times", f"has already served the {mock.times} request(s) it may")
             rank = FIELD_ORDER.index(field) if field in FIELD_ORDER else len(FIELD_ORDER)  # type: ignore[arg-type]
             if best is None or rank > best[0]:
                 best = (rank, mock, field, why)
