@@ -41,6 +41,14 @@ def compiled_jsonpath(path: str) -> jsonpath.JSONPath | jsonpath.CompoundJSONPat
     return jsonpath.compile(path)
 
 
+def jsonpath_find(path: str, document: Any) -> list[tuple[tuple[str | int, ...], Any]]:
+    """``(parts, value)`` of every place a JSONPath finds in a decoded JSON document. (python-jsonpath
+    reads a ``str`` document as JSON text; a string or other scalar has nothing below its root.)"""
+    if not isinstance(document, (dict, list)):
+        return [((), document)] if path.strip() == "$" else []
+    return [(tuple(match.parts), match.obj) for match in compiled_jsonpath(path).finditer(document)]
+
+
 def _check_regex(pattern: str, field: str) -> None:
     try:
         re.compile(pattern)
@@ -76,7 +84,7 @@ class BodyMatch(_Model):
 
     def __post_init__(self) -> None:
         if self.type in ("exact", "contains") and not isinstance(self.value, str):
-            raise ValueError(f"a {self.type} body match needs a string `value`")
+            raise ValueError(f"{'an' if self.type == 'exact' else 'a'} {self.type} body match needs a string `value`")
         if self.type == "jsonEqual" and self.value is msgspec.UNSET:
             raise ValueError("a jsonEqual body match needs a `value` (any JSON)")
         if self.type == "jsonPath":

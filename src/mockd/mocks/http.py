@@ -13,12 +13,13 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from mockd.config import BodyMatch, HttpMatcher, HttpResponse, RequestField, compiled_jsonpath
+from mockd.config import BodyMatch, HttpMatcher, HttpResponse, RequestField, jsonpath_find
 from mockd.events import MAX_CAPTURED_BODY, StreamEvents, connection_from_request
 
 # The order fields are compared in; a near miss that got further names a later field.
 FIELD_ORDER: tuple[RequestField, ...] = ("method", "path", "query", "headers", "body")
 _NOT_JSON = object()
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @functools.lru_cache(maxsize=256)
@@ -68,32 +69,41 @@ def json_difference(expected: Any, actual: Any, where: str = "$") -> str | None:
 
 
 def child_path(where: str, key: str) -> str:
-    """The JSONPath of member ``key`` of the value at ``where``."""
-    return f"{where}.{key}" if key.isidentifier() else f"{where}[{msgspec.json.encode(key).decode()}]"
+    """The JSONPath of member ``key`` of the value at ``where`` (``$.name`` only for ASCII names, which
+    every JSONPath reader takes)."""
+    return f"{where}.{key}" if _PLAIN_NAME.fullmatch(key) else f"{where}[{msgspec.json.encode(key).decode()}]"
 
 
 def without_paths(document: Any, paths: list[str]) -> Any:
-    """A copy of ``document`` without the values the JSONPaths find (the original is not changed)."""
+    """A copy of ``document`` without the values the JSONPaths find (the original is not changed);
+    None when one of them is the root itself (nothing is left to compare)."""
     if not paths:
         return document
     copy = msgspec.json.decode(msgspec.json.encode(document))
-    found = [list(match.parts) for path in paths for match in compiled_jsonpath(path).finditer(copy)]
-    for parts in sorted(found, key=lambda p: [str(part) for part in p], reverse=True):
+    found = {parts for path in paths for parts, _ in jsonpath_find(path, copy)}
+    if () in found:
+        return None
+    for parts in sorted(found, key=_removal_order, reverse=True):  # later list items first
         _remove(copy, parts)
     return copy
 
 
-def _remove(document: Any, parts: list[Any]) -> None:
+def _removal_order(parts: tuple[str | int, ...]) -> list[tuple[int, int, str]]:
+    return [(0, part, "") if isinstance(part, int) else (1, 0, part) for part in parts]
+
+
+def _remove(document: Any, parts: tuple[str | int, ...]) -> None:
     node = document
     for part in parts[:-1]:
         try:
             node = node[part]
         except (KeyError, IndexError, TypeError):
             return
+    last = parts[-1]
     if isinstance(node, dict):
-        node.pop(parts[-1], None)
-    elif isinstance(node, list) and isinstance(parts[-1], int) and parts[-1] < len(node):
-        node.pop(parts[-1])
+        node.pop(last, None)
+    elif isinstance(node, list) and isinstance(last, int) and last < len(node):
+        node.pop(last)
 
 
 # --- matching (pure) --------------------------------------------------------------------------------
@@ -112,7 +122,7 @@ def body_mismatch(match: BodyMatch, body: bytes) -> str | None:
     if match.type == "jsonPath":
         assert match.path is not None
         try:
-            found = compiled_jsonpath(match.path).findall(document)
+            found = [value for _, value in jsonpath_find(match.path, document)]
         except RecursionError:
             return "is nested too deep"
         if not found:

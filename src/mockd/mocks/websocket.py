@@ -17,7 +17,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from mockd.clock import now
-from mockd.config import MessageMatch, WebSocketSpec, WsMessage, compiled_jsonpath
+from mockd.config import MessageMatch, WebSocketSpec, WsMessage, jsonpath_find
 from mockd.durations import seconds
 from mockd.events import Connection, FrameType, StreamEvents, WsFrame, connection_from_request
 from mockd.mocks.scenario import ScenarioRunner
@@ -43,7 +43,7 @@ def _json_matches(match: MessageMatch, text: str) -> bool:
         return False
     assert match.path is not None
     try:
-        found = compiled_jsonpath(match.path).findall(document)
+        found = [value for _, value in jsonpath_find(match.path, document)]
     except RecursionError:
         return False
     if match.value is msgspec.UNSET:
