@@ -361,11 +361,11 @@ async def reply_ok(request: web.BaseRequest, received: ReceivedRequest) -> web.S
 
 @asynccontextmanager
 async def http_upstream(handler: HttpHandler = reply_ok) -> AsyncIterator[HttpUpstream]:
-    """An aiohttp web server on 127.0.0.1:0: records each request (body read in full), then ``handler``."""
+    """An aiohttp web server on 127.0.0.1:0: records each request (body read in full, any size), then ``handler``."""
     upstream = HttpUpstream()
 
     async def run(request: web.BaseRequest) -> web.StreamResponse:
-        body = await request.read()
+        body = await request.content.read()  # read() stops at 1 MiB; an upstream takes any body
         received = ReceivedRequest(request.method, request.raw_path,
                                    [(name.decode("latin-1"), value.decode("latin-1"))
                                     for name, value in request.raw_headers], body)
