@@ -1,4 +1,5 @@
-"""The performance scenarios P1–P8 of spec 05. Each takes a :class:`Context` and returns result rows."""
+"""The performance scenarios P1–P8 of spec 05 (P10, the converted mock, as a P4 row). Each takes a
+:class:`Context` and returns result rows."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from harness import (
 from peers import percentiles
 from ulid import ULID
 
+from mockd.convert import config_bytes, convert
 from mockd.recording.format import (
     ConnectionRecord,
     Frame,
@@ -284,10 +286,26 @@ def p4(context: Context) -> list[Row]:
     with mockd(context.workdir, data_dir) as server:
         single = replay_run(server, recorded.id, offsets, 1)
         many = replay_run(server, recorded.id, offsets, crowd)
+    converted = converted_run(context, offsets)
     return [replay_row(f"replay timing, 1 replay ({len(offsets)} frames, {seconds:g} s)", single,
                        "p50 ≤ 0.5, p99 ≤ 2 ms; drift ≤ 2 ms", lambda e: e["p50"] <= 0.5 and e["p99"] <= 2.0),
             replay_row(f"replay timing, {crowd} concurrent replays", many,
-                       "p99 ≤ 5 ms; drift ≤ 2 ms", lambda e: e["p99"] <= 5.0)]
+                       "p99 ≤ 5 ms; drift ≤ 2 ms", lambda e: e["p99"] <= 5.0),
+            replay_row(f"converted mock (spec P10), 1 client, {seconds:g} s WebSocket stream", converted,
+                       "p99 ≤ 2 ms; drift ≤ 2 ms", lambda e: e["p99"] <= 2.0)]
+
+
+def converted_run(context: Context, offsets: list[int]) -> dict[str, Any]:
+    """The same kind of recording turned into a mock config by ``mockd.convert`` (default options) and
+    served by ``mockd serve --config``: one client connects to the recorded path and timestamps the
+    scenario's ``send`` steps, judged against the recorded gaps like a replay."""
+    recorded = make_recording(offsets, "/converted", "bench converted")
+    config = context.workdir / "converted-mock.json"
+    config.write_bytes(config_bytes(convert(recorded)))
+    with mockd(context.workdir, context.fresh_dir("data-converted"), configs=(config,)) as server:
+        collected = load("ws-collect", "--url", server.ws("/converted"), "--conns", "1",
+                         "--expect", str(len(offsets)))
+    return timing_errors(offsets, collected)
 
 
 def replay_row(what: str, result: dict[str, Any], target: str, within: Callable[[dict[str, float]], bool]) -> Row:

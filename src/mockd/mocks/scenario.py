@@ -122,8 +122,9 @@ class ScenarioRunner:
 
     # --- the steps ------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        anchor, offset = now(), 0.0
+    async def run(self, started: float | None = None) -> None:
+        """Carry out the steps; ``started`` (:func:`now`) is when the connection opened, the first anchor."""
+        anchor, offset = started if started is not None else now(), 0.0
         try:
             while True:
                 for step in self.scenario.steps:

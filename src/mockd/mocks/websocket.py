@@ -101,8 +101,9 @@ class WebSocketMockSession:
     """Serves one client of a WebSocket mock until either side closes."""
 
     def __init__(self, spec: WebSocketSpec, ws: web.WebSocketResponse, connection: Connection,
-                 events: StreamEvents) -> None:
+                 events: StreamEvents, started: float) -> None:
         self.spec = spec
+        self.started = started  # now() once the upgrade was answered: the scenario's first anchor
         self.ws = ws
         self.connection = connection
         self.events = events
@@ -169,7 +170,7 @@ class WebSocketMockSession:
         loop = asyncio.get_running_loop()
         helpers = []
         if self.scenario is not None:
-            helpers.append(loop.create_task(self.scenario.run()))
+            helpers.append(loop.create_task(self.scenario.run(self.started)))
         if self.spec.heartbeat is not None and self.spec.heartbeat.enabled:
             helpers.append(loop.create_task(self._heartbeat()))
         try:
@@ -273,8 +274,9 @@ def negotiate(spec: WebSocketSpec, request: web.BaseRequest) -> tuple[web.WebSoc
 async def serve_websocket(request: web.BaseRequest, ws: web.WebSocketResponse, spec: WebSocketSpec,
                           events: StreamEvents, sessions: set[Any]) -> web.WebSocketResponse:
     await ws.prepare(request)
+    started = now()
     connection = connection_from_request(request, "websocket", "mock", ws.ws_protocol)
-    session = WebSocketMockSession(spec, ws, connection, events)
+    session = WebSocketMockSession(spec, ws, connection, events, started)
     sessions.add(session)
     events.connection_opened(connection)
     try:
