@@ -12,12 +12,10 @@ checked as a pure function.
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +25,7 @@ from mockd.config import ConfigError, MessageMatch, parse_document
 from mockd.mocks.websocket import message_matches
 from mockd.recording.redact import Redactor
 from mockd.templating import render
+from test_recording_api import write_settings
 from upstreams import DEADLINE, echo, open_request, open_ws, proxy_mock, recv, streaming_upstream, ws_upstream
 
 Json = dict[str, Any]
@@ -49,13 +48,6 @@ def deep_document(levels: int) -> str:
 
 NORMAL_SENT = ['{"password": "%s", "n": 1}' % SECRET, '{"n": 2, "password": "%s"}' % SECRET]
 NORMAL_STORED = ['{"password": "[REDACTED]", "n": 1}', '{"n": 2, "password": "[REDACTED]"}']
-
-
-def write_settings(directory: Path, **recording: Any) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "mockd.yaml"
-    path.write_text(yaml.safe_dump({"recording": recording}))
-    return path
 
 
 # --- the admin API ------------------------------------------------------------------------------------

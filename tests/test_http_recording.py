@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from conftest import MockdFactory, RunningMockd, http_mock, mocks_config, run_mockd, ws_mock
+from conftest import MockdFactory, http_mock, mocks_config, run_mockd, ws_mock
 from httpclient import acall, send
+from test_convert import start_session, stop_session
 from test_recording_api import write_settings
 from upstreams import DEADLINE, ReceivedRequest, http_upstream, open_ws, proxy_mock
 
@@ -46,19 +47,6 @@ async def api(request: web.BaseRequest, received: ReceivedRequest) -> web.Stream
     return web.json_response({"path": path, "query": dict(request.query)})
 
 
-async def start_http_session(server: RunningMockd, path: str = "/api/*") -> str:
-    reply = await acall("POST", f"{server.admin_url}/stream-recordings/start", {"protocol": "http", "path": path})
-    assert reply.status == 201, reply.text
-    return str(reply.json()["recordingId"])
-
-
-async def stop(server: RunningMockd, recording_id: str) -> dict[str, Any]:
-    reply = await acall("POST", f"{server.admin_url}/stream-recordings/{recording_id}/stop")
-    assert reply.status == 200, reply.text
-    recording: dict[str, Any] = reply.json()
-    return recording
-
-
 def by_path(recording: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {exchange["request"]["path"]: exchange for exchange in recording["http"]["exchanges"]}
 
@@ -68,7 +56,7 @@ async def test_exchanges_through_the_proxy_are_recorded_redacted_bounded_and_fla
     settings = write_settings(tmp_path / "settings", filterBodyKeys=["password", "secret", "token"])
     async with http_upstream(api) as upstream:
         server = mockd.start(mocks_config(proxy_mock(upstream.url, "/", "relay")), "--settings", str(settings))
-        recording_id = await start_http_session(server)
+        recording_id = await start_session(server, "http", "/api/*")
         async with aiohttp.ClientSession(auto_decompress=False) as client:
             base = server.mock_url
             async with client.get(f"{base}/api/list?q=1&token=abc", headers={"Authorization": "Bearer t"}) as got:
@@ -84,7 +72,7 @@ async def test_exchanges_through_the_proxy_are_recorded_redacted_bounded_and_fla
                 assert json.loads(gzip.decompress(compressed)) == GZIPPED  # passed on compressed, as sent
             async with client.get(f"{base}/api/stream") as got:
                 assert await got.read() == b"data: one\n\n"
-        recording = await stop(server, recording_id)
+        recording = await stop_session(server, recording_id)
 
     assert recording["protocol"] == "http" and recording["status"] == "complete"
     exchanges = by_path(recording)
@@ -122,10 +110,10 @@ async def test_exchanges_through_the_proxy_are_recorded_redacted_bounded_and_fla
 
 async def test_http_mock_exchanges_are_recorded_and_convert_back(mockd: MockdFactory, tmp_path: Path) -> None:
     server = mockd.start(mocks_config(http_mock("hello", "/api/hello", {"hello": "world"}, status=202)))
-    recording_id = await start_http_session(server)
+    recording_id = await start_session(server, "http", "/api/*")
     reply = await acall("GET", f"{server.mock_url}/api/hello")
     assert reply.status == 202
-    recording = await stop(server, recording_id)
+    recording = await stop_session(server, recording_id)
     (exchange,) = recording["http"]["exchanges"]
     assert exchange["origin"] == "mock" and exchange["response"]["status"] == 202
     assert json.loads(exchange["response"]["body"]) == {"hello": "world"}
@@ -142,14 +130,12 @@ async def test_http_mock_exchanges_are_recorded_and_convert_back(mockd: MockdFac
 
 async def test_a_connection_that_is_not_in_the_recording_is_400_and_exit_1(mockd: MockdFactory) -> None:
     server = mockd.start(mocks_config(ws_mock("echo", "/ws/echo")))
-    reply = await acall("POST", f"{server.admin_url}/stream-recordings/start", {"protocol": "websocket",
-                                                                             "path": "/ws/echo"})
-    recording_id = reply.json()["recordingId"]
+    recording_id = await start_session(server, "websocket", "/ws/echo")
     for message in ("one", "two"):
         async with open_ws(server.ws_url("/ws/echo")) as ws:
             await ws.send(message)
             assert await asyncio.wait_for(ws.recv(), DEADLINE) == message
-    await stop(server, recording_id)
+    await stop_session(server, recording_id)
     answer = await acall("POST", f"{server.admin_url}/stream-recordings/{recording_id}/convert", {"connection": 3})
     assert answer.status == 400
     assert answer.json()["error"] == "no_such_connection"
@@ -164,13 +150,11 @@ async def test_a_converted_websocket_mock_takes_any_query_by_default(mockd: Mock
     """Engine.IO and friends put a fresh cache-buster in every upgrade's query; the recorded one must
     not keep the converted mock from answering (and ``matchOn`` with ``query`` makes it count)."""
     server = mockd.start(mocks_config(ws_mock("echo", "/ws/echo")))
-    reply = await acall("POST", f"{server.admin_url}/stream-recordings/start", {"protocol": "websocket",
-                                                                             "path": "/ws/echo"})
-    recording_id = reply.json()["recordingId"]
+    recording_id = await start_session(server, "websocket", "/ws/echo")
     async with open_ws(server.ws_url("/ws/echo?EIO=4&t=first")) as ws:
         await ws.send("hello")
         assert await asyncio.wait_for(ws.recv(), DEADLINE) == "hello"
-    await stop(server, recording_id)
+    await stop_session(server, recording_id)
     for body, later_query_served in (({}, True), ({"matchOn": ["path", "query"]}, False)):
         config = await acall("POST", f"{server.admin_url}/stream-recordings/{recording_id}/convert", body)
         assert config.status == 200, config.text

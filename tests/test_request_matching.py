@@ -553,3 +553,12 @@ async def test_a_json_string_body_is_no_match_and_the_server_answers(server: Run
         reply = await post(server, "/search", body)
         assert_near_miss(reply, "search-contains", "body", "does not contain the expected text", "POST", "/search")
     assert answered_by(await post(server, "/search", b'{"filter": {"kind": "book"}}')) == "search-kind"
+
+
+async def test_a_body_too_large_to_compare_is_413_json(server: RunningMockd) -> None:
+    """A mock on the path compares bodies, so the body is read for it — up to 1 MiB; a larger one is a
+    clear 413, not a crash and not a silent mismatch."""
+    reply = await post(server, "/v1/chat", b'{"model": "' + b"x" * (1024 * 1024) + b'"}')
+    assert reply.status == 413, (reply.status, reply.body[:200])
+    assert reply.json()["error"] == "payload_too_large"
+    assert "1048576 bytes" in reply.json()["message"]

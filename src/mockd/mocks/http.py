@@ -112,7 +112,7 @@ def _remove(document: Any, parts: tuple[str | int, ...]) -> None:
 def body_mismatch(match: BodyMatch, body: bytes) -> str | None:
     """Why ``body`` does not satisfy ``match`` (None: it does)."""
     if match.type in ("exact", "contains"):
-        wanted = base64.b64decode(match.value) if match.encoding == "base64" else str(match.value).encode()
+        wanted = base64.b64decode(str(match.value)) if match.encoding == "base64" else str(match.value).encode()
         if match.type == "exact":
             return None if body == wanted else "differs from the expected bytes"
         return None if wanted in body else "does not contain the expected text"

@@ -155,9 +155,9 @@ class MockRegistry:
             return None
         try:
             return await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
+        except web.HTTPRequestEntityTooLarge:
             return json_error(413, "payload_too_large", f"A request body compared by a mock may be at most "
-                              f"{exc.max_size} bytes; this one is larger")
+                              f"{request.client_max_size} bytes; this one is larger")
 
     def _no_mock(self, request: web.BaseRequest, body: bytes | None, upgrade: bool) -> web.Response:
         """404 naming the method and path and, when a mock on this path came close, that mock and the

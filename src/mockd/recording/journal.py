@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpSection, Metadata, Recording, RecordingProtocol, SseEvent, SseRequest,
+from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpSection, Metadata, Recording, RecordingProtocol, SseEvent, SseRequest,
                                     SseSection, Stats, StopReason, Unset, WebSocketSection, parse_rfc3339,
                                     rfc3339)
 
@@ -101,7 +101,7 @@ class JournalWriter:
     def opened(self, record: JournalOpen) -> None:
         self._add(b"O", _encoder.encode(record))
 
-    def entries(self, entries: list[Frame | SseEvent]) -> None:
+    def entries(self, entries: list[Frame | SseEvent | HttpExchange]) -> None:
         if entries:
             self._buffer += _encoder.encode_lines(entries)
 

@@ -117,7 +117,7 @@ class RecordingSession:
         """Turn what was appended into journal lines, in order (runs of frames or events in one call)."""
         pending, self.pending = self.pending, []
         numbers, frame_of, event_of = self.numbers, self._frame, self._event
-        entries: list[Frame | SseEvent] = []
+        entries: list[Frame | SseEvent | HttpExchange] = []
         for kind, connection, item in pending:
             try:
                 if kind == "ws":
