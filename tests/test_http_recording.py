@@ -24,6 +24,7 @@ BIG_REQUEST = b"r" * (MIB + MIB // 2)
 BIG_RESPONSE = b"s" * (2 * MIB)
 BINARY = bytes(range(256)) * 4
 GZIPPED = {"compressed": True, "secret": "s3cr3t"}
+DEEP = b'{"password": "hunter2", "deep": ' + b"[" * 3000 + b"]" * 3000 + b"}"  # deeper than redaction reads
 
 
 async def api(request: web.BaseRequest, received: ReceivedRequest) -> web.StreamResponse:
@@ -38,6 +39,8 @@ async def api(request: web.BaseRequest, received: ReceivedRequest) -> web.Stream
     if path == "/api/gzip":
         return web.Response(body=gzip.compress(json.dumps(GZIPPED).encode()),
                             headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    if path == "/api/deep":
+        return web.Response(body=DEEP, content_type="application/json")
     if path == "/api/stream":
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -70,6 +73,8 @@ async def test_exchanges_through_the_proxy_are_recorded_redacted_bounded_and_fla
             async with client.get(f"{base}/api/gzip") as got:
                 compressed = await got.read()
                 assert json.loads(gzip.decompress(compressed)) == GZIPPED  # passed on compressed, as sent
+            async with client.get(f"{base}/api/deep") as got:
+                assert await got.read() == DEEP
             async with client.get(f"{base}/api/stream") as got:
                 assert await got.read() == b"data: one\n\n"
         recording = await stop_session(server, recording_id)
@@ -77,8 +82,12 @@ async def test_exchanges_through_the_proxy_are_recorded_redacted_bounded_and_fla
     assert recording["protocol"] == "http" and recording["status"] == "complete"
     exchanges = by_path(recording)
     assert "/api/stream" not in exchanges, "an SSE stream is not a plain exchange"
-    assert recording["stats"]["exchangeCount"] == recording["stats"]["frameCount"] == len(exchanges) == 5
-    assert sorted(exchange["connection"] for exchange in exchanges.values()) == [1, 2, 3, 4, 5]
+    assert recording["stats"]["exchangeCount"] == recording["stats"]["frameCount"] == len(exchanges) == 6
+    assert sorted(exchange["connection"] for exchange in exchanges.values()) == [1, 2, 3, 4, 5, 6]
+    deep = exchanges["/api/deep"]
+    assert deep["redactionFailed"] is True and deep["response"]["body"] == "[REDACTED]"
+    assert deep["response"]["size"] == len(DEEP)
+    assert "redactionFailed" not in exchanges["/api/echo"]
 
     listed = exchanges["/api/list"]
     assert listed["request"]["method"] == "GET" and listed["origin"] == "proxy"

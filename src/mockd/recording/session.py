@@ -198,46 +198,48 @@ class RecordingSession:
             headers=self.redactor.headers(connection.headers), query=self.redactor.query(connection.query),
             subprotocol=_or_unset(connection.subprotocol))
         body = connection.request_body
-        body, encoding, truncated = self._body(number, connection.request_body, "the request body")
+        body, encoding, truncated, _ = self._body(number, connection.request_body, "the request body")
         return JournalOpen(
             record=record, method=connection.method, host=connection.host, status=_or_unset(connection.status),
             response_headers=self.redactor.headers(connection.response_headers) if connection.status else UNSET,
             request_body=body, request_body_encoding=encoding, request_body_truncated=truncated)
 
-    def _body(self, number: int, raw: bytes | None, what: str) -> tuple[Any, Any, Any]:
-        """``body``, ``bodyEncoding`` and ``bodyTruncated`` of a captured body: UTF-8 text redacted (the
-        redact value when it could not be), anything else base64; cut at ``MAX_CAPTURED_BODY``."""
+    def _body(self, number: int, raw: bytes | None, what: str) -> tuple[Any, Any, Any, bool]:
+        """``body``, ``bodyEncoding`` and ``bodyTruncated`` of a captured body — UTF-8 text redacted (the
+        redact value when it could not be), anything else base64; cut at ``MAX_CAPTURED_BODY`` — and
+        whether redaction failed."""
         if not raw:
-            return UNSET, UNSET, UNSET
+            return UNSET, UNSET, UNSET, False
         truncated = True if len(raw) > MAX_CAPTURED_BODY else UNSET
         kept = raw[:MAX_CAPTURED_BODY]
         try:
             text = kept.decode()
         except UnicodeDecodeError:
-            return base64.b64encode(kept).decode(), "base64", truncated
+            return base64.b64encode(kept).decode(), "base64", truncated, False
         if not self.redacts_bodies:
-            return text, UNSET, truncated
+            return text, UNSET, truncated, False
         redacted, problem = self.redactor.redact_body_reason(text)
         if problem is not None:
             self._redaction_failed(number, what, problem)
-        return redacted, UNSET, truncated
+        return redacted, UNSET, truncated, problem is not None
 
     def _exchange(self, number: int, exchange: Connection) -> HttpExchange:
         """A plain HTTP exchange as the file holds it, redacted like the streams."""
         timestamp, relative = self._stamp(exchange.opened_ns)
         redactor = self.redactor
-        body, encoding, truncated = self._body(number, exchange.request_body, "a request body")
+        body, encoding, truncated, request_failed = self._body(number, exchange.request_body, "a request body")
         request = HttpRequestRecord(
             method=exchange.method, path=exchange.path, query=redactor.query(exchange.query),
             headers=redactor.headers(exchange.headers), body=body, body_encoding=encoding, body_truncated=truncated,
             size=exchange.request_size)
-        body, encoding, truncated = self._body(number, exchange.response_body, "a response body")
+        body, encoding, truncated, response_failed = self._body(number, exchange.response_body, "a response body")
         response = HttpResponseRecord(
             status=exchange.status or 0, headers=redactor.headers(exchange.response_headers), body=body,
             body_encoding=encoding, body_truncated=truncated, size=exchange.response_size)
         duration = ((exchange.closed_ns or exchange.opened_ns) - exchange.opened_ns) // 1_000_000
         return HttpExchange(request=request, response=response, timestamp=timestamp, relative_ms=relative,
-                            duration_ms=duration, connection=number, origin=exchange.origin)
+                            duration_ms=duration, connection=number, origin=exchange.origin,
+                            redaction_failed=True if request_failed or response_failed else UNSET)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.header.name, "protocol": self.header.protocol, "path": self.header.path,
