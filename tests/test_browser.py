@@ -229,3 +229,67 @@ async def test_browser_streams_through_the_proxy_to_real_upstreams(mockd: MockdF
         server = mockd.start(mocks_config(PAGE_MOCK, proxy_mock(chat.url, "/ws", "chat-upstream"),
                                           proxy_mock(sse_url, "/events", "events-upstream")))
         assert_page_saw_the_streams(await results_of_page(f"{server.mock_url}/", server))
+
+
+# --- a page that talks first, against a converted recording ---------------------------------------
+
+TALK_FIRST_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>talks first</title></head>
+<body><script>
+(function () {
+  const got = [];
+  window.progress = got;
+  const ws = new WebSocket("ws://" + location.host + "/ws/talk");
+  ws.onopen = function () { ws.send(JSON.stringify({type: "join", room: "lobby"})); };
+  ws.onmessage = function (event) {
+    got.push(event.data);
+    if (got.length === 2) { ws.send("thanks"); }
+  };
+  ws.onclose = function (event) {
+    window.results = {got: got, close: {code: event.code, reason: event.reason}, errors: [], open: true};
+  };
+})();
+</script></body></html>
+"""
+TALK_FIRST_PAGE_MOCK: dict[str, Any] = {
+    "id": "talk-page", "type": "http",
+    "http": {"matcher": {"method": "GET", "path": "/"},
+             "response": {"headers": {"Content-Type": "text/html; charset=utf-8"}, "body": TALK_FIRST_PAGE}},
+}
+WELCOME_AFTER = 0.1  # s: the upstream greets a while after the upgrade
+
+
+async def greeting_upstream(connection: ServerConnection) -> None:
+    """Greets after a pause, then answers the join and the thanks (written with the websockets library)."""
+    await asyncio.sleep(WELCOME_AFTER)
+    await connection.send("welcome")
+    join = json.loads(await connection.recv())
+    await connection.send(f"joined {join['room']}")
+    assert await connection.recv() == "thanks"
+    await connection.close(4000, "done")
+
+
+async def test_a_page_that_sends_on_open_gets_the_converted_recording(mockd: MockdFactory, tmp_path: Any) -> None:
+    """Recorded with a client that waits for the greeting, replayed to a browser whose onopen sends at
+    once: the converted scenario keeps the early join for its expect step instead of dropping it (which
+    left the page with the greeting, then nothing, then a 1008 close 30 s later)."""
+    from test_convert import convert_both_ways, start_session, stop_session
+    from websockets.asyncio.client import connect
+
+    async with ws_upstream(greeting_upstream) as upstream:
+        recorder = mockd.start(mocks_config(proxy_mock(upstream.url, "/ws", "talk-upstream")))
+        recording_id = await start_session(recorder, "websocket", "/ws/talk")
+        async with connect(recorder.ws_url("/ws/talk"), open_timeout=10) as ws:
+            assert await asyncio.wait_for(ws.recv(), 10) == "welcome"  # this client waits, then talks
+            await ws.send(json.dumps({"type": "join", "room": "lobby"}))
+            assert await asyncio.wait_for(ws.recv(), 10) == "joined lobby"
+            await ws.send("thanks")
+            await asyncio.wait_for(ws.wait_closed(), 10)
+        await stop_session(recorder, recording_id)
+    converted = await convert_both_ways(recorder, recording_id, {}, [], tmp_path)
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps(mocks_config(TALK_FIRST_PAGE_MOCK)))
+    server = mockd.start(None, "--config", str(page), "--config", str(converted))
+    results = await results_of_page(f"{server.mock_url}/", server)
+    assert results["got"] == ["welcome", "joined lobby"]
+    assert results["close"] == {"code": 4000, "reason": "done"}
