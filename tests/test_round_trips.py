@@ -700,3 +700,10 @@ async def test_sse_blocks_round_trip_byte_for_byte(mockd: MockdFactory, tmp_path
     assert (status, content_type, stream_id) == (200, SSE_CONTENT_TYPE, "42")
     assert block_lines(body) == block_lines(upstream_body)
     assert body.count(b"\n\n") == len(SSE_WIRE_BLOCKS)
+
+    # The other way back, a replay through the admin API, writes the same blocks with the same headers.
+    reply = await acall("POST", f"{recorder.admin_url}/stream-recordings/{first_id}/replay", {"timingScale": 0})
+    assert reply.status == 201, reply.text
+    status, content_type, stream_id, body = await raw_stream(recorder)
+    assert (status, content_type, stream_id) == (200, SSE_CONTENT_TYPE, "42")
+    assert block_lines(body) == block_lines(upstream_body)
