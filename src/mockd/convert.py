@@ -56,6 +56,7 @@ class ConvertOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True,
     match_on: list[MatchField] | None = None
     ignore_query: list[str] = []
     ignore_body: list[str] = []
+    origins: list[Literal["mock", "proxy", "replay"]] | None = None  # only connections served this way
 
     def __post_init__(self) -> None:
         if self.min_delay < 0 or self.max_delay < 0:
@@ -182,6 +183,8 @@ class _Converter:
         recording = self.recording
         mock_id, name = f"{recording.id}-{number}", f"{recording.name} #{number}"
         entries = self.entries.get(number, [])
+        if not self._wanted(number, entries):
+            return None
         if isinstance(recording.websocket, WebSocketSection):
             spec = self._websocket(number, recording.websocket, entries)
             return None if spec is None else WebSocketMock(id=mock_id, name=name, websocket=spec)
@@ -192,6 +195,15 @@ class _Converter:
         else:
             return None
         return None if http is None else HttpMock(id=mock_id, name=name, http=http)
+
+    def _wanted(self, number: int, entries: list[Any]) -> bool:
+        """Whether the connection was served the way ``origins`` asks for (any, when unset)."""
+        if self.options.origins is None:
+            return True
+        record = self.records.get(number)
+        origin = record.origin if record is not None else entries[0].origin if isinstance(
+            self.recording.http, HttpSection) and entries else None
+        return origin in self.options.origins
 
     def _path(self, number: int) -> str:
         """The mock's path: as asked, else the connection's real path (a session path may be a glob)."""

@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +14,9 @@ from typing import Any
 import click
 import msgspec
 
+from mockd.client import ApiError, Client, ServerUnavailable
 from mockd.progress import Progress
+from mockd.answers import RecordingList
 from mockd.recording.format import Recording, Summary, decode_recording
 
 DEFAULT_ADMIN_URL = "http://localhost:4290"
@@ -154,63 +153,21 @@ def summary_line(recording: Recording) -> str:
 # --- backends -----------------------------------------------------------------------------------------
 
 
-class ServerUnavailable(Exception):
-    pass
-
-
-@dataclass
-class ApiBackend:
-    """The admin API over HTTP (stdlib only, so the CLI starts fast)."""
-
-    base_url: str
-    token: str | None
+class ApiBackend(Client):
+    """The admin API as the CLI uses it: an error answer is the one line the user sees."""
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                timeout: float = 60, progress: Progress | None = None) -> bytes:
-        url = self.base_url.rstrip("/") + path
-        if query:
-            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
+                timeout: float | None = None, progress: Any = None) -> bytes:
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.read() if progress is None else _read_reporting(response, progress)
-        except urllib.error.HTTPError as error:
-            raise CliError(_api_error(error)) from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
-            raise ServerUnavailable(str(getattr(error, "reason", error))) from None
+            return super().request(method, path, body, query, timeout,
+                                   progress.update if isinstance(progress, Progress) else progress)
+        except ApiError as error:
+            message = error.message + (": " + ", ".join(c[:12] for c in error.candidates) if error.candidates else "")
+            raise CliError(message) from None
 
     def probe(self) -> None:
-        self.request("GET", "/health", timeout=PROBE_TIMEOUT)
+        self.health(timeout=PROBE_TIMEOUT)
 
-    def resolve_ref(self, path: str) -> str:
-        return urllib.parse.quote(path, safe="")
-
-
-def _read_reporting(response: Any, progress: Progress) -> bytes:
-    """The body in 256 KiB pieces, telling ``progress`` how much of ``Content-Length`` has come."""
-    length = response.headers.get("Content-Length")
-    total = int(length) if length and length.isdigit() else None
-    body = bytearray()
-    while piece := response.read(256 * 1024):
-        body += piece
-        progress.update(len(body), total)
-    return bytes(body)
-
-
-def _api_error(error: urllib.error.HTTPError) -> str:
-    try:
-        answer = json.loads(error.read())
-        message = str(answer.get("message") or answer.get("error"))
-        if answer.get("candidates"):
-            message += ": " + ", ".join(str(c)[:12] for c in answer["candidates"])
-        return message
-    except (ValueError, AttributeError):
-        return f"the admin API answered {error.code} {error.reason}"
 
 
 @dataclass
@@ -332,7 +289,7 @@ def _echo_json(value: Any) -> None:
 def _load(context: Context, reference: str) -> tuple[Recording, bytes]:
     api = context.api()
     if api is not None:
-        raw = api.request("GET", f"/stream-recordings/{api.resolve_ref(reference)}")
+        raw = api.request("GET", f"/stream-recordings/{api.ref(reference)}")
     else:
         store = context.store()
         raw = _offline(lambda: store.read_bytes(store.resolve(reference)))
@@ -387,18 +344,13 @@ def _list(context: Context, options: dict[str, Any]) -> tuple[list[Summary], int
         query = {"protocol": options["protocol"], "status": options["status"], "path": options["path"],
                  "limit": options["limit"], "offset": options["offset"], "sortBy": options["sort_by"],
                  "sortOrder": options["sort_order"], "includeDeleted": "true" if options["include_deleted"] else None}
-        answer = msgspec.json.decode(api.request("GET", "/stream-recordings", query=query), type=_ListAnswer)
+        answer = msgspec.json.decode(api.request("GET", "/stream-recordings", query=query), type=RecordingList)
         return answer.recordings, answer.total
     from mockd.recording.store import ListQuery
 
     store = context.store()
     return _offline(lambda: store.list(ListQuery(**{key: options[key] for key in (
         "protocol", "status", "path", "limit", "offset", "sort_by", "sort_order", "include_deleted")})))
-
-
-class _ListAnswer(msgspec.Struct):
-    recordings: list[Summary]
-    total: int
 
 
 stream_recordings.add_command(list_recordings, "ls")
@@ -443,7 +395,7 @@ def export(ctx: click.Context, recording_id: str, output: Path | None, **connect
     api = context.api()
     with Progress(f"Exporting {recording_id}", human_size) as progress:
         if api is not None:
-            raw = api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/export", progress=progress)
+            raw = api.request("POST", f"/stream-recordings/{api.ref(recording_id)}/export", progress=progress)
         else:
             store = context.store()
             raw = _offline(lambda: store.read_bytes(store.resolve(recording_id)))
@@ -505,7 +457,7 @@ def convert_command(ctx: click.Context, recording_id: str, output: Path | None, 
     api = context.api()
     with Progress(f"Converting {recording_id}", human_size) as progress:
         if api is not None:
-            raw = api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/convert", body=body,
+            raw = api.request("POST", f"/stream-recordings/{api.ref(recording_id)}/convert", body=body,
                               progress=progress)
         else:
             raw = _convert_offline(context, recording_id, body)
@@ -669,7 +621,7 @@ def stop(ctx: click.Context, recording_id: str, **connection: Any) -> None:
     """
     api = _merge(ctx, **connection).api(required_for="stop")
     assert api is not None
-    recording = decode_recording(api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/stop"))
+    recording = decode_recording(api.request("POST", f"/stream-recordings/{api.ref(recording_id)}/stop"))
     click.echo(summary_line(recording))
 
 
@@ -702,7 +654,7 @@ def replay(ctx: click.Context, recording_id: str, mode: str, timing_scale: float
         body["strictMatching"] = True
     if auto_advance:
         body["autoAdvanceOnConnect"] = True
-    answer = json.loads(api.request("POST", f"/stream-recordings/{api.resolve_ref(recording_id)}/replay", body=body))
+    answer = json.loads(api.request("POST", f"/stream-recordings/{api.ref(recording_id)}/replay", body=body))
     click.echo(answer["sessionId"])
 
 
@@ -726,7 +678,7 @@ def advance(ctx: click.Context, session_id: str, count: int | None, until: str |
         body["count"] = count
     if until is not None:
         body["until"] = until
-    answer = json.loads(api.request("POST", f"/replay/{api.resolve_ref(session_id)}/advance", body=body))
+    answer = json.loads(api.request("POST", f"/replay/{api.ref(session_id)}/advance", body=body))
     state = "complete" if answer["complete"] else answer["status"]
     click.echo(f"Sent {answer['framesSent']} frame(s); {answer['currentFrame']} of {answer['totalFrames']} sent; "
                f"{state}")

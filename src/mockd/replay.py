@@ -20,6 +20,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 from ulid import ULID
 
+from mockd.answers import FINISHED, ReplayMode, ReplayState, ReplayStatus
 from mockd.clock import nap_before, now, sleep_until
 from mockd.events import Connection, SseBlock, StreamEvents, WsFrame, connection_from_request
 from mockd.headers import replayable_headers
@@ -29,9 +30,8 @@ from mockd.ssewire import encode_block
 from mockd.wsclose import (CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TIMEOUT, NO_STATUS, close_payload, release,
                            send_close_frame)
 
-Mode = Literal["pure", "synchronized", "triggered"]
-Status = Literal["pending", "playing", "waiting", "paused", "complete", "aborted", "error"]
-FINISHED = ("complete", "aborted", "error")
+Mode = ReplayMode
+Status = ReplayState
 KEEP_FINISHED = 1000
 
 
@@ -144,20 +144,6 @@ def block_of(event: SseEvent) -> SseBlock:
 
 
 # --- a replay session -------------------------------------------------------------------------------
-
-
-class ReplayStatus(msgspec.Struct, rename="camel"):
-    id: str
-    recording_id: str
-    mode: Mode
-    status: Status
-    current_frame: int
-    total_frames: int
-    frames_sent: int
-    elapsed_ms: int
-    mismatches: int
-    error: str | None
-    client: str | None
 
 
 @dataclass(eq=False)

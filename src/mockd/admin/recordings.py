@@ -8,6 +8,7 @@ import msgspec
 from aiohttp import web
 
 from mockd.admin.openapi import operation, path_parameter, ref
+from mockd.answers import RecordingList, Started
 from mockd.config import ConfigFile
 from mockd.convert import ConvertOptions, NoSuchConnection, NothingToConvert, config_bytes, convert
 from mockd.jsonhttp import ApiError, json_response, read_model
@@ -108,8 +109,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
             summaries, total = request.app[key].store.list(query)
         except StoreError as exc:
             raise _store_errors(exc) from None
-        return json_response({"recordings": summaries, "total": total, "limit": query.limit,
-                              "offset": query.offset})
+        return json_response(RecordingList(recordings=summaries, total=total, limit=query.limit, offset=query.offset))
 
     async def stats(request: web.Request) -> web.Response:
         return json_response(request.app[key].store.stats())
@@ -125,10 +125,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
                 SessionLimits(max_duration_ms=body.max_duration_ms, max_frames=body.max_frames))
         except StoreError as exc:
             raise _store_errors(exc) from None
-        answer: dict[str, Any] = {"sessionId": session.id, "recordingId": session.id}
-        if warning:
-            answer["warning"] = warning
-        return json_response(answer, 201)
+        return json_response(Started(session_id=session.id, recording_id=session.id, warning=warning), 201)
 
     async def vacuum(request: web.Request) -> web.Response:
         removed, freed = request.app[key].store.vacuum()
@@ -195,24 +192,19 @@ _SESSION = {"type": "object", "required": ["id", "name", "protocol", "path", "st
                                            "connectionCount"]}
 _STATS = {"type": "object", "required": ["usedBytes", "maxBytes", "usedPercent", "warnPercent", "recordingCount",
                                          "websocketCount", "sseCount", "deletedCount", "deletedBytes"]}
-_STARTED = {"type": "object", "required": ["sessionId", "recordingId"],
-            "properties": {"sessionId": {"type": "string"}, "recordingId": {"type": "string"},
-                           "warning": {"type": "string"}}}
 _START_BODY = {"type": "object", "required": ["protocol", "path"], "properties": {
     "protocol": {"enum": list(PROTOCOLS)}, "path": {"type": "string"}, "name": {"type": "string"},
     "headers": {"type": "object", "additionalProperties": {"type": "string"}},
     "maxDurationMs": {"type": "integer", "minimum": 1}, "maxFrames": {"type": "integer", "minimum": 1}}}
-MODELS = (Recording, Summary, ConvertOptions, ConfigFile)
+MODELS = (Recording, Summary, ConvertOptions, ConfigFile, Started, RecordingList)
 PATHS = {
     "/stream-recordings": {"get": operation(
         "List recordings (soft-deleted ones only with includeDeleted)",
-        {200: {"type": "object", "required": ["recordings", "total"], "properties": {
-            "recordings": {"type": "array", "items": ref("Summary")}, "total": {"type": "integer"}}}},
-        (400,), parameters=_QUERY)},
+        {200: ref("RecordingList")}, (400,), parameters=_QUERY)},
     "/stream-recordings/stats": {"get": operation("Storage statistics", {200: _STATS})},
     "/stream-recordings/sessions": {"get": operation("Active recording sessions",
                                                      {200: {"type": "array", "items": _SESSION}})},
-    "/stream-recordings/start": {"post": operation("Start recording the connections on a path", {201: _STARTED},
+    "/stream-recordings/start": {"post": operation("Start recording the connections on a path", {201: ref("Started")},
                                                    (400, 413, 507), body=_START_BODY)},
     "/stream-recordings/vacuum": {"post": operation("Remove soft-deleted recordings for good", {200: {
         "type": "object", "required": ["removed", "freedBytes"]}})},

@@ -11,8 +11,8 @@ from mockd.admin.openapi import operation, path_parameter, ref
 from mockd.jsonhttp import ApiError, json_response, read_model
 from mockd.admin.recordings import RECORDING_ID, recording_file, resolve_id
 from mockd.recording.format import decode_recording
-from mockd.replay import (FINISHED, ReplayBadRequest, ReplayConflict, ReplayError, ReplayOptions, Replays,
-                          ReplaySession, ReplayStatus)
+from mockd.answers import Advanced, ReplayStarted, ReplayStatus
+from mockd.replay import ReplayBadRequest, ReplayConflict, ReplayError, ReplayOptions, Replays, ReplaySession
 
 
 class AdvanceRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -48,7 +48,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
             replay = request.app[key].replays.create(recording, options)
         except ReplayError as exc:
             raise ApiError(400, "invalid_replay", str(exc)) from None
-        return json_response({"sessionId": replay.id, "status": replay.status}, 201)
+        return json_response(ReplayStarted(session_id=replay.id, status=replay.status), 201)
 
     async def list_replays(request: web.Request) -> web.Response:
         return json_response([replay.describe() for replay in request.app[key].replays.sessions.values()])
@@ -71,9 +71,10 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
         except ReplayConflict as exc:
             raise ApiError(409, exc.code, str(exc)) from None
         status = replay.describe()
-        return json_response({"framesSent": replay.frames_sent - before, "currentFrame": status.current_frame,
-                              "totalFrames": status.total_frames, "status": status.status,
-                              "complete": status.status in FINISHED or replay.frames_sent >= status.total_frames})
+        return json_response(Advanced(
+            frames_sent=replay.frames_sent - before, current_frame=status.current_frame,
+            total_frames=status.total_frames, status=status.status,
+            complete=status.finished or replay.frames_sent >= status.total_frames))
 
     def control(action: str) -> Any:
         async def handler(request: web.Request) -> web.Response:
@@ -96,12 +97,10 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
 
 
 REPLAY_ID = path_parameter("id", "A replay session id (or a unique prefix)")
-_ADVANCED = {"type": "object", "required": ["framesSent", "currentFrame", "totalFrames", "status", "complete"]}
-MODELS = (ReplayStatus, AdvanceRequest, ReplayOptions)
-_STARTED = {"type": "object", "required": ["sessionId", "status"]}
+MODELS = (ReplayStatus, AdvanceRequest, ReplayOptions, ReplayStarted, Advanced)
 PATHS = {
     "/stream-recordings/{id}/replay": {"post": operation(
-        "Replay a recording to the next client that connects to its path", {201: _STARTED}, (400, 404, 409, 413),
+        "Replay a recording to the next client that connects to its path", {201: ref("ReplayStarted")}, (400, 404, 409, 413),
         body=ref("ReplayOptions"), body_required=False, parameters=[RECORDING_ID])},
     "/replay": {"get": operation("Replay sessions, running and finished", {200: {"type": "array",
                                                                               "items": ref("ReplayStatus")}})},
@@ -111,7 +110,7 @@ PATHS = {
                             parameters=[REPLAY_ID]),
     },
     "/replay/{id}/advance": {"post": operation(
-        "Triggered mode: send the next frames; answers once they are on the wire", {200: _ADVANCED},
+        "Triggered mode: send the next frames; answers once they are on the wire", {200: ref("Advanced")},
         (400, 404, 409, 413), body=ref("AdvanceRequest"), body_required=False, parameters=[REPLAY_ID])},
     "/replay/{id}/pause": {"post": operation("Pure mode: stop the clock", {200: ref("ReplayStatus")}, (404, 409),
                                              parameters=[REPLAY_ID])},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Protocol
 
 import msgspec
@@ -18,6 +19,9 @@ from mockd.mocks.websocket import negotiate, serve_websocket
 from mockd.proxy import Upstream, path_matches_prefix
 from mockd.replay import Replays
 from mockd.wsclose import CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART
+
+
+MISSES_KEPT = 100
 
 
 class LiveConnection(Protocol):
@@ -40,7 +44,8 @@ class MockRegistry:
         self.stopping = asyncio.Event()
         self._mocks: list[Mock] = []
         self._live: dict[str, set[LiveConnection]] = {}
-        self._served: dict[str, int] = {}  # requests or connections each mock with ``times`` has had
+        self._served: dict[str, int] = {}  # requests or connections each mock has served
+        self.misses: deque[str] = deque(maxlen=MISSES_KEPT)  # the 404s' messages, newest last
 
     # --- contents -------------------------------------------------------------------------------
 
@@ -143,8 +148,13 @@ class MockRegistry:
         return mock.times is not None and self._served.get(mock.id or "", 0) >= mock.times
 
     def _count(self, mock: Mock) -> None:
-        if mock.times is not None and mock.id is not None:
+        if mock.id is not None:
             self._served[mock.id] = self._served.get(mock.id, 0) + 1
+
+    def unused(self) -> list[str]:
+        """Ids of the enabled mocks that have served nothing yet (proxies aside)."""
+        return [mock.id for mock in self._mocks if mock.enabled and mock.id is not None
+                and not isinstance(mock, ProxyMock) and not self._served.get(mock.id)]
 
     async def _body_if_matched_on(self, request: web.BaseRequest) -> bytes | None | web.Response:
         """The request body when an HTTP mock that compares bodies matches everything else (read once,
@@ -165,13 +175,16 @@ class MockRegistry:
         message = f"No mock matches {request.method} {request.path}"
         closest = None if upgrade else self._closest(request, body)
         if closest is None:
+            self.misses.append(message)
             return json_error(404, "no_mock", message)
         mock, field, why = closest
         assert isinstance(mock, HttpMock) and mock.http is not None
         matcher = mock.http.matcher
         recorded = f"{matcher.method or 'any method'} {matcher.path or matcher.path_pattern}"
         subject = "it" if field == "times" else f"the request's {field}"
-        return json_error(404, "no_mock", f"{message}; the closest is mock {mock.id!r} ({recorded}): {subject} {why}",
+        message = f"{message}; the closest is mock {mock.id!r} ({recorded}): {subject} {why}"
+        self.misses.append(message)
+        return json_error(404, "no_mock", message,
                           closest={"mock": mock.id, "method": matcher.method, "path": matcher.path,
                                    "field": field, "reason": why})
 

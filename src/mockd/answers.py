@@ -1,0 +1,68 @@
+"""Answers of the admin API as typed models, shared by the server that sends them and the client
+(:mod:`mockd.client`, the CLI) that reads them. Light on purpose: nothing here imports the server stack."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from mockd.recording.format import Summary
+
+ReplayMode = Literal["pure", "synchronized", "triggered"]
+ReplayState = Literal["pending", "playing", "waiting", "paused", "complete", "aborted", "error"]
+FINISHED: tuple[ReplayState, ...] = ("complete", "aborted", "error")
+
+
+class Started(msgspec.Struct, rename="camel", omit_defaults=True):
+    """``POST /stream-recordings/start``."""
+
+    session_id: str
+    recording_id: str
+    warning: str | None = None
+
+
+class RecordingList(msgspec.Struct):
+    """``GET /stream-recordings``."""
+
+    recordings: list[Summary]
+    total: int
+    limit: int | None = None
+    offset: int = 0
+
+
+class ReplayStarted(msgspec.Struct, rename="camel"):
+    """``POST /stream-recordings/{id}/replay``."""
+
+    session_id: str
+    status: ReplayState
+
+
+class ReplayStatus(msgspec.Struct, rename="camel"):
+    """``GET /replay/{id}`` and the items of ``GET /replay``."""
+
+    id: str
+    recording_id: str
+    mode: ReplayMode
+    status: ReplayState
+    current_frame: int
+    total_frames: int
+    frames_sent: int
+    elapsed_ms: int
+    mismatches: int
+    error: str | None
+    client: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class Advanced(msgspec.Struct, rename="camel"):
+    """``POST /replay/{id}/advance``: answered once the frames are on the wire."""
+
+    frames_sent: int
+    current_frame: int
+    total_frames: int
+    status: ReplayState
+    complete: bool

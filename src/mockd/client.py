@@ -1,0 +1,172 @@
+"""``mockd.Client``: a typed client of the admin API (sessions, recordings, convert, replays, mocks).
+
+Standard library HTTP only, so that the CLI, which is this client's other user, starts fast. Every
+answer is decoded into the models the server itself uses; every error answer raises :class:`ApiError`
+with the API's ``error`` code and message.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+
+from mockd.answers import Advanced, RecordingList, ReplayStarted, ReplayStatus, Started
+from mockd.recording.format import Recording
+
+Progress = Callable[[int, int | None], None]
+
+
+class ApiError(Exception):
+    """The admin API answered with an error: ``status``, ``code`` (its ``error`` field) and ``message``."""
+
+    def __init__(self, status: int, code: str, message: str, candidates: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.candidates = status, code, message, candidates or []
+
+
+class ServerUnavailable(Exception):
+    """Nothing answers at the admin URL."""
+
+
+def _camel(options: dict[str, Any]) -> dict[str, Any]:
+    """``timing_scale=0.5`` → ``{"timingScale": 0.5}``; None values are left out."""
+    def camel(name: str) -> str:
+        head, *rest = name.split("_")
+        return head + "".join(part.title() for part in rest)
+
+    return {camel(name): value for name, value in options.items() if value is not None}
+
+
+class Client:
+    """The admin API at ``admin_url`` (``http://127.0.0.1:4290``), with the token when one is set."""
+
+    def __init__(self, admin_url: str, token: str | None = None, timeout: float = 60) -> None:
+        self.admin_url = admin_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    # --- transport ------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+                timeout: float | None = None, progress: Progress | None = None) -> bytes:
+        """The answer's body; an error answer raises :class:`ApiError`, no answer :class:`ServerUnavailable`."""
+        url = self.admin_url + path
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
+                return response.read() if progress is None else _read_reporting(response, progress)
+        except urllib.error.HTTPError as error:
+            raise _api_error(error) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            raise ServerUnavailable(str(getattr(error, "reason", error))) from None
+
+    def _decode(self, type_: Any, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return msgspec.json.decode(self.request(method, path, body, **kwargs), type=type_)
+
+    @staticmethod
+    def ref(reference: str) -> str:
+        """An id (or prefix) as a path segment."""
+        return urllib.parse.quote(reference, safe="")
+
+    # --- the server -----------------------------------------------------------------------------
+
+    def health(self, timeout: float | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.request("GET", "/health", timeout=timeout))
+        return result
+
+    def mocks(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = json.loads(self.request("GET", "/mocks"))["mocks"]
+        return result
+
+    def add_mock(self, mock: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.request("POST", "/mocks", mock))
+        return result
+
+    # --- recording ------------------------------------------------------------------------------
+
+    def start_recording(self, protocol: Literal["websocket", "sse", "http"], path: str, name: str | None = None,
+                        **limits: int | None) -> Started:
+        body = {"protocol": protocol, "path": path, **({"name": name} if name else {}), **_camel(limits)}
+        started: Started = self._decode(Started, "POST", "/stream-recordings/start", body)
+        return started
+
+    def stop_recording(self, recording_id: str) -> Recording:
+        recording: Recording = self._decode(Recording, "POST", f"/stream-recordings/{self.ref(recording_id)}/stop")
+        return recording
+
+    def recording(self, recording_id: str) -> Recording:
+        recording: Recording = self._decode(Recording, "GET", f"/stream-recordings/{self.ref(recording_id)}")
+        return recording
+
+    def recordings(self, **query: Any) -> RecordingList:
+        listed: RecordingList = self._decode(RecordingList, "GET", "/stream-recordings", query=_camel(query))
+        return listed
+
+    def export(self, recording_id: str, progress: Progress | None = None) -> bytes:
+        return self.request("POST", f"/stream-recordings/{self.ref(recording_id)}/export", progress=progress)
+
+    def convert(self, recording_id: str, progress: Progress | None = None, **options: Any) -> bytes:
+        """The mock config document, exactly as the API gives it (``simplify_timing=True``, ``match_on=[...]``)."""
+        return self.request("POST", f"/stream-recordings/{self.ref(recording_id)}/convert", _camel(options),
+                            progress=progress)
+
+    # --- replays --------------------------------------------------------------------------------
+
+    def replay(self, recording_id: str, **options: Any) -> ReplayStarted:
+        """Start a replay (``mode="triggered"``, ``timing_scale=0``...) for the next client on its path."""
+        started: ReplayStarted = self._decode(ReplayStarted, "POST",
+                                              f"/stream-recordings/{self.ref(recording_id)}/replay", _camel(options))
+        return started
+
+    def replay_status(self, replay_id: str) -> ReplayStatus:
+        status: ReplayStatus = self._decode(ReplayStatus, "GET", f"/replay/{self.ref(replay_id)}")
+        return status
+
+    def advance(self, replay_id: str, count: int | None = None, until: str | None = None) -> Advanced:
+        advanced: Advanced = self._decode(Advanced, "POST", f"/replay/{self.ref(replay_id)}/advance",
+                                          _camel({"count": count, "until": until}))
+        return advanced
+
+    def pause(self, replay_id: str) -> ReplayStatus:
+        status: ReplayStatus = self._decode(ReplayStatus, "POST", f"/replay/{self.ref(replay_id)}/pause")
+        return status
+
+    def resume(self, replay_id: str) -> ReplayStatus:
+        status: ReplayStatus = self._decode(ReplayStatus, "POST", f"/replay/{self.ref(replay_id)}/resume")
+        return status
+
+    def abort(self, replay_id: str) -> None:
+        self.request("DELETE", f"/replay/{self.ref(replay_id)}")
+
+
+def _read_reporting(response: Any, progress: Progress) -> bytes:
+    """The body in 256 KiB pieces, telling ``progress`` how much of ``Content-Length`` has come."""
+    length = response.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() else None
+    body = bytearray()
+    while piece := response.read(256 * 1024):
+        body += piece
+        progress(len(body), total)
+    return bytes(body)
+
+
+def _api_error(error: urllib.error.HTTPError) -> ApiError:
+    try:
+        answer = json.loads(error.read())
+        return ApiError(error.code, str(answer.get("error")), str(answer.get("message") or answer.get("error")),
+                        [str(candidate) for candidate in answer.get("candidates") or []])
+    except (ValueError, AttributeError):
+        return ApiError(error.code, "http_error", f"the admin API answered {error.code} {error.reason}")
