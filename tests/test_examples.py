@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,14 @@ def test_hello_and_admin_mocks(server) -> None:
     assert json.loads(curl(f"{server.mock_url}/api/hello")) == {"message": "hello from mockd"}
     listed = json.loads(curl(f"{server.admin_url}/mocks"))["mocks"]
     assert [mock["id"] for mock in listed] == ["chat", "ticker", "openai-chat", "hello", "countdown"]
+
+
+def test_the_pytest_example_passes_offline_from_its_committed_cassettes(tmp_path: Path) -> None:
+    """examples/pytest, copied as a user would copy it, passes with no upstream running."""
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLES / "pytest", project, ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(project)],
+                            capture_output=True, text=True, timeout=120, cwd=project,
+                            env={**os.environ, "EXAMPLE_UPSTREAM": "http://127.0.0.1:9"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout

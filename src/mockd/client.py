@@ -7,7 +7,9 @@ with the API's ``error`` code and message.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -170,3 +172,69 @@ def _api_error(error: urllib.error.HTTPError) -> ApiError:
                         [str(candidate) for candidate in answer.get("candidates") or []])
     except (ValueError, AttributeError):
         return ApiError(error.code, "http_error", f"the admin API answered {error.code} {error.reason}")
+
+
+# --- a replay, driven from a test -------------------------------------------------------------------
+
+
+class Replay:
+    """A replay started through :meth:`Client.replay`, driven step by step: ``advance(count=1)`` or
+    ``advance(until="text")`` (triggered), ``pause()``/``resume()`` (pure), ``status``, ``wait_for``."""
+
+    def __init__(self, client: Client, replay_id: str) -> None:
+        self.client = client
+        self.id = replay_id
+
+    @property
+    def status(self) -> ReplayStatus:
+        return self.client.replay_status(self.id)
+
+    def advance(self, count: int | None = None, until: str | None = None) -> Advanced:
+        return self.client.advance(self.id, count, until)
+
+    def pause(self) -> ReplayStatus:
+        return self.client.pause(self.id)
+
+    def resume(self) -> ReplayStatus:
+        return self.client.resume(self.id)
+
+    def abort(self) -> None:
+        self.client.abort(self.id)
+
+    def wait_for(self, status: str, timeout: float = 10.0, interval: float = 0.01) -> ReplayStatus:
+        """The status once the replay reaches ``status`` (``playing``, ``complete``...); TimeoutError
+        naming the last status seen when it does not within ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.status
+            if current.status == status:
+                return current
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replay {self.id} is {current.status!r}, not {status!r}, after {timeout:g} s")
+            time.sleep(interval)
+
+
+class AsyncReplay:
+    """:class:`Replay` for ``async`` tests: every call is awaited and never blocks the event loop."""
+
+    def __init__(self, replay: Replay) -> None:
+        self.sync = replay
+        self.id = replay.id
+
+    async def status(self) -> ReplayStatus:
+        return await asyncio.to_thread(self.sync.client.replay_status, self.id)
+
+    async def advance(self, count: int | None = None, until: str | None = None) -> Advanced:
+        return await asyncio.to_thread(self.sync.advance, count, until)
+
+    async def pause(self) -> ReplayStatus:
+        return await asyncio.to_thread(self.sync.pause)
+
+    async def resume(self) -> ReplayStatus:
+        return await asyncio.to_thread(self.sync.resume)
+
+    async def abort(self) -> None:
+        await asyncio.to_thread(self.sync.abort)
+
+    async def wait_for(self, status: str, timeout: float = 10.0, interval: float = 0.01) -> ReplayStatus:
+        return await asyncio.to_thread(self.sync.wait_for, status, timeout, interval)

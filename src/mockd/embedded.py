@@ -85,6 +85,16 @@ class Server:
             raise RuntimeError("the registry is only reachable for a server started in this process")
         return self._running.registry
 
+    def import_recording(self, recording: str | Path | bytes) -> str:
+        """Put a recording file (its path or bytes, in our layout or the Go mockd's) into this server's
+        store, in process; returns its id, ready for :meth:`Client.replay`."""
+        from mockd.recording.format import decode_recording
+
+        self.registry  # noqa: B018 - raises unless the server runs in this process
+        decoded = decode_recording(recording if isinstance(recording, bytes) else Path(recording).read_bytes())
+        self._running.store.save(decoded)
+        return decoded.id
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     def __enter__(self) -> Server:

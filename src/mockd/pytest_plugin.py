@@ -97,6 +97,21 @@ class MockdFixture:
         """A :class:`mockd.Client` of this mockd's admin API."""
         return self.server.client
 
+    def replay(self, recording: str | Path, mode: str = "triggered", **options: Any) -> Any:
+        """Replay a recording (a recording file's path, or the id of one this mockd holds) to the next
+        client on its path; returns a :class:`mockd.client.Replay` to drive it step by step."""
+        from mockd.client import Replay
+
+        recording_id = self.server.import_recording(recording) if Path(str(recording)).is_file() else str(recording)
+        started = self.client.replay(recording_id, mode=mode, **options)
+        return Replay(self.client, started.session_id)
+
+    def replay_async(self, recording: str | Path, mode: str = "triggered", **options: Any) -> Any:
+        """:meth:`replay` for ``async`` tests: the handle's calls are awaited."""
+        from mockd.client import AsyncReplay
+
+        return AsyncReplay(self.replay(recording, mode, **options))
+
 
 @pytest.fixture
 def mockd_config() -> dict[str, Any]:
