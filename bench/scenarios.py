@@ -419,7 +419,26 @@ def p7(context: Context) -> list[Row]:
     return [ms_row("P7", "mockd serve: launch → ready file (both listeners accept)",
                    {"first": starts[0], "median": statistics.median(starts)}, 1000),
             ms_row("P7", "mockd stream-recordings list (running server)",
-                   {"first": list_times[0], "median": statistics.median(list_times)}, 500)]
+                   {"first": list_times[0], "median": statistics.median(list_times)}, 500),
+            p11(context)]
+
+
+PYTEST_CASSETTE = Path(__file__).resolve().parent.parent / "examples" / "pytest" / "cassettes" / "test_llm" / \
+    "test_each_prompt_gets_its_own_answer.json"
+
+
+def p11(context: Context) -> Row:
+    """Spec 05 P11, beside P7: the pytest fixture's set-up and teardown in replay mode — what the
+    ``mockd`` fixture does around a test (an in-process server loading the cassette, started, then
+    stopped with its misses checked), timed in this process."""
+    from mockd.cassettes import Cassette
+
+    def one_test() -> None:
+        with Cassette(PYTEST_CASSETTE, "replay", {}):
+            pass
+
+    return ms_row("P7", "P11: pytest fixture set-up + teardown, replay mode (in-process)",
+                  timed(one_test, context.size(50, 10)), 50)
 
 
 SCENARIOS: dict[str, Callable[[Context, set[str]], list[Row]]] = {
