@@ -73,6 +73,13 @@ def options_of(item: pytest.Item, defaults: dict[str, Any]) -> dict[str, Any]:
 # --- the fixture ------------------------------------------------------------------------------------
 
 
+class WebSocketUrl(str):
+    """The WebSocket base URL, which may also be called with a path: ``mockd.ws_url("/ws/chat")``."""
+
+    def __call__(self, path: str = "/") -> str:
+        return f"{self}{path}"
+
+
 @dataclass
 class MockdFixture:
     """What the ``mockd`` fixture gives a test: where mockd listens, the cassette, and the mode."""
@@ -85,8 +92,10 @@ class MockdFixture:
     def url(self) -> str:
         return str(self.server.url)
 
-    def ws_url(self, path: str = "/") -> str:
-        return str(self.server.ws_url(path))
+    @property
+    def ws_url(self) -> WebSocketUrl:
+        """``ws://127.0.0.1:<port>``; ``mockd.ws_url("/ws/chat")`` adds a path."""
+        return WebSocketUrl(self.server.ws_url(""))
 
     @property
     def admin_url(self) -> str:
