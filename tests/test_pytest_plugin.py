@@ -100,8 +100,7 @@ def cassettes(pytester: pytest.Pytester) -> list[str]:
     return sorted(str(path.relative_to(pytester.path)) for path in pytester.path.glob("cassettes/**/*.json"))
 
 
-async def record_once(pytester: pytest.Pytester, upstream: HttpUpstream,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+async def record_once(pytester: pytest.Pytester, upstream: HttpUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
     """The user's tests recorded with ``once`` against the fake upstream."""
     pytester.makepyfile(test_user=USER_TESTS)
     monkeypatch.setenv("UPSTREAM", upstream.url)
@@ -132,10 +131,7 @@ def test_cassette_paths_name_the_module_class_and_parameters(tmp_path: Path) -> 
 
 async def test_once_records_and_the_same_tests_pass_offline(pytester: pytest.Pytester, upstream: HttpUpstream,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    pytester.makepyfile(test_user=USER_TESTS)
-    monkeypatch.setenv("UPSTREAM", upstream.url)
-    recorded = await arun(pytester, "--mockd-record-mode=once")
-    recorded.assert_outcomes(passed=3)
+    await record_once(pytester, upstream, monkeypatch)
     assert cassettes(pytester) == ["cassettes/test_user/TestNamed.test_param[1].json",
                                    "cassettes/test_user/TestNamed.test_param[2].json",
                                    "cassettes/test_user/test_conversation.json"]

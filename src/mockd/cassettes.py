@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -23,7 +23,8 @@ from mockd.embedded import Server
 from mockd.files import write_atomically
 from mockd.settings import RecordingSettings, Settings
 
-CAPTURED = (("websocket", "/*"), ("sse", "/*"), ("http", "/*"))  # every connection of every kind
+CAPTURED: tuple[tuple[Literal["websocket", "sse", "http"], str], ...] = (
+    ("websocket", "/*"), ("sse", "/*"), ("http", "/*"))  # every connection of every kind
 
 
 class CassetteError(Exception):
@@ -103,7 +104,7 @@ class Cassette:
         self.server = Server(config=configs, upstream=upstream, settings=Settings(recording=redaction)).start()
         if self.records:
             self.sessions = [self.server.client.start_recording(protocol, path, name=f"{self.path.stem} {protocol}")
-                             .recording_id for protocol, path in CAPTURED]  # type: ignore[arg-type]
+                             .recording_id for protocol, path in CAPTURED]
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -22,6 +22,7 @@ from mockd.answers import Advanced, RecordingList, ReplayStarted, ReplayStatus, 
 from mockd.recording.format import Recording
 
 Progress = Callable[[int, int | None], None]
+Answer = TypeVar("Answer")
 
 
 class ApiError(Exception):
@@ -75,7 +76,7 @@ class Client:
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             raise ServerUnavailable(str(getattr(error, "reason", error))) from None
 
-    def _decode(self, type_: Any, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+    def _decode(self, type_: type[Answer], method: str, path: str, body: Any = None, **kwargs: Any) -> Answer:
         return msgspec.json.decode(self.request(method, path, body, **kwargs), type=type_)
 
     @staticmethod
@@ -102,20 +103,16 @@ class Client:
     def start_recording(self, protocol: Literal["websocket", "sse", "http"], path: str, name: str | None = None,
                         **limits: int | None) -> Started:
         body = {"protocol": protocol, "path": path, **({"name": name} if name else {}), **_camel(limits)}
-        started: Started = self._decode(Started, "POST", "/stream-recordings/start", body)
-        return started
+        return self._decode(Started, "POST", "/stream-recordings/start", body)
 
     def stop_recording(self, recording_id: str) -> Recording:
-        recording: Recording = self._decode(Recording, "POST", f"/stream-recordings/{self.ref(recording_id)}/stop")
-        return recording
+        return self._decode(Recording, "POST", f"/stream-recordings/{self.ref(recording_id)}/stop")
 
     def recording(self, recording_id: str) -> Recording:
-        recording: Recording = self._decode(Recording, "GET", f"/stream-recordings/{self.ref(recording_id)}")
-        return recording
+        return self._decode(Recording, "GET", f"/stream-recordings/{self.ref(recording_id)}")
 
     def recordings(self, **query: Any) -> RecordingList:
-        listed: RecordingList = self._decode(RecordingList, "GET", "/stream-recordings", query=_camel(query))
-        return listed
+        return self._decode(RecordingList, "GET", "/stream-recordings", query=_camel(query))
 
     def export(self, recording_id: str, progress: Progress | None = None) -> bytes:
         return self.request("POST", f"/stream-recordings/{self.ref(recording_id)}/export", progress=progress)
@@ -129,26 +126,21 @@ class Client:
 
     def replay(self, recording_id: str, **options: Any) -> ReplayStarted:
         """Start a replay (``mode="triggered"``, ``timing_scale=0``...) for the next client on its path."""
-        started: ReplayStarted = self._decode(ReplayStarted, "POST",
-                                              f"/stream-recordings/{self.ref(recording_id)}/replay", _camel(options))
-        return started
+        return self._decode(ReplayStarted, "POST", f"/stream-recordings/{self.ref(recording_id)}/replay",
+                            _camel(options))
 
     def replay_status(self, replay_id: str) -> ReplayStatus:
-        status: ReplayStatus = self._decode(ReplayStatus, "GET", f"/replay/{self.ref(replay_id)}")
-        return status
+        return self._decode(ReplayStatus, "GET", f"/replay/{self.ref(replay_id)}")
 
     def advance(self, replay_id: str, count: int | None = None, until: str | None = None) -> Advanced:
-        advanced: Advanced = self._decode(Advanced, "POST", f"/replay/{self.ref(replay_id)}/advance",
-                                          _camel({"count": count, "until": until}))
-        return advanced
+        return self._decode(Advanced, "POST", f"/replay/{self.ref(replay_id)}/advance",
+                            _camel({"count": count, "until": until}))
 
     def pause(self, replay_id: str) -> ReplayStatus:
-        status: ReplayStatus = self._decode(ReplayStatus, "POST", f"/replay/{self.ref(replay_id)}/pause")
-        return status
+        return self._decode(ReplayStatus, "POST", f"/replay/{self.ref(replay_id)}/pause")
 
     def resume(self, replay_id: str) -> ReplayStatus:
-        status: ReplayStatus = self._decode(ReplayStatus, "POST", f"/replay/{self.ref(replay_id)}/resume")
-        return status
+        return self._decode(ReplayStatus, "POST", f"/replay/{self.ref(replay_id)}/resume")
 
     def abort(self, replay_id: str) -> None:
         self.request("DELETE", f"/replay/{self.ref(replay_id)}")

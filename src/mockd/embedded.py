@@ -15,12 +15,13 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from subprocess import DEVNULL, PIPE, Popen, TimeoutExpired
 from types import TracebackType
 from typing import Any
 
@@ -39,7 +40,7 @@ class Server:
     ``settings`` is a :class:`mockd.settings.Settings` (redaction, quota) used instead of a settings
     file; ``data_dir`` defaults to a temporary directory removed on :meth:`stop`."""
 
-    def __init__(self, *, config: list[str | Path] | None = None, upstream: str | None = None,
+    def __init__(self, *, config: Sequence[str | Path] | None = None, upstream: str | None = None,
                  data_dir: str | Path | None = None, settings: Any = None, settings_path: str | Path | None = None,
                  host: str = "127.0.0.1", port: int = 0, admin_port: int = 0, admin_token: str | None = None,
                  subprocess: bool = False) -> None:
@@ -55,7 +56,7 @@ class Server:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: Popen[bytes] | None = None
         self._running: Any = None  # the MockdServer, in process
         self._client: Client | None = None
 
@@ -116,7 +117,7 @@ class Server:
             self._process.terminate()
             try:
                 self._process.wait(START_TIMEOUT)
-            except subprocess.TimeoutExpired:
+            except TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
             self._process = None
@@ -197,7 +198,7 @@ class Server:
                             ("--admin-token", self.admin_token)):
             if value is not None:
                 command += [flag, str(value)]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._process = Popen(command, stdout=DEVNULL, stderr=PIPE)
         deadline = time.monotonic() + START_TIMEOUT
         while not ready.exists():
             if self._process.poll() is not None:
