@@ -248,13 +248,9 @@ class _Converter:
         for event in events:
             delays.append(_delay(event.relative_ms - last_ms, self.options))
             last_ms = event.relative_ms
-        status, headers = record.status, record.response_headers
-        if number == self.first:  # recordings made before connections kept their own response
-            status = status if isinstance(status, int) else section.status
-            headers = headers if isinstance(headers, dict) else section.headers
+        status, headers = self.recording.stream_response(number)
         sse = SseConfig(events=[_config_event(event) for event in events], timing=SseTiming(per_event_delays=delays),
-                        status_code=status if isinstance(status, int) else 200,
-                        headers=replayable_headers(headers.items()) if isinstance(headers, dict) else {})
+                        status_code=status, headers=replayable_headers(headers.items()))
         return HttpSpec(matcher=self._stream_matcher(number, record, section), sse=sse)
 
     def _stream_matcher(self, number: int, record: ConnectionRecord, section: SseSection) -> HttpMatcher:

@@ -25,18 +25,16 @@ from mockd.clock import nap_before, now, sleep_until
 from mockd.events import Connection, SseBlock, StreamEvents, WsFrame, connection_from_request
 from mockd.headers import replayable_headers
 from mockd.mocks.sse import sse_headers
-from mockd.recording.format import UNSET, Frame, Recording, SseEvent, SseSection, WebSocketSection
+from mockd.recording.format import Frame, Recording, SseEvent, SseSection, WebSocketSection
 from mockd.ssewire import encode_block
 from mockd.wsclose import (CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TIMEOUT, NO_STATUS, close_payload, release,
                            send_close_frame)
 
-Mode = ReplayMode
-Status = ReplayState
 KEEP_FINISHED = 1000
 
 
 class ReplayOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
-    mode: Mode = "pure"
+    mode: ReplayMode = "pure"
     timing_scale: float = 1.0
     strict_matching: bool = False
     timeout: int = 30_000
@@ -153,7 +151,7 @@ class ReplaySession:
     steps: list[Step]
     path: str
     id: str = field(default_factory=lambda: str(ULID()))
-    status: Status = "pending"
+    status: ReplayState = "pending"
     frames_sent: int = 0
     position: int = 0  # index of the next step
     mismatches: int = 0
@@ -175,18 +173,8 @@ class ReplaySession:
     def recorded_response(self) -> tuple[int, dict[str, str]]:
         """SSE: the replayed connection's response status and headers as recorded (less those that
         described the bytes on the wire)."""
-        section = self.recording.sse
-        assert isinstance(section, SseSection)
-        number = self.steps[0].item.connection if self.steps else None
-        record = next((r for r in self.recording.connections if r.connection == number), None)
-        first = self.recording.connections[0] if self.recording.connections else None
-        status = record.status if record is not None else UNSET
-        headers = record.response_headers if record is not None else UNSET
-        if record is first:  # recordings made before connections kept their own response
-            status = status if isinstance(status, int) else section.status
-            headers = headers if isinstance(headers, dict) else section.headers
-        return (status if isinstance(status, int) else 200,
-                replayable_headers(headers.items()) if isinstance(headers, dict) else {})
+        status, headers = self.recording.stream_response(self.steps[0].item.connection if self.steps else 0)
+        return status, replayable_headers(headers.items())
 
     @property
     def total_frames(self) -> int:
@@ -200,7 +188,7 @@ class ReplaySession:
                             frames_sent=self.frames_sent, elapsed_ms=elapsed, mismatches=self.mismatches,
                             error=self.error, client=self.client)
 
-    def _finish(self, status: Status, error: str | None = None) -> None:
+    def _finish(self, status: ReplayState, error: str | None = None) -> None:
         if self.status not in FINISHED:
             self.status, self.error = status, error
             self.finished_at = now()

@@ -200,6 +200,18 @@ class Recording(_Model):
     def path(self) -> str:
         return self.metadata.path
 
+    def stream_response(self, number: int) -> tuple[int, dict[str, str]]:
+        """SSE: the status and headers connection ``number`` was answered with, as recorded (200 and none
+        when unknown). Recordings made before connections kept their own response have the first
+        connection's in ``sse``."""
+        record = next((r for r in self.connections if r.connection == number), None)
+        status = record.status if record is not None else UNSET
+        headers = record.response_headers if record is not None else UNSET
+        if isinstance(self.sse, SseSection) and self.connections and record is self.connections[0]:
+            status = status if isinstance(status, int) else self.sse.status
+            headers = headers if isinstance(headers, dict) else self.sse.headers
+        return (status if isinstance(status, int) else 200, headers if isinstance(headers, dict) else {})
+
     def entries(self) -> list[Frame] | list[SseEvent] | list[HttpExchange]:
         if isinstance(self.websocket, WebSocketSection):
             return self.websocket.frames
