@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 import click
 
 from mockd import __version__
+from mockd.runtime import LOG_FILE, PID_FILE, READY_FILE, process_running
 
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
@@ -54,8 +56,9 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--data-dir", envvar="MOCKD_DATA_DIR", help="Recordings directory (env MOCKD_DATA_DIR)."),
         click.option("--settings", "settings_path", type=click.Path(path_type=Path),
                      help="Settings file (default ./mockd.yaml, then ~/.config/mockd/mockd.yaml)."),
-        click.option("--upstream", metavar="URL",
-                     help="Proxy everything no mock matches to this http(s) server (WebSocket via ws(s))."),
+        click.option("--upstream", "upstreams", multiple=True, metavar="[/PREFIX=]URL",
+                     help="Proxy what no mock matches to this http, https, ws or wss server; repeat with "
+                          "/prefix=URL for several (longest prefix wins)."),
         click.option("--log-level", default="info", show_default=True,
                      type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
         click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"])),
@@ -70,7 +73,7 @@ def _serve_options(kwargs: dict[str, Any]) -> Any:
         config_paths=list(kwargs["config_paths"]), host=kwargs["host"], port=kwargs["port"],
         admin_host=kwargs["admin_host"], admin_port=kwargs["admin_port"], admin_token=kwargs["admin_token"],
         data_dir=kwargs["data_dir"], settings_path=kwargs["settings_path"], ready_file=kwargs.get("ready_file"),
-        upstream=kwargs["upstream"])
+        upstreams=list(kwargs["upstreams"]))
 
 
 @main.command()
@@ -95,7 +98,7 @@ def serve(**kwargs: Any) -> None:
 def _runtime_dir(data_dir: str | None, settings_path: Path | None) -> Path:
     """Where ``start`` keeps its pid and log files: the data directory, as ``serve`` resolves it."""
     from mockd.config import ConfigError
-    from mockd.server import ensure_data_dir, StartupError
+    from mockd.server import StartupError, ensure_data_dir
     from mockd.settings import load_settings, resolve_data_dir
 
     try:
@@ -105,21 +108,6 @@ def _runtime_dir(data_dir: str | None, settings_path: Path | None) -> Path:
     except (ConfigError, StartupError) as exc:
         fail(str(exc))
     return directory
-
-
-def process_running(pid: int) -> bool:
-    """Whether the process exists and is not a zombie (an exited child nobody has reaped yet)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): trust kill()
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _read_pid(pid_file: Path) -> int | None:
@@ -147,20 +135,13 @@ def start(**kwargs: Any) -> None:
     from mockd.files import write_atomically
 
     directory = _runtime_dir(kwargs["data_dir"], kwargs["settings_path"])
-    pid_file, log_file, ready_file = directory / "mockd.pid", directory / "mockd.log", directory / "mockd.ready"
+    pid_file, log_file, ready_file = directory / PID_FILE, directory / LOG_FILE, directory / READY_FILE
     running = _read_pid(pid_file)
     if running is not None and process_running(running):
         fail(f"mockd is already running (pid {running}); stop it with: mockd stop")
     ready_file.unlink(missing_ok=True)
-    arguments = [sys.executable, "-m", "mockd", "serve", "--ready-file", str(ready_file), "--data-dir", str(directory)]
-    for path in kwargs["config_paths"]:
-        arguments += ["--config", str(Path(path).resolve())]
-    if kwargs["upstream"]:
-        arguments += ["--upstream", kwargs["upstream"]]
-    for name in ("host", "port", "admin_host", "admin_port", "log_level", "log_format"):
-        arguments += [f"--{name.replace('_', '-')}", str(kwargs[name])]
-    if kwargs["settings_path"]:
-        arguments += ["--settings", str(Path(kwargs["settings_path"]).resolve())]
+    arguments = [sys.executable, "-m", "mockd", "serve", "--ready-file", str(ready_file),
+                 *_serve_arguments(kwargs, directory)]
     environment = dict(os.environ)
     if kwargs["admin_token"]:
         environment["MOCKD_ADMIN_TOKEN"] = kwargs["admin_token"]
@@ -178,7 +159,26 @@ def start(**kwargs: Any) -> None:
         time.sleep(0.02)
     ready = json.loads(ready_file.read_text())
     click.echo(f"mockd started (pid {child.pid})\n  mock server  {ready['mockUrl']}\n"
-               f"  admin API    {ready['adminUrl']}\n  log          {log_file}")
+               f"  admin API    {ready['adminUrl']}\n  log          {log_file}\n"
+               f"  stop with    mockd stop --data-dir {shlex.quote(str(directory))}")
+
+
+def _serve_arguments(kwargs: dict[str, Any], directory: Path) -> list[str]:
+    """``start``'s flags as ``serve`` takes them: every server option, paths made absolute (the child
+    runs elsewhere), the data directory resolved, the token passed in the environment instead."""
+    arguments = ["--data-dir", str(directory)]
+    for parameter in serve.params:
+        value = kwargs.get(parameter.name or "")
+        if not isinstance(parameter, click.Option) or parameter.name in ("data_dir", "admin_token", "ready_file") \
+                or value is None or value is False or value == ():
+            continue
+        flag = parameter.opts[0]
+        for item in value if parameter.multiple else [value]:
+            if parameter.is_flag:
+                arguments.append(flag)
+            else:
+                arguments += [flag, str(Path(item).resolve()) if isinstance(item, Path) else str(item)]
+    return arguments
 
 
 def _last_error(log_file: Path) -> str | None:
@@ -199,7 +199,7 @@ def stop(data_dir: str | None, settings_path: Path | None) -> None:
     Example:
       mockd stop
     """
-    pid_file = _runtime_dir(data_dir, settings_path) / "mockd.pid"
+    pid_file = _runtime_dir(data_dir, settings_path) / PID_FILE
     pid = _read_pid(pid_file)
     if pid is None or not process_running(pid):
         pid_file.unlink(missing_ok=True)

@@ -378,16 +378,44 @@ class WebSocketSpec(_Model):
 # --- Upstream proxy -------------------------------------------------------------------------------
 
 
+UPSTREAM_SCHEMES = ("http", "https", "ws", "wss")
+
+
+def check_upstream_url(url: str) -> None:
+    """Raise ValueError naming what is wrong with an upstream URL: its scheme, host or port."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        raise ValueError(f"{url!r} is not a URL: expected http://, https://, ws:// or wss:// and a host")
+    if scheme.lower() not in UPSTREAM_SCHEMES:
+        raise ValueError(f"{url!r}: unknown scheme {scheme!r} (use http, https, ws or wss)")
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+    if authority.startswith("["):  # an IPv6 literal: [::1]:9000
+        host, _, after = authority.partition("]")
+        host, port = host[1:], after.removeprefix(":")
+    else:
+        host, _, port = authority.partition(":")
+    if not host:
+        raise ValueError(f"{url!r} has no host")
+    if port and (not port.isdigit() or not 0 < int(port) <= 65535):
+        raise ValueError(f"{url!r}: bad port {port!r} (expected a number from 1 to 65535)")
+    if "#" in rest:
+        raise ValueError(f"{url!r}: an upstream URL cannot have a fragment")
+
+
 class ProxySpec(_Model):
+    """Where a proxy mock forwards: ``target`` may be http(s) or ws(s); each serves both plain HTTP and
+    WebSocket upgrades of the same host (``ws://`` stands for ``http://``, ``wss://`` for ``https://``)."""
+
     target: str
     path_prefix: str = "/"
     headers: dict[str, str] = {}
     strip_prefix: bool = False
 
     def __post_init__(self) -> None:
-        scheme, _, rest = self.target.partition("://")
-        if scheme not in ("http", "https") or not rest or rest.startswith("/"):
-            raise ValueError(f"target: {self.target!r} is not an http:// or https:// URL")
+        try:
+            check_upstream_url(self.target)
+        except ValueError as exc:
+            raise ValueError(f"target: {exc}") from None
         if not self.path_prefix.startswith("/"):
             raise ValueError(f"pathPrefix: {self.path_prefix!r} must start with '/'")
 
@@ -433,13 +461,41 @@ class ProxyMock(_MockBase, tag="proxy"):
             raise ValueError("a proxy mock needs a `proxy` block")
 
 
-def upstream_mock(target: str, taken_ids: set[str]) -> ProxyMock:
-    """What ``--upstream URL`` appends after every configured mock: a catch-all proxy, with the id
-    ``upstream`` unless a configured mock has it (then one is generated)."""
-    try:
-        return ProxyMock(id=None if "upstream" in taken_ids else "upstream", proxy=ProxySpec(target=target))
-    except ValueError as exc:
-        raise ConfigError(f"--upstream: {exc}") from None
+def upstream_mocks(flags: list[str], taken_ids: set[str]) -> list[ProxyMock]:
+    """What the ``--upstream`` flags append after every configured mock: one proxy per flag.
+
+    A flag is ``URL`` (everything, path prefix ``/``) or ``/prefix=URL``; prefixes must differ, so two
+    plain ``URL`` flags are an error rather than one silently winning. The longest prefix matches first.
+    A lone upstream has the id ``upstream`` (unless a configured mock has it); several have
+    ``upstream:/prefix``.
+    """
+    proxies: dict[str, tuple[str, ProxyMock]] = {}
+    for flag in flags:
+        prefix, url = _split_upstream_flag(flag)
+        if prefix in proxies:
+            raise ConfigError(f"--upstream: {proxies[prefix][0]!r} and {url!r} both claim the path prefix "
+                              f"{prefix!r}; give each its own, as in --upstream /api={url}")
+        try:
+            check_upstream_url(url)
+            spec = ProxySpec(target=url, path_prefix=prefix)
+        except ValueError as exc:
+            raise ConfigError(f"--upstream: {exc}") from None
+        proxies[prefix] = (url, ProxyMock(id=_upstream_id(prefix, len(flags), taken_ids), proxy=spec))
+    return [mock for prefix, (_, mock) in sorted(proxies.items(), key=lambda item: -len(item[0].rstrip("/")))]
+
+
+def _split_upstream_flag(flag: str) -> tuple[str, str]:
+    if flag.startswith("/"):
+        prefix, separator, url = flag.partition("=")
+        if not separator:
+            raise ConfigError(f"--upstream {flag}: expected /prefix=URL, as in --upstream /api=https://api.example")
+        return prefix, url
+    return "/", flag
+
+
+def _upstream_id(prefix: str, count: int, taken_ids: set[str]) -> str | None:
+    wanted = "upstream" if count == 1 else f"upstream:{prefix}"
+    return None if wanted in taken_ids else wanted
 
 
 Mock = HttpMock | WebSocketMock | ProxyMock

@@ -12,6 +12,7 @@ pytest plugin uses), or as a ``mockd serve`` subprocess — on free ports by def
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -40,12 +41,12 @@ class Server:
     ``settings`` is a :class:`mockd.settings.Settings` (redaction, quota) used instead of a settings
     file; ``data_dir`` defaults to a temporary directory removed on :meth:`stop`."""
 
-    def __init__(self, *, config: Sequence[str | Path] | None = None, upstream: str | None = None,
+    def __init__(self, *, config: Sequence[str | Path] | None = None, upstream: str | Sequence[str] | None = None,
                  data_dir: str | Path | None = None, settings: Any = None, settings_path: str | Path | None = None,
                  host: str = "127.0.0.1", port: int = 0, admin_port: int = 0, admin_token: str | None = None,
                  subprocess: bool = False) -> None:
         self.config = [Path(path) for path in config or []]
-        self.upstream = upstream
+        self.upstreams = [upstream] if isinstance(upstream, str) else list(upstream or ())
         self.settings = settings
         self.settings_path = Path(settings_path) if settings_path else None
         self.host, self.port, self.admin_port, self.admin_token = host, port, admin_port, admin_token
@@ -135,18 +136,18 @@ class Server:
 
         return ServeOptions(config_paths=self.config, host=self.host, port=self.port, admin_host=self.host,
                             admin_port=self.admin_port, admin_token=self.admin_token, data_dir=str(self.data_dir),
-                            settings_path=self.settings_path, upstream=self.upstream)
+                            settings_path=self.settings_path, upstreams=self.upstreams)
 
     def _start_thread(self) -> None:
         from mockd.config import ConfigError
-        from mockd.server import Prepared, StartupError, prepare
+        from mockd.server import StartupError, prepare
 
         try:
             prepared = prepare(self._options())
         except (ConfigError, StartupError) as exc:
             raise ServerError(str(exc)) from None
         if self.settings is not None:
-            prepared = Prepared(prepared.options, self.settings, prepared.mocks, prepared.data_dir)
+            prepared = dataclasses.replace(prepared, settings=self.settings)
         started = threading.Event()
         failure: list[BaseException] = []
         self._thread = threading.Thread(target=self._serve, args=(prepared, started, failure),
@@ -194,7 +195,9 @@ class Server:
                    "--data-dir", str(self.data_dir)]
         for path in self.config:
             command += ["--config", str(path)]
-        for flag, value in (("--upstream", self.upstream), ("--settings", self.settings_path),
+        for upstream in self.upstreams:
+            command += ["--upstream", upstream]
+        for flag, value in (("--settings", self.settings_path),
                             ("--admin-token", self.admin_token)):
             if value is not None:
                 command += [flag, str(value)]

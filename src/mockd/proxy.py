@@ -47,9 +47,8 @@ def upstream_url(spec: ProxySpec, request: web.BaseRequest, websocket: bool = Fa
     if spec.strip_prefix and spec.path_prefix != "/":
         path = path[len(spec.path_prefix.rstrip("/")):] or "/"
     base = target.path.rstrip("/")
-    scheme = target.scheme
-    if websocket:
-        scheme = "wss" if scheme == "https" else "ws"
+    secure = target.scheme in ("https", "wss")
+    scheme = ("wss" if secure else "ws") if websocket else ("https" if secure else "http")
     query = request.raw_path.partition("?")[2]
     return URL.build(scheme=scheme, authority=target.raw_authority, path=base + path,
                      query_string=query, encoded=True)

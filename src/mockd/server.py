@@ -17,13 +17,14 @@ from aiohttp import web
 
 from mockd import __version__
 from mockd.admin.app import create_admin_app
-from mockd.config import ConfigError, Mock, load_config_files, upstream_mock
+from mockd.config import ConfigError, Mock, ProxyMock, load_config_files, upstream_mocks
 from mockd.events import StreamEvents
 from mockd.files import write_atomically
 from mockd.mocks.registry import MockRegistry
 from mockd.recording.redact import Redactor
 from mockd.recording.session import Recorder
 from mockd.recording.store import Store
+from mockd.runtime import READY_FILE, announce_in_data_dir
 from mockd.settings import Settings, load_settings, resolve_data_dir
 
 log = logging.getLogger("mockd")
@@ -49,7 +50,7 @@ class ServeOptions:
     data_dir: str | None = None
     settings_path: Path | None = None
     ready_file: Path | None = None
-    upstream: str | None = None
+    upstreams: list[str] = field(default_factory=list)  # --upstream flags: URL or /prefix=URL
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Prepared:
     settings: Settings
     mocks: list[Mock]
     data_dir: Path
+    upstreams: list[ProxyMock] = field(default_factory=list)  # after every mock, even those added at run time
 
 
 def is_loopback(host: str) -> bool:
@@ -78,9 +80,8 @@ def prepare(options: ServeOptions) -> Prepared:
                            "pass --admin-token or set MOCKD_ADMIN_TOKEN")
     settings, _ = load_settings(options.settings_path)
     mocks = load_config_files(options.config_paths)
-    if options.upstream:
-        mocks.append(upstream_mock(options.upstream, {mock.id for mock in mocks if mock.id}))
-    return Prepared(options, settings, mocks, resolve_data_dir(options.data_dir, settings))
+    upstreams = upstream_mocks(options.upstreams, {mock.id for mock in mocks if mock.id})
+    return Prepared(options, settings, mocks, resolve_data_dir(options.data_dir, settings), upstreams)
 
 
 def ensure_data_dir(path: Path) -> None:
@@ -112,7 +113,7 @@ class MockdServer:
         self.prepared = prepared
         self.events = StreamEvents()
         self.registry = MockRegistry(self.events)
-        self.registry.load(prepared.mocks)
+        self.registry.load(prepared.mocks, prepared.upstreams)
         recording = prepared.settings.recording
         self.store = Store(prepared.data_dir, recording.max_bytes, recording.warn_percent)
         self.recorder = Recorder(self.events, self.store, Redactor(recording.filter_headers, recording.filter_body_keys,
@@ -155,17 +156,22 @@ async def run(prepared: Prepared) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    ready = json.dumps({"mockPort": mock_port, "adminPort": admin_port, "mockUrl": mock_url, "adminUrl": admin_url,
+                        "pid": os.getpid(), "dataDir": str(prepared.data_dir)}).encode()
     if options.ready_file is not None:
-        write_atomically(options.ready_file, [json.dumps({
-            "mockPort": mock_port, "adminPort": admin_port, "mockUrl": mock_url, "adminUrl": admin_url,
-            "pid": os.getpid()}).encode()])
+        write_atomically(options.ready_file, [ready])
+    announced = announce_in_data_dir(prepared.data_dir, ready)
     print(f"mockd {__version__}\n"
           f"  mock server  {mock_url}  ({len(server.registry.mocks)} mocks)\n"
           f"  admin API    {admin_url}\n"
           f"  data dir     {prepared.data_dir}", flush=True)
-    await stop.wait()
-    log.info("shutting down")
-    await server.stop()
+    try:
+        await stop.wait()
+        log.info("shutting down")
+        await server.stop()
+    finally:
+        if announced:
+            (prepared.data_dir / READY_FILE).unlink(missing_ok=True)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

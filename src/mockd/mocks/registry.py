@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
@@ -56,8 +57,8 @@ class MockRegistry:
     def get(self, mock_id: str) -> Mock | None:
         return next((mock for mock in self._mocks if mock.id == mock_id), None)
 
-    def load(self, mocks: list[Mock]) -> None:
-        for mock in mocks:
+    def load(self, mocks: list[Mock], upstreams: Sequence[ProxyMock] = ()) -> None:
+        for mock in [*mocks, *upstreams]:
             self.put(mock)
 
     def put(self, mock: Mock) -> tuple[Mock, bool]:
