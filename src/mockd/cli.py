@@ -59,6 +59,26 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--upstream", "upstreams", multiple=True, metavar="[/PREFIX=]URL",
                      help="Proxy what no mock matches to this http, https, ws or wss server; repeat with "
                           "/prefix=URL for several (longest prefix wins)."),
+        click.option("--upstream-ca", type=click.Path(path_type=Path), metavar="FILE",
+                     help="PEM bundle of CAs trusted for https/wss upstreams, besides the system's."),
+        click.option("--upstream-insecure", is_flag=True,
+                     help="Do not verify upstream TLS certificates (a warning at start-up and on each log line)."),
+        click.option("--upstream-cert", type=click.Path(path_type=Path), metavar="FILE",
+                     help="Client certificate (PEM) for upstreams that require one (mTLS)."),
+        click.option("--upstream-key", type=click.Path(path_type=Path), metavar="FILE",
+                     help="Key of --upstream-cert, when not in the same file."),
+        click.option("--tls-cert", type=click.Path(path_type=Path), metavar="FILE",
+                     help="Serve the mock listener as https/wss with this certificate (PEM chain)."),
+        click.option("--tls-key", type=click.Path(path_type=Path), metavar="FILE",
+                     help="Key of --tls-cert, when not in the same file."),
+        click.option("--tls-self-signed", is_flag=True,
+                     help="Serve https/wss with a throwaway certificate for localhost; prints the CA file to trust."),
+        click.option("--admin-tls-cert", type=click.Path(path_type=Path), metavar="FILE",
+                     help="Serve the admin API as https with this certificate (PEM chain)."),
+        click.option("--admin-tls-key", type=click.Path(path_type=Path), metavar="FILE",
+                     help="Key of --admin-tls-cert, when not in the same file."),
+        click.option("--access-log", is_flag=True,
+                     help="Log each request and each stream's open and close (on by default at --log-level debug)."),
         click.option("--log-level", default="info", show_default=True,
                      type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
         click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"])),
@@ -73,7 +93,12 @@ def _serve_options(kwargs: dict[str, Any]) -> Any:
         config_paths=list(kwargs["config_paths"]), host=kwargs["host"], port=kwargs["port"],
         admin_host=kwargs["admin_host"], admin_port=kwargs["admin_port"], admin_token=kwargs["admin_token"],
         data_dir=kwargs["data_dir"], settings_path=kwargs["settings_path"], ready_file=kwargs.get("ready_file"),
-        upstreams=list(kwargs["upstreams"]))
+        upstreams=list(kwargs["upstreams"]), log_format=kwargs["log_format"],
+        **{name: kwargs[name] for name in TLS_OPTIONS})
+
+
+TLS_OPTIONS = ("upstream_ca", "upstream_insecure", "upstream_cert", "upstream_key", "tls_cert", "tls_key",
+               "tls_self_signed", "admin_tls_cert", "admin_tls_key")
 
 
 @main.command()
@@ -91,7 +116,7 @@ def serve(**kwargs: Any) -> None:
     from mockd.logs import configure_logging
     from mockd.server import serve as run_server
 
-    configure_logging(kwargs["log_level"], kwargs["log_format"])
+    configure_logging(kwargs["log_level"], kwargs["log_format"], kwargs["access_log"])
     sys.exit(run_server(_serve_options(kwargs)))
 
 
@@ -158,7 +183,8 @@ def start(**kwargs: Any) -> None:
             fail(f"mockd did not start within {READY_TIMEOUT:.0f}s; see {log_file}")
         time.sleep(0.02)
     ready = json.loads(ready_file.read_text())
-    click.echo(f"mockd started (pid {child.pid})\n  mock server  {ready['mockUrl']}\n"
+    ca = f"  TLS CA       {ready['caFile']}\n" if "caFile" in ready else ""
+    click.echo(f"mockd started (pid {child.pid})\n  mock server  {ready['mockUrl']}\n{ca}"
                f"  admin API    {ready['adminUrl']}\n  log          {log_file}\n"
                f"  stop with    mockd stop --data-dir {shlex.quote(str(directory))}")
 

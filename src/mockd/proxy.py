@@ -13,6 +13,7 @@ import logging
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable
+from ssl import SSLContext
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -24,6 +25,7 @@ from mockd.events import BodyCapture, Connection, Protocol_, StreamEvents, WsFra
 from mockd.headers import HOP_BY_HOP
 from mockd.jsonhttp import json_error
 from mockd.ssewire import SseParser
+from mockd.tls import tls_failure
 from mockd.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_TIMEOUT,
                            NO_STATUS, AnyWebSocket, close_payload, release, send_close_frame)
 
@@ -64,23 +66,30 @@ def forwarded_headers(request: web.BaseRequest, spec: ProxySpec, websocket: bool
     return headers
 
 
-def _bad_gateway(spec: ProxySpec, error: BaseException) -> web.Response:
-    reason = str(error) or type(error).__name__
-    return json_error(502, "bad_gateway", f"Upstream {spec.target} is unreachable: {reason}")
+def _bad_gateway(request: web.BaseRequest, spec: ProxySpec, error: BaseException) -> web.Response:
+    """502 saying why the upstream could not be reached (a TLS failure says which check failed), and
+    the same as a warning in the log."""
+    tls = tls_failure(error)
+    message = f"Upstream {spec.target}: {tls}" if tls else \
+        f"Upstream {spec.target} is unreachable: {str(error) or type(error).__name__}"
+    log.warning("%s %s: %s", request.method, request.path, message)
+    return json_error(502, "bad_gateway", message)
 
 
 class Upstream:
-    """The one HTTP client all proxy mocks share; no total timeout, so long streams are never cut."""
+    """The one HTTP client all proxy mocks share; no total timeout, so long streams are never cut.
+    ``ssl`` verifies https/wss upstreams (None: the system's trust store)."""
 
-    def __init__(self, events: StreamEvents) -> None:
+    def __init__(self, events: StreamEvents, ssl: SSLContext | None = None) -> None:
         self.events = events
+        self.ssl = ssl
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=self.ssl if self.ssl else True),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
                 cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"))
@@ -113,7 +122,7 @@ class Upstream:
                 request.method, upstream_url(spec, request), headers=forwarded_headers(request, spec), data=body,
                 allow_redirects=False)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            return _bad_gateway(spec, exc)
+            return _bad_gateway(request, spec, exc)
         relay = HttpRelay(request, upstream, self.events, captured if body is not None else None, started_ns)
         relays.add(relay)
         try:
@@ -137,9 +146,9 @@ class Upstream:
             if exc.status >= 400:
                 return json_error(exc.status, "upstream_refused",
                                   f"Upstream {spec.target} refused the WebSocket upgrade: {exc.status} {exc.message}")
-            return _bad_gateway(spec, exc)
+            return _bad_gateway(request, spec, exc)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            return _bad_gateway(spec, exc)
+            return _bad_gateway(request, spec, exc)
         client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), autoping=False,
                                        autoclose=False, max_msg_size=0, compress=True)
         try:

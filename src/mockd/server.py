@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from mockd import __version__
+from mockd.accesslog import AccessLog, access_log_enabled
 from mockd.admin.app import create_admin_app
 from mockd.config import ConfigError, Mock, ProxyMock, load_config_files, upstream_mocks
 from mockd.events import StreamEvents
@@ -26,6 +28,7 @@ from mockd.recording.session import Recorder
 from mockd.recording.store import Store
 from mockd.runtime import READY_FILE, announce_in_data_dir
 from mockd.settings import Settings, load_settings, resolve_data_dir
+from mockd.tls import TlsError, UpstreamTls, self_signed_context, server_context
 
 log = logging.getLogger("mockd")
 
@@ -51,6 +54,16 @@ class ServeOptions:
     settings_path: Path | None = None
     ready_file: Path | None = None
     upstreams: list[str] = field(default_factory=list)  # --upstream flags: URL or /prefix=URL
+    upstream_ca: Path | None = None
+    upstream_insecure: bool = False
+    upstream_cert: Path | None = None
+    upstream_key: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_self_signed: bool = False
+    admin_tls_cert: Path | None = None
+    admin_tls_key: Path | None = None
+    log_format: str = "text"  # json: the start-up banner is one JSON line too
 
 
 @dataclass
@@ -62,6 +75,10 @@ class Prepared:
     mocks: list[Mock]
     data_dir: Path
     upstreams: list[ProxyMock] = field(default_factory=list)  # after every mock, even those added at run time
+    upstream_tls: UpstreamTls = field(default_factory=UpstreamTls)
+    upstream_ssl: ssl.SSLContext | None = None
+    mock_ssl: ssl.SSLContext | None = None  # --tls-cert; --tls-self-signed makes one at start-up
+    admin_ssl: ssl.SSLContext | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -78,10 +95,39 @@ def prepare(options: ServeOptions) -> Prepared:
     if not is_loopback(options.admin_host) and not options.admin_token:
         raise StartupError(f"refusing to expose the admin API on {options.admin_host} without a token: "
                            "pass --admin-token or set MOCKD_ADMIN_TOKEN")
-    settings, _ = load_settings(options.settings_path)
+    settings, settings_path = load_settings(options.settings_path)
     mocks = load_config_files(options.config_paths)
     upstreams = upstream_mocks(options.upstreams, {mock.id for mock in mocks if mock.id})
-    return Prepared(options, settings, mocks, resolve_data_dir(options.data_dir, settings), upstreams)
+    upstream_tls = _upstream_tls(options, settings, settings_path)
+    if options.tls_self_signed and options.tls_cert:
+        raise StartupError("give --tls-cert (and --tls-key) or --tls-self-signed, not both")
+    for key, cert, flag in ((options.tls_key, options.tls_cert, "--tls-key"),
+                            (options.admin_tls_key, options.admin_tls_cert, "--admin-tls-key")):
+        if key and not cert:
+            raise StartupError(f"{flag} needs {flag.replace('-key', '-cert')}")
+    try:
+        upstream_ssl = upstream_tls.context() if upstream_tls != UpstreamTls() else None
+        mock_ssl = server_context(options.tls_cert, options.tls_key, "--tls-cert") if options.tls_cert else None
+        admin_ssl = server_context(options.admin_tls_cert, options.admin_tls_key, "--admin-tls-cert") \
+            if options.admin_tls_cert else None
+    except TlsError as exc:
+        raise StartupError(str(exc)) from None
+    return Prepared(options, settings, mocks, resolve_data_dir(options.data_dir, settings), upstreams, upstream_tls,
+                    upstream_ssl, mock_ssl, admin_ssl)
+
+
+def _upstream_tls(options: ServeOptions, settings: Settings, settings_path: Path | None) -> UpstreamTls:
+    """The flags, each falling back on its key in the settings file (relative to that file)."""
+    base = settings_path.parent if settings_path is not None else Path(".")
+    configured = settings.upstream
+
+    def path(flag: Path | None, key: str | None) -> Path | None:
+        return flag if flag is not None else (base / Path(key).expanduser() if key else None)
+
+    return UpstreamTls(ca_file=path(options.upstream_ca, configured.ca),
+                       insecure=options.upstream_insecure or configured.insecure,
+                       cert_file=path(options.upstream_cert, configured.cert),
+                       key_file=path(options.upstream_key, configured.key))
 
 
 def ensure_data_dir(path: Path) -> None:
@@ -91,9 +137,10 @@ def ensure_data_dir(path: Path) -> None:
         raise StartupError(f"cannot create data directory {path}: {exc.strerror}") from None
 
 
-async def _start_site(runner: web.BaseRunner, host: str, port: int, what: str) -> int:
+async def _start_site(runner: web.BaseRunner, host: str, port: int, what: str,
+                      ssl_context: ssl.SSLContext | None) -> int:
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
     try:
         await site.start()
     except OSError as exc:
@@ -102,8 +149,8 @@ async def _start_site(runner: web.BaseRunner, host: str, port: int, what: str) -
     return int(runner.addresses[0][1])
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+def _url(host: str, port: int, secure: bool, scheme: str = "http") -> str:
+    return f"{scheme}{'s' if secure else ''}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 class MockdServer:
@@ -116,12 +163,32 @@ class MockdServer:
         self.registry.load(prepared.mocks, prepared.upstreams)
         recording = prepared.settings.recording
         self.store = Store(prepared.data_dir, recording.max_bytes, recording.warn_percent)
-        self.recorder = Recorder(self.events, self.store, Redactor(recording.filter_headers, recording.filter_body_keys,
-                                                                   recording.redact_value))
-        mock_server = web.Server(self.registry.handle, handler_cancellation=True, access_log=None, **HTTP_LIMITS)
+        redactor = Redactor(recording.filter_headers, recording.filter_body_keys, recording.redact_value)
+        self.recorder = Recorder(self.events, self.store, redactor)
+        self.registry.upstream.ssl = prepared.upstream_ssl
+        self.access_log = self._access_log(redactor) if access_log_enabled() else None
+        handler = self.access_log.wrap(self.registry.handle, "mock") if self.access_log else self.registry.handle
+        mock_server = web.Server(handler, handler_cancellation=True, access_log=None, **HTTP_LIMITS)
         self.mock_runner = web.ServerRunner(mock_server, shutdown_timeout=SHUTDOWN_TIMEOUT)
-        self.admin_runner = web.AppRunner(create_admin_app(self.registry, self.recorder, prepared.options.admin_token),
-                                          access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HTTP_LIMITS)
+        admin = create_admin_app(self.registry, self.recorder, prepared.options.admin_token,
+                                 [self.access_log.middleware("admin")] if self.access_log else [])
+        self.admin_runner = web.AppRunner(admin, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HTTP_LIMITS)
+        self.mock_ssl = prepared.mock_ssl
+        self.ca_file: Path | None = None  # --tls-self-signed: the CA certificate clients should trust
+
+    def _access_log(self, redactor: Redactor) -> AccessLog:
+        insecure = self.prepared.upstream_tls.insecure
+
+        def describe(answered_by: str) -> str:
+            mock = self.registry.get(answered_by)
+            if isinstance(mock, ProxyMock) and mock.proxy is not None:
+                unverified = insecure and mock.proxy.target.startswith(("https:", "wss:"))
+                return f"upstream={mock.proxy.target}{' tls=unverified' if unverified else ''}"
+            return answered_by if answered_by.startswith("replay ") else f"mock={answered_by}"
+
+        access_log = AccessLog(redactor, describe, with_headers=log.isEnabledFor(logging.DEBUG))
+        self.events.subscribe(access_log)
+        return access_log
 
     async def start(self) -> tuple[int, int]:
         options = self.prepared.options
@@ -130,9 +197,12 @@ class MockdServer:
         except OSError as exc:
             raise StartupError(f"cannot use data directory {self.store.directory}: {exc.strerror}") from None
         self.store.recover_journals()
+        if options.tls_self_signed:
+            self.mock_ssl, self.ca_file = self_signed_context(self.store.directory, (options.host,))
         try:
-            mock_port = await _start_site(self.mock_runner, options.host, options.port, "mock server")
-            admin_port = await _start_site(self.admin_runner, options.admin_host, options.admin_port, "admin API")
+            mock_port = await _start_site(self.mock_runner, options.host, options.port, "mock server", self.mock_ssl)
+            admin_port = await _start_site(self.admin_runner, options.admin_host, options.admin_port, "admin API",
+                                           self.prepared.admin_ssl)
         except StartupError:
             await self.stop()
             raise
@@ -151,20 +221,26 @@ async def run(prepared: Prepared) -> None:
     options = prepared.options
     server = MockdServer(prepared)
     mock_port, admin_port = await server.start()
-    mock_url, admin_url = _url(options.host, mock_port), _url(options.admin_host, admin_port)
+    secure = server.mock_ssl is not None
+    mock_url, admin_url = _url(options.host, mock_port, secure), _url(options.admin_host, admin_port,
+                                                                     prepared.admin_ssl is not None)
+    if prepared.upstream_tls.insecure:
+        log.warning("--upstream-insecure: upstream TLS certificates are NOT verified")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    ready = json.dumps({"mockPort": mock_port, "adminPort": admin_port, "mockUrl": mock_url, "adminUrl": admin_url,
-                        "pid": os.getpid(), "dataDir": str(prepared.data_dir)}).encode()
+    facts: dict[str, object] = {
+        "mockPort": mock_port, "adminPort": admin_port, "mockUrl": mock_url,
+        "mockWsUrl": _url(options.host, mock_port, secure, "ws"), "adminUrl": admin_url, "pid": os.getpid(),
+        "dataDir": str(prepared.data_dir)}
+    if server.ca_file is not None:
+        facts["caFile"] = str(server.ca_file)
+    ready = json.dumps(facts).encode()
     if options.ready_file is not None:
         write_atomically(options.ready_file, [ready])
     announced = announce_in_data_dir(prepared.data_dir, ready)
-    print(f"mockd {__version__}\n"
-          f"  mock server  {mock_url}  ({len(server.registry.mocks)} mocks)\n"
-          f"  admin API    {admin_url}\n"
-          f"  data dir     {prepared.data_dir}", flush=True)
+    print(_banner(facts, len(server.registry.mocks), options.log_format), flush=True)
     try:
         await stop.wait()
         log.info("shutting down")
@@ -172,6 +248,20 @@ async def run(prepared: Prepared) -> None:
     finally:
         if announced:
             (prepared.data_dir / READY_FILE).unlink(missing_ok=True)
+
+
+def _banner(facts: dict[str, object], mocks: int, log_format: str) -> str:
+    """What ``serve`` prints once listening: lines for a person, or one JSON object when the log is JSON
+    (so stdout and stderr both parse)."""
+    if log_format == "json":
+        return json.dumps({"event": "started", "version": __version__, "mocks": mocks, **facts})
+    lines = [f"mockd {__version__}", f"  mock server  {facts['mockUrl']}  ({mocks} mocks)"]
+    if str(facts["mockUrl"]).startswith("https"):
+        lines.append(f"  WebSocket    {facts['mockWsUrl']}")
+    if "caFile" in facts:
+        lines.append(f"  TLS CA       {facts['caFile']}  (self-signed for this run: trust it in clients)")
+    lines += [f"  admin API    {facts['adminUrl']}", f"  data dir     {facts['dataDir']}"]
+    return "\n".join(lines)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -29,8 +29,19 @@ class RecordingSettings(msgspec.Struct, rename="camel", forbid_unknown_fields=Tr
             raise ValueError("warnPercent: must be between 0 and 100")
 
 
+class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """TLS towards upstreams, as ``--upstream-ca``/``--upstream-insecure``/``--upstream-cert``/``--upstream-key``
+    (a flag wins over its key here). Relative paths are relative to the settings file."""
+
+    ca: str | None = None
+    insecure: bool = False
+    cert: str | None = None
+    key: str | None = None
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     recording: RecordingSettings = RecordingSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
 
 
 def settings_search_path() -> list[Path]:

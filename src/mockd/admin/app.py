@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -84,8 +85,10 @@ async def openapi(request: web.Request) -> web.Response:
         (*mock_routes.MODELS, *recording_routes.MODELS, *replay_routes.MODELS)))
 
 
-def create_admin_app(registry: MockRegistry, recorder: Recorder, token: str | None) -> web.Application:
-    middlewares = [errors_as_json] + ([token_auth(token)] if token else [])
+def create_admin_app(registry: MockRegistry, recorder: Recorder, token: str | None,
+                     outer: Sequence[Any] = ()) -> web.Application:
+    """``outer`` middlewares run first (the access log sees every answer, 401s included)."""
+    middlewares = [*outer, errors_as_json] + ([token_auth(token)] if token else [])
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[REGISTRY] = registry
     app[RECORDER] = recorder
