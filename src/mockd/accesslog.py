@@ -24,7 +24,8 @@ from mockd.recording.redact import Redactor
 log = logging.getLogger("mockd.access")
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer
-ANSWERED_BY = "mockd.answered_by"  # set on a request by whatever answered it: a mock's id, "replay <id>"
+# Set on a request by whatever answered it: a mock's id, or "replay <id>".
+ANSWERED_BY = web.RequestKey("mockd.answered_by", str)
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 Describe = Callable[[str], str]  # a mock id -> how the line names it ("mock=chat", "upstream=https://…")
@@ -74,7 +75,7 @@ class AccessLog:
         return logged
 
     def request(self, listener: str, request: web.BaseRequest, status: int, seconds: float) -> None:
-        answered_by = request.get(ANSWERED_BY)
+        answered_by = request.get(ANSWERED_BY)  # type: ignore[call-overload]
         fields: dict[str, Any] = {"kind": "request", "listener": listener, "method": request.method,
                                   "path": request.path, "status": status, "durationMs": round(seconds * 1000, 1)}
         target = self._target(request.path, request.query.items())
@@ -150,7 +151,7 @@ class AccessLog:
         parameters = self.redactor.query(query)
         if parameters:
             fields["query"] = parameters
-        if self.with_headers:
+        if "headers" in fields:
             line += f" headers={fields['headers']}"
         log.info(line, extra={"access": fields})
 

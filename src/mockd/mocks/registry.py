@@ -1,4 +1,8 @@
-"""The ordered set of mocks, and the mock listener's one request handler: the first mock that matches wins."""
+"""The ordered set of mocks, and the mock listener's one request handler: the first mock that matches wins.
+
+Match order: the mocks of the config files (in order), then those added at run time, then the
+``--upstream`` proxies (longest prefix first), which stay behind every other mock however it was added.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import msgspec
 from aiohttp import web
 from ulid import ULID
 
+from mockd.accesslog import ANSWERED_BY
 from mockd.config import HttpMock, Mock, ProxyMock, WebSocketMock, WebSocketSpec
 from mockd.events import StreamEvents
 from mockd.jsonhttp import json_error
@@ -20,7 +25,6 @@ from mockd.mocks.websocket import negotiate, serve_websocket
 from mockd.proxy import Upstream, path_matches_prefix
 from mockd.replay import Replays
 from mockd.wsclose import CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART
-
 
 MISSES_KEPT = 100
 
@@ -36,14 +40,21 @@ def is_websocket_upgrade(request: web.BaseRequest) -> bool:
 
 
 class MockRegistry:
-    """Mocks in match order, their live connections, and request dispatch."""
+    """Mocks in match order, their live connections, and request dispatch.
+
+    :meth:`handle` marks each request it answers with ``request[ANSWERED_BY]`` (the access log's key):
+    the answering mock's id, ``"replay <id>"`` for a replay; nothing for a 404.
+    """
 
     def __init__(self, events: StreamEvents) -> None:
         self.events = events
         self.upstream = Upstream(events)
         self.replays = Replays(events)
         self.stopping = asyncio.Event()
-        self._mocks: list[Mock] = []
+        self._mocks: list[Mock] = []  # config-file mocks, then those added at run time
+        self._upstreams: list[Mock] = []  # the --upstream catch-alls: after every other mock
+        self._order: tuple[Mock, ...] = ()  # both, in match order (what dispatch walks)
+        self._startup: tuple[tuple[Mock, ...], tuple[Mock, ...]] = ((), ())  # what reset() restores
         self._live: dict[str, set[LiveConnection]] = {}
         self._served: dict[str, int] = {}  # requests or connections each mock has served
         self.misses: deque[str] = deque(maxlen=MISSES_KEPT)  # the 404s' messages, newest last
@@ -52,39 +63,81 @@ class MockRegistry:
 
     @property
     def mocks(self) -> list[Mock]:
-        return list(self._mocks)
+        """Every mock in match order: the upstream proxies last."""
+        return list(self._order)
 
     def get(self, mock_id: str) -> Mock | None:
-        return next((mock for mock in self._mocks if mock.id == mock_id), None)
+        return next((mock for mock in self._order if mock.id == mock_id), None)
 
-    def load(self, mocks: list[Mock], upstreams: Sequence[ProxyMock] = ()) -> None:
-        for mock in [*mocks, *upstreams]:
+    def load(self, mocks: Sequence[Mock], upstreams: Sequence[ProxyMock] = ()) -> None:
+        """The start-up mocks: ``mocks`` in order, and the ``upstreams`` kept behind every mock, even those
+        added later. This is also what :meth:`reset` restores."""
+        for mock in mocks:
             self.put(mock)
+        for upstream in upstreams:
+            self.put(upstream, upstream=True)
+        self._startup = (tuple(self._mocks), tuple(self._upstreams))
 
-    def put(self, mock: Mock) -> tuple[Mock, bool]:
+    def put(self, mock: Mock, upstream: bool = False) -> tuple[Mock, bool]:
         """Add a mock (an id is generated when absent) or replace the one with its id, in place.
 
-        Returns the stored mock and whether it replaced another. Replacing a WebSocket mock closes its
-        connections with 1012.
+        New mocks go after every other mock but the upstream proxies (``upstream=True``: after those).
+        Returns the stored mock and whether it replaced another. Replacing a WebSocket or proxy mock
+        closes its connections with 1012.
         """
         if mock.id is None:
             mock = msgspec.structs.replace(mock, id=str(ULID()))
         assert mock.id is not None
-        for index, existing in enumerate(self._mocks):
-            if existing.id == mock.id:
-                self._mocks[index] = mock
-                self._served.pop(mock.id, None)
-                self._close_sessions(mock.id, CLOSE_SERVICE_RESTART, "mock replaced")
-                return mock, True
-        self._mocks.append(mock)
+        for mocks in (self._mocks, self._upstreams):
+            for index, existing in enumerate(mocks):
+                if existing.id == mock.id:
+                    mocks[index] = mock
+                    self._reorder()
+                    self._served.pop(mock.id, None)
+                    self._close_sessions(mock.id, CLOSE_SERVICE_RESTART, "mock replaced")
+                    return mock, True
+        (self._upstreams if upstream else self._mocks).append(mock)
+        self._reorder()
         return mock, False
 
+    def put_all(self, mocks: Sequence[Mock]) -> tuple[list[Mock], int]:
+        """:meth:`put` each mock, in order (the caller has checked that their ids differ); returns the stored
+        mocks and how many replaced one. Nothing is awaited, so no request sees half of them."""
+        stored: list[Mock] = []
+        replaced = 0
+        for mock in mocks:
+            kept, was_replaced = self.put(mock)
+            stored.append(kept)
+            replaced += was_replaced
+        return stored, replaced
+
     def remove(self, mock_id: str) -> bool:
-        before = len(self._mocks)
+        """Remove a mock (an upstream proxy too); its connections are closed with 1012."""
+        before = len(self._order)
         self._mocks = [mock for mock in self._mocks if mock.id != mock_id]
+        self._upstreams = [mock for mock in self._upstreams if mock.id != mock_id]
+        self._reorder()
         self._served.pop(mock_id, None)
         self._close_sessions(mock_id, CLOSE_SERVICE_RESTART, "mock removed")
-        return len(self._mocks) != before
+        return len(self._order) != before
+
+    def reset(self) -> list[Mock]:
+        """Back to the start-up mocks and upstreams, in their order, every ``times`` count at zero. The
+        connections of mocks added or replaced since are closed with 1012; the start-up mocks' stay open."""
+        mocks, upstreams = self._startup
+        startup = {id(mock) for mock in (*mocks, *upstreams)}
+        startup_ids = {mock.id for mock in (*mocks, *upstreams)}
+        gone = [mock.id for mock in self._order if id(mock) not in startup and mock.id is not None]
+        self._mocks, self._upstreams = list(mocks), list(upstreams)
+        self._reorder()
+        self._served.clear()
+        for mock_id in gone:
+            self._close_sessions(mock_id, CLOSE_SERVICE_RESTART,
+                                 "mock replaced" if mock_id in startup_ids else "mock removed")
+        return self.mocks
+
+    def _reorder(self) -> None:
+        self._order = (*self._mocks, *self._upstreams)
 
     def _close_sessions(self, mock_id: str, code: int, reason: str) -> None:
         for connection in list(self._live.get(mock_id, ())):
@@ -113,14 +166,15 @@ class MockRegistry:
         if self.replays.sessions:  # a replay waiting for its client goes ahead of every mock
             replay = self.replays.claim("websocket" if upgrade else "sse", request.path, request.method)
             if replay is not None:
+                request[ANSWERED_BY] = f"replay {replay.id}"
                 if upgrade:
                     return await self.replays.serve_websocket(replay, request)
                 return await self.replays.serve_sse(replay, request)
         body = None if upgrade else await self._body_if_matched_on(request)
         if isinstance(body, web.Response):
             return body
-        refused: web.Response | None = None  # a WebSocket mock on the path that wants a subprotocol
-        for mock in self._mocks:
+        refused: WebSocketMock | None = None  # a WebSocket mock on the path that wants a subprotocol
+        for mock in self._order:
             if not mock.enabled or self._used_up(mock):
                 continue
             if isinstance(mock, WebSocketMock):
@@ -129,11 +183,11 @@ class MockRegistry:
                     answer = await self._serve_websocket(mock, request)
                     if answer is not None:
                         return answer
-                    refused = refused or _subprotocol_refusal(mock)
+                    refused = refused or mock
             elif isinstance(mock, HttpMock):
                 assert mock.http is not None
                 if mismatch(mock.http.matcher, request, body) is None:
-                    self._count(mock)
+                    self._count(mock, request)
                     if mock.http.sse is not None:
                         return await serve_sse(request, mock.http.sse, self.events, self.stopping, body)
                     assert mock.http.response is not None
@@ -141,20 +195,25 @@ class MockRegistry:
             elif isinstance(mock, ProxyMock):
                 assert mock.proxy is not None
                 if path_matches_prefix(mock.proxy.path_prefix, request.path):
-                    self._count(mock)
+                    self._count(mock, request)
                     return await self.upstream.serve(request, mock.proxy, self._live_set(mock.id), body)
-        return refused or self._no_mock(request, body, upgrade)
+        if refused is not None:
+            request[ANSWERED_BY] = refused.id
+            return _subprotocol_refusal(refused)
+        return self._no_mock(request, body, upgrade)
 
     def _used_up(self, mock: Mock) -> bool:
         return mock.times is not None and self._served.get(mock.id or "", 0) >= mock.times
 
-    def _count(self, mock: Mock) -> None:
+    def _count(self, mock: Mock, request: web.BaseRequest) -> None:
+        """The mock answers this request: count it (for ``times``) and mark the request with it."""
+        request[ANSWERED_BY] = mock.id
         if mock.id is not None:
             self._served[mock.id] = self._served.get(mock.id, 0) + 1
 
     def unused(self) -> list[str]:
         """Ids of the enabled mocks that have served nothing yet (proxies aside)."""
-        return [mock.id for mock in self._mocks if mock.enabled and mock.id is not None
+        return [mock.id for mock in self._order if mock.enabled and mock.id is not None
                 and not isinstance(mock, ProxyMock) and not self._served.get(mock.id)]
 
     async def _body_if_matched_on(self, request: web.BaseRequest) -> bytes | None | web.Response:
@@ -162,7 +221,7 @@ class MockRegistry:
         then shared with whatever serves the request); None otherwise, so proxied bodies keep streaming."""
         if not request.body_exists or not any(
                 isinstance(mock, HttpMock) and mock.http is not None and needs_body(mock.http.matcher)
-                and mismatch(mock.http.matcher, request, None, skip_body=True) is None for mock in self._mocks):
+                and mismatch(mock.http.matcher, request, None, skip_body=True) is None for mock in self._order):
             return None
         try:
             return await request.read()
@@ -192,7 +251,7 @@ class MockRegistry:
     def _closest(self, request: web.BaseRequest, body: bytes | None) -> tuple[Mock, str, str] | None:
         """The enabled HTTP mock on this path whose first differing field comes latest."""
         best: tuple[int, Mock, str, str] | None = None
-        for mock in self._mocks:
+        for mock in self._order:
             if not isinstance(mock, HttpMock) or mock.http is None or not mock.enabled \
                     or not path_matches(mock.http.matcher, request.path):
                 continue
@@ -211,12 +270,13 @@ class MockRegistry:
         assert spec is not None and mock.id is not None
         sessions = self._live_set(mock.id)
         if spec.max_connections is not None and len(sessions) >= spec.max_connections:
+            request[ANSWERED_BY] = mock.id
             return json_error(503, "too_many_connections",
                               f"WebSocket mock {mock.id!r} already has {spec.max_connections} connection(s)")
         ws, protocol = negotiate(spec, request)
         if protocol is None and spec.require_subprotocol:
             return None
-        self._count(mock)
+        self._count(mock, request)
         return await serve_websocket(request, ws, spec, self.events, sessions)
 
 
