@@ -897,7 +897,8 @@ def test_unknown_or_malformed_id_offline(recorded: Recorded, tmp_path: Path, nob
 
 OFFLINE_READS = [["list"], ["list", "--json"], ["ls", "--protocol", "sse"], ["show", "{chat}"],
                  ["show", "{sse}", "--json"], ["export", "{chat}"], ["convert", "{chat}"],
-                 ["convert", "{sse}", "--simplify-timing"], ["stats"], ["stats", "--json"]]
+                 ["convert", "{sse}", "--simplify-timing"], ["convert", "{sse}", "--min-delay", "1000"], ["stats"],
+                 ["stats", "--json"]]
 
 
 @pytest.mark.parametrize("args", OFFLINE_READS, ids=lambda a: "-".join(a).replace("{", "").replace("}", ""))
@@ -908,6 +909,18 @@ def test_offline_reads_match_the_live_server(recorded: Recorded, nobody: str, ar
     result = offline(nobody, recorded.stopped_dir, *full)
     assert_offline_notice(result, recorded.stopped_dir)
     assert ok(result) == ok(sr(recorded.live.admin_url, *full))
+
+
+def test_offline_min_or_max_delay_alone_imply_simplify_timing(recorded: Recorded, nobody: str) -> None:
+    def delays(*flags: str) -> tuple[str, list[list[int]]]:
+        output = ok(offline(nobody, recorded.stopped_dir, "convert", recorded.sse[:12], *flags))
+        return output, [mock["http"]["sse"]["timing"]["perEventDelays"] for mock in json.loads(output)["mocks"]]
+
+    plain, recorded_delays = delays()
+    assert any(delay >= 5 for gaps in recorded_delays for delay in gaps), recorded_delays  # the mock's 10 ms
+    implied, clamped = delays("--min-delay", "1000")
+    assert implied == delays("--simplify-timing", "--min-delay", "1000")[0] != plain
+    assert all(delay == 0 for gaps in clamped for delay in gaps), clamped
 
 
 def test_offline_data_dir_from_the_environment(recorded: Recorded, nobody: str) -> None:
@@ -942,7 +955,7 @@ def test_usage_errors_exit_2(nobody: str, args: list[str]) -> None:
 
 
 SUBCOMMANDS = ["list", "ls", "show", "get", "export", "convert", "delete", "rm", "stats", "vacuum", "sessions",
-               "start", "stop"]
+               "start", "stop", "replay", "advance", "replays", "cancel"]
 
 
 def has_example(text: str, *invocations: str) -> bool:

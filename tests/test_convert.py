@@ -374,12 +374,33 @@ def test_pongs_produce_no_step_and_move_no_clock() -> None:
     ({"simplify_timing": True, "min_delay": 10, "max_delay": 2000}, [0, 30, 2000, 2000]),
     ({"simplify_timing": True, "min_delay": 50, "max_delay": 2000}, [0, 0, 2000, 2000]),
     ({"simplify_timing": False, "min_delay": 50, "max_delay": 2000}, [5, 30, 3000, 6000]),
-], ids=["off", "defaults", "10-2000", "50-2000", "bounds-without-simplify"])
+    ({"min_delay": 50, "max_delay": 2000}, [0, 0, 2000, 2000]),  # the bounds alone imply simplifyTiming
+    ({"min_delay": 50}, [0, 0, 3000, 5000]),
+    ({"max_delay": 2000}, [0, 30, 2000, 2000]),
+], ids=["off", "defaults", "10-2000", "50-2000", "explicit-false-keeps-the-recorded-delays", "bounds-imply-simplify",
+        "min-delay-implies-simplify", "max-delay-implies-simplify"])
 def test_simplify_timing_clamps_delays(options: dict[str, Any], delays: list[int]) -> None:
     times = [5, 35, 3035, 9035]
     frames = [frame("s2c", "text", f"m{index}", at) for index, at in enumerate(times)]
     _, mock = loaded(ws_recording(frames), **options)
     assert scenario(mock) == [send(f"m{index}", delay) for index, delay in enumerate(delays)]
+
+
+@pytest.mark.parametrize(("body", "clamped"), [
+    ({}, False), ({"simplifyTiming": True}, True), ({"minDelay": 0}, True), ({"maxDelay": 5000}, True),
+    ({"simplifyTiming": False, "maxDelay": 10}, False), ({"simplifyTiming": None, "minDelay": None}, False),
+])
+def test_the_api_body_implies_simplify_timing_only_when_a_bound_is_given(body: dict[str, Any], clamped: bool) -> None:
+    options = msgspec.convert(body, ConvertOptions)
+    assert options.simplifies_timing is clamped
+    given = {key: value for key, value in body.items() if value is not None}
+    assert (options.min_delay_ms, options.max_delay_ms) == (given.get("minDelay", 10), given.get("maxDelay", 5000))
+
+
+@pytest.mark.parametrize("body", [{"minDelay": 6000}, {"minDelay": 300, "maxDelay": 200}, {"maxDelay": -1}])
+def test_bounds_that_contradict_each_other_or_the_defaults_are_refused(body: dict[str, Any]) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(body, ConvertOptions)
 
 
 def test_simplify_timing_clamps_ping_waits_and_close_delays_too() -> None:
@@ -933,6 +954,11 @@ def ws_frames(draw: st.DrawFn) -> list[Frame]:
     return frames
 
 
+def simplifies(options: dict[str, Any]) -> bool:
+    """Whether the options clamp delays: ``simplify_timing`` as given, else implied by either bound."""
+    return bool(options.get("simplify_timing", "min_delay" in options or "max_delay" in options))
+
+
 def conversion_options() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({}, optional={
         "simplify_timing": st.booleans(),
@@ -1030,12 +1056,12 @@ def test_any_websocket_recording_converts_to_a_loadable_config(frames: list[Fram
             delay = ms(step.message.delay if isinstance(step, SendStep) else
                        step.duration if isinstance(step, WaitStep) else
                        step.delay if isinstance(step, CloseStep) else None)
-            if options.get("simplify_timing"):
+            if simplifies(options):
                 assert delay == 0 or low <= delay <= high, (delay, low, high)
         sends = reference_sends(by_connection[number])
         sent = [s for s in steps if isinstance(s, SendStep)]
         assert [(s.message.type, s.message.value) for s in sent] == [(f.type, f.data) for f in sends]
-        if not options.get("simplify_timing") and not include:
+        if not simplifies(options) and not include:
             # On timing alone, the delays add up to the recorded offsets (from the connection's opening).
             opened_ms = connections[number - 1].relative_ms
             assert server_offsets(steps, opened_ms) == pytest.approx([float(f.relative_ms) for f in sends])
@@ -1105,7 +1131,7 @@ def test_any_sse_recording_converts_to_a_loadable_config(events: list[SseEvent],
         assert sse.get("statusCode", 200) == (status or 200 if converted_connection(mock) == 1 else 200)
         delays = sse.get("timing", {}).get("perEventDelays", [])
         assert len(delays) == len(chosen)
-        if not options.get("simplify_timing"):
+        if not simplifies(options):
             assert sum(delays) == chosen[-1].relative_ms
     assert [mock.times for mock in mocks] == ([1, None] if len(mocks) == 2 else [None])
 

@@ -73,7 +73,7 @@ CLOSE_CODE, CLOSE_REASON = 4000, "done"
 DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.CLOSE)  # what a replay sends
 
 STATUS_FIELDS = {"id", "recordingId", "mode", "status", "currentFrame", "totalFrames", "framesSent", "elapsedMs",
-                 "mismatches", "error", "client"}
+                 "mismatches", "error", "client", "path"}
 ADVANCE_FIELDS = {"framesSent", "currentFrame", "totalFrames", "status", "complete"}
 UNKNOWN_ID = "01HXYZ123456789ABCDEFGHJKM"  # well-formed, never issued
 
@@ -499,7 +499,7 @@ async def test_replay_answers_201_pending_and_its_status_object_has_every_field(
     assert {key: status[key] for key in STATUS_FIELDS - {"elapsedMs"}} == {
         "id": replay_id, "recordingId": world.chat["id"], "mode": "triggered", "status": "pending",
         "currentFrame": 0, "totalFrames": len(server_items(world.chat)), "framesSent": 0, "mismatches": 0,
-        "error": None, "client": None}
+        "error": None, "client": None, "path": path}
     assert isinstance(status["elapsedMs"], int) and status["elapsedMs"] >= 0
     listing = await admin(server, "GET", "/replay")
     assert listing.status == 200

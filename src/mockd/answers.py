@@ -10,8 +10,15 @@ import msgspec
 from mockd.recording.format import Summary
 
 ReplayMode = Literal["pure", "synchronized", "triggered"]
-ReplayState = Literal["pending", "playing", "waiting", "paused", "complete", "aborted", "error"]
-FINISHED: tuple[ReplayState, ...] = ("complete", "aborted", "error")
+ReplayState = Literal["pending", "playing", "waiting", "paused", "complete", "aborted", "error", "expired"]
+FINISHED: tuple[ReplayState, ...] = ("complete", "aborted", "error", "expired")
+"""The states a replay never leaves: ``expired`` is a pending replay no client took in ``expiresAfter``."""
+
+# the bounds of a replay's options (mockd.replay.ReplayOptions), here so that the CLI knows them too
+MAX_TIMING_SCALE = 1000.0  # x: a second of recording at most ~17 minutes of replay
+DEFAULT_EXPIRES_AFTER = 300.0  # s a pending replay waits for its client
+MAX_EXPIRES_AFTER = 86_400.0  # s: a day
+MAX_TIMEOUT_MS = 86_400_000  # synchronized: a day per client message
 
 
 class Started(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -52,6 +59,7 @@ class ReplayStatus(msgspec.Struct, rename="camel"):
     mismatches: int
     error: str | None
     client: str | None
+    path: str = ""  # where the replay waits for (or served) its client
 
     @property
     def finished(self) -> bool:

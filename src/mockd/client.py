@@ -125,9 +125,14 @@ class Client:
     # --- replays --------------------------------------------------------------------------------
 
     def replay(self, recording_id: str, **options: Any) -> ReplayStarted:
-        """Start a replay (``mode="triggered"``, ``timing_scale=0``...) for the next client on its path."""
+        """Start a replay (``mode="triggered"``, ``timing_scale=0``, ``connection=2``, ``expires_after=60``...)
+        for the next client on its path."""
         return self._decode(ReplayStarted, "POST", f"/stream-recordings/{self.ref(recording_id)}/replay",
                             _camel(options))
+
+    def replays(self) -> list[ReplayStatus]:
+        """Every replay session, pending, running and finished (the newest 1000 finished ones)."""
+        return self._decode(list[ReplayStatus], "GET", "/replay")
 
     def replay_status(self, replay_id: str) -> ReplayStatus:
         return self._decode(ReplayStatus, "GET", f"/replay/{self.ref(replay_id)}")
@@ -142,8 +147,13 @@ class Client:
     def resume(self, replay_id: str) -> ReplayStatus:
         return self._decode(ReplayStatus, "POST", f"/replay/{self.ref(replay_id)}/resume")
 
-    def abort(self, replay_id: str) -> None:
+    def cancel_replay(self, replay_id: str) -> None:
+        """End a replay: a pending one takes no client, a running one's client is closed with 1001."""
         self.request("DELETE", f"/replay/{self.ref(replay_id)}")
+
+    def abort(self, replay_id: str) -> None:
+        """:meth:`cancel_replay` (the name :class:`Replay` uses)."""
+        self.cancel_replay(replay_id)
 
 
 def _read_reporting(response: Any, progress: Progress) -> bytes:

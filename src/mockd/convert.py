@@ -23,7 +23,7 @@ HTTP: an ``http`` mock answering the recorded status, headers and body after the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -43,12 +43,19 @@ DEFAULT_MATCH_ON: dict[str, tuple[MatchField, ...]] = {
     "http": ("method", "path", "query", "body"),
 }
 DEFAULT_REDACT_VALUE = "[REDACTED]"
+DEFAULT_MIN_DELAY = 10  # ms
+DEFAULT_MAX_DELAY = 5000  # ms
 
 
 class ConvertOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
-    simplify_timing: bool = False
-    min_delay: int = 10
-    max_delay: int = 5000
+    """The body of ``POST /stream-recordings/{id}/convert``, and the CLI's ``convert`` flags.
+
+    ``minDelay`` or ``maxDelay`` without ``simplifyTiming`` imply it (they mean nothing else); an
+    explicit ``simplifyTiming: false`` keeps the recorded delays whatever they say."""
+
+    simplify_timing: bool | None = None
+    min_delay: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    max_delay: Annotated[int, msgspec.Meta(ge=0)] | None = None
     include_client_messages: bool = True
     strict_matching: bool = False
     connection: int | None = None
@@ -59,14 +66,32 @@ class ConvertOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True,
     origins: list[Literal["mock", "proxy", "replay"]] | None = None  # only connections served this way
 
     def __post_init__(self) -> None:
-        if self.min_delay < 0 or self.max_delay < 0:
+        if (self.min_delay or 0) < 0 or (self.max_delay or 0) < 0:
             raise ValueError("minDelay and maxDelay must not be negative")
-        if self.min_delay > self.max_delay:
-            raise ValueError("minDelay must not exceed maxDelay")
+        if self.min_delay_ms > self.max_delay_ms:
+            def shown(value: int | None, used: int) -> str:
+                return f"{used}, the default" if value is None else str(used)
+
+            raise ValueError(f"minDelay ({shown(self.min_delay, self.min_delay_ms)}) must not exceed maxDelay "
+                             f"({shown(self.max_delay, self.max_delay_ms)})")
         if self.path is not None and not self.path.startswith("/"):
             raise ValueError("path must start with '/'")
         for index, path in enumerate(self.ignore_body):
             check_jsonpath(path, f"ignoreBody[{index}]")
+
+    @property
+    def simplifies_timing(self) -> bool:
+        if self.simplify_timing is not None:
+            return self.simplify_timing
+        return self.min_delay is not None or self.max_delay is not None
+
+    @property
+    def min_delay_ms(self) -> int:
+        return DEFAULT_MIN_DELAY if self.min_delay is None else self.min_delay
+
+    @property
+    def max_delay_ms(self) -> int:
+        return DEFAULT_MAX_DELAY if self.max_delay is None else self.max_delay
 
     def matches_on(self, protocol: str, field: MatchField) -> bool:
         return field in (self.match_on if self.match_on is not None else DEFAULT_MATCH_ON[protocol])
@@ -147,10 +172,10 @@ _encoder = msgspec.json.Encoder(order="sorted")  # bodies equal as JSON make the
 
 def _delay(gap_ms: int, options: ConvertOptions) -> int:
     gap = max(gap_ms, 0)
-    if options.simplify_timing:
-        if gap < options.min_delay:
+    if options.simplifies_timing:
+        if gap < options.min_delay_ms:
             return 0
-        return min(gap, options.max_delay)
+        return min(gap, options.max_delay_ms)
     return gap
 
 

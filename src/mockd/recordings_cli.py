@@ -1,11 +1,19 @@
 """``mockd stream-recordings``: a thin client of the admin API, or — when no server answers — of the
-data directory itself, through the same store code the server uses. Output formats follow the seed."""
+data directory itself, through the same store code the server uses. Output formats follow the seed.
+
+Which server (:meth:`Context.server_url`): an explicit admin URL (``--admin-url``, ``MOCKD_ADMIN_URL``)
+wins; else ``--data-dir D`` (``MOCKD_DATA_DIR``) follows D's ready file (``mockd.ready``, written by the
+server that owns D) to that server, and when no live server owns D the CLI works offline on D and
+never asks another server; without either, the default admin URL. An explicit admin URL that is not
+the live server of D is an error rather than a mix of two servers.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +22,11 @@ from typing import Any
 import click
 import msgspec
 
+from mockd.answers import DEFAULT_EXPIRES_AFTER, MAX_EXPIRES_AFTER, MAX_TIMING_SCALE, RecordingList, ReplayStatus
 from mockd.client import ApiError, Client, ServerUnavailable
 from mockd.progress import Progress
-from mockd.answers import RecordingList
 from mockd.recording.format import Recording, Summary, decode_recording
+from mockd.runtime import READY_FILE, live_server_in
 
 DEFAULT_ADMIN_URL = "http://localhost:4290"
 PROBE_TIMEOUT = 1.0
@@ -100,6 +109,13 @@ def sessions_table(sessions: list[dict[str, Any]]) -> str:
                  shrink="PATH")
 
 
+def replays_table(replays: list[ReplayStatus]) -> str:
+    rows = [[replay.id[:12], replay.recording_id[:12], replay.mode, replay.status,
+             f"{replay.frames_sent}/{replay.total_frames}", replay.path or "-"] for replay in replays]
+    return table(["ID", "RECORDING", "MODE", "STATUS", "SENT", "PATH"], rows, minimum={"ID": 12, "RECORDING": 12},
+                 shrink="PATH")
+
+
 def show_block(recording: Recording) -> str:
     """The seed's ``show`` block, then the protocol's details."""
     stats = recording.stats
@@ -170,30 +186,97 @@ class ApiBackend(Client):
 
 
 
+def same_server(first: str, second: str) -> bool:
+    """Whether two admin URLs name the same listener (``localhost`` and ``127.0.0.1`` alike)."""
+    def key(url: str) -> tuple[str, str, int | None, str]:
+        parts = urllib.parse.urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+        except ValueError:
+            port = None
+        return parts.scheme, "loopback" if host in LOOPBACK else host, port, parts.path.rstrip("/")
+
+    return key(first) == key(second)
+
+
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def owner_of(directory: Path) -> dict[str, object] | None:
+    """The ready file of the live mockd serving ``directory``; None when there is none, or when the
+    ready file names another directory (a copy of a live server's data directory keeps its ready file).
+    A relative ``dataDir`` (the server's own working directory is unknown here) is trusted."""
+    live = live_server_in(directory)
+    if live is None:
+        return None
+    announced = Path(str(live.get("dataDir") or ""))
+    if announced.is_absolute():
+        try:
+            if not os.path.samefile(announced, directory):
+                return None
+        except OSError:
+            return None
+    return live
+
+
 @dataclass
 class Context:
-    admin_url: str
+    admin_url: str | None  # given with --admin-url or MOCKD_ADMIN_URL; None: found as the module says
     token: str | None
     data_dir: str | None
     color: bool
     _api: ApiBackend | None = None
+    _offline: str | None = None  # why the CLI works on the data directory (the notice's first half)
     _store: Any = None
     redact_value: str = "[REDACTED]"  # the settings' value, read with the store
+
+    def server_url(self) -> tuple[str | None, dict[str, object] | None]:
+        """The admin URL to talk to, and the ready file of the live server owning ``--data-dir`` (if any).
+        The URL is None when ``--data-dir`` names a directory no live mockd serves: offline only."""
+        live = owner_of(Path(self.data_dir).expanduser()) if self.data_dir else None
+        live_url = str(live["adminUrl"]) if live is not None and live.get("adminUrl") else None
+        if self.admin_url:
+            if live_url is not None and not same_server(self.admin_url, live_url):
+                raise CliError(f"--admin-url {self.admin_url} is not the mockd serving {self.data_dir} (that one, "
+                               f"pid {live.get('pid') if live else '?'}, is at {live_url}); give one or the other")
+            return self.admin_url, live
+        if self.data_dir:
+            return live_url, live
+        return DEFAULT_ADMIN_URL, None
 
     def api(self, required_for: str | None = None) -> ApiBackend | None:
         """The admin API when a server answers; ``None`` (offline) otherwise, or an error when
         ``required_for`` names a command that needs a server."""
-        if self._api is None:
-            api = ApiBackend(self.admin_url, self.token)
-            try:
-                api.probe()
-            except ServerUnavailable:
-                if required_for:
-                    raise CliError(f"`{required_for}` needs a running mockd, and none answers at {self.admin_url} "
-                                   "(start one with `mockd serve`, or pass --admin-url)") from None
-                return None
-            self._api = api
+        if self._api is not None or self._offline is not None and not required_for:
+            return self._api
+        url, live = self.server_url()
+        if url is None:
+            self._offline = f"no mockd is running for {self.data_dir}"
+            if required_for:
+                raise CliError(f"`{required_for}` needs a running mockd, and none is running for the data directory "
+                               f"{self.data_dir} (no live {READY_FILE} there; start one with `mockd serve "
+                               f"--data-dir {self.data_dir}`)")
+            return None
+        api = ApiBackend(url, self.token)
+        try:
+            api.probe()
+        except ServerUnavailable:
+            if live is not None:  # it owns the directory: working on it behind its back would be wrong
+                raise CliError(f"the mockd serving {self.data_dir} (pid {live.get('pid')}) does not answer at "
+                               f"{url}") from None
+            self._offline = f"no server answers at {url}"
+            if required_for:
+                raise CliError(f"`{required_for}` needs a running mockd, and none answers at {url} "
+                               "(start one with `mockd serve`, or pass --admin-url or --data-dir)") from None
+            return None
+        self._api = api
         return self._api
+
+    def need_api(self, command: str) -> ApiBackend:
+        api = self.api(required_for=command)
+        assert api is not None
+        return api
 
     def store(self) -> Any:
         if self._store is None:
@@ -206,8 +289,7 @@ class Context:
             except ConfigError as exc:
                 raise CliError(str(exc)) from None
             directory = resolve_data_dir(self.data_dir, settings)
-            click.echo(f"mockd: no server answers at {self.admin_url}; using the data directory {directory}",
-                       err=True)
+            click.echo(f"mockd: {self._offline or 'no server'}; using the data directory {directory}", err=True)
             store = Store(directory, settings.recording.max_bytes, settings.recording.warn_percent)
             self.redact_value = settings.recording.redact_value
             try:
@@ -239,10 +321,12 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Accepted by the group and by every subcommand (a subcommand's value wins)."""
     options = [
         click.option("--admin-url", envvar="MOCKD_ADMIN_URL", default=None,
-                     help=f"Admin API of the running mockd (env MOCKD_ADMIN_URL; default {DEFAULT_ADMIN_URL})."),
+                     help=f"Admin API of the running mockd (env MOCKD_ADMIN_URL; default: the server of --data-dir, "
+                          f"else {DEFAULT_ADMIN_URL})."),
         click.option("--admin-token", envvar="MOCKD_ADMIN_TOKEN", default=None, help="Admin token (env MOCKD_ADMIN_TOKEN)."),
         click.option("--data-dir", envvar="MOCKD_DATA_DIR", default=None,
-                     help="Recordings directory used when no server answers (env MOCKD_DATA_DIR)."),
+                     help="Data directory (env MOCKD_DATA_DIR): talk to the mockd serving it, or work on it "
+                          "directly when none does."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -267,18 +351,19 @@ def _merge(ctx: click.Context, admin_url: str | None = None, admin_token: str | 
 @connection_options
 @click.pass_context
 def stream_recordings(ctx: click.Context, admin_url: str | None, admin_token: str | None, data_dir: str | None) -> None:
-    """Manage stream recordings: list, show, export, convert, delete, stats, vacuum, sessions.
+    """Manage stream recordings: list, show, export, convert, delete, stats, vacuum, sessions, replays.
 
-    Talks to the running mockd's admin API; when none answers, the commands that only need stored
-    recordings work on the data directory directly. IDs may be any unique prefix (12 characters, as
-    `list` shows them).
+    Talks to the running mockd's admin API: --admin-url, else the mockd serving --data-dir (found by
+    its mockd.ready file), else the default URL. When no server answers (or none serves --data-dir),
+    the commands that only need stored recordings work on the data directory directly. IDs may be any
+    unique prefix (12 characters, as `list` shows them).
 
     \b
     Example:
       mockd stream-recordings list
       mockd stream-recordings show 01HXYZ123456
     """
-    ctx.obj = Context(admin_url=admin_url or DEFAULT_ADMIN_URL, token=admin_token, data_dir=data_dir,
+    ctx.obj = Context(admin_url=admin_url or None, token=admin_token, data_dir=data_dir or None,
                       color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
 
 
@@ -418,8 +503,9 @@ def _write_output(raw: bytes, output: Path | None, what: str) -> None:
 @click.argument("recording_id")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
 @click.option("--simplify-timing", is_flag=True, help="Clamp delays: below --min-delay → 0, above --max-delay → max.")
-@click.option("--min-delay", type=click.IntRange(0), default=None, help="ms (default 10).")
-@click.option("--max-delay", type=click.IntRange(0), default=None, help="ms (default 5000).")
+@click.option("--min-delay", type=click.IntRange(0), default=None, help="ms (default 10; implies --simplify-timing).")
+@click.option("--max-delay", type=click.IntRange(0), default=None,
+              help="ms (default 5000; implies --simplify-timing).")
 @click.option("--no-client-messages", is_flag=True, help="Send the server frames on timing alone.")
 @click.option("--strict", is_flag=True, help="Expect exactly the recorded client messages.")
 @click.option("--connection", type=click.IntRange(1), help="Only this captured connection (default: all of them).")
@@ -440,11 +526,13 @@ def convert_command(ctx: click.Context, recording_id: str, output: Path | None, 
     Example:
       mockd stream-recordings convert 01HXYZ123456 -o chat-scenario.json
       mockd stream-recordings convert 01HXYZ123456 --simplify-timing --min-delay 50 --max-delay 2000
+      mockd stream-recordings convert 01HXYZ123456 --max-delay 1000    # implies --simplify-timing
       mockd serve --config chat-scenario.json
     """
     context = _merge(ctx, **connection_settings)
-    body: dict[str, Any] = {"simplifyTiming": simplify_timing, "includeClientMessages": not no_client_messages,
-                            "strictMatching": strict}
+    body: dict[str, Any] = {"includeClientMessages": not no_client_messages, "strictMatching": strict}
+    if simplify_timing:  # else left out: --min-delay / --max-delay alone imply it
+        body["simplifyTiming"] = True
     for key, value in (("minDelay", min_delay), ("maxDelay", max_delay), ("connection", connection), ("path", path)):
         if value is not None:
             body[key] = value
@@ -565,8 +653,7 @@ def sessions(ctx: click.Context, as_json: bool, **connection: Any) -> None:
     Example:
       mockd stream-recordings sessions
     """
-    api = _merge(ctx, **connection).api(required_for="sessions")
-    assert api is not None
+    api = _merge(ctx, **connection).need_api("sessions")
     active = json.loads(api.request("GET", "/stream-recordings/sessions"))
     if as_json:
         _echo_json(active)
@@ -593,8 +680,7 @@ def start(ctx: click.Context, protocol: str, path: str, name: str | None, max_du
     Example:
       ID=$(mockd stream-recordings start --protocol websocket --path /ws/chat --quiet)
     """
-    api = _merge(ctx, **connection).api(required_for="start")
-    assert api is not None
+    api = _merge(ctx, **connection).need_api("start")
     body: dict[str, Any] = {"protocol": protocol, "path": path}
     for key, value in (("name", name), ("maxDurationMs", max_duration), ("maxFrames", max_frames)):
         if value is not None:
@@ -619,8 +705,7 @@ def stop(ctx: click.Context, recording_id: str, **connection: Any) -> None:
     Example:
       mockd stream-recordings stop 01HXYZ123456
     """
-    api = _merge(ctx, **connection).api(required_for="stop")
-    assert api is not None
+    api = _merge(ctx, **connection).need_api("stop")
     recording = decode_recording(api.request("POST", f"/stream-recordings/{api.ref(recording_id)}/stop"))
     click.echo(summary_line(recording))
 
@@ -628,26 +713,33 @@ def stop(ctx: click.Context, recording_id: str, **connection: Any) -> None:
 @stream_recordings.command("replay")
 @click.argument("recording_id")
 @click.option("--mode", default="pure", show_default=True, type=click.Choice(["pure", "synchronized", "triggered"]))
-@click.option("--timing-scale", type=click.FloatRange(0), help="Multiply every delay (0.5 = twice as fast).")
+@click.option("--timing-scale", type=click.FloatRange(0, MAX_TIMING_SCALE),
+              help=f"Multiply every delay (0.5 = twice as fast, 0 = no waiting; at most {MAX_TIMING_SCALE:g}).")
 @click.option("--strict", is_flag=True, help="Synchronized: client messages must equal the recorded ones.")
 @click.option("--timeout", type=click.IntRange(1), help="Synchronized: ms to wait for each client message.")
 @click.option("--auto-advance", is_flag=True, help="Triggered: send the first frame at once on connect.")
 @click.option("--path", help="Where the replay waits for its client (default: the recorded path).")
+@click.option("--connection", type=click.IntRange(1), help="Replay this captured connection (default: the first "
+              "with frames).")
+@click.option("--expires-after", type=click.FloatRange(0, MAX_EXPIRES_AFTER, min_open=True),
+              help=f"Seconds to wait for a client before the replay expires (default {DEFAULT_EXPIRES_AFTER:g}).")
 @connection_options
 @click.pass_context
 def replay(ctx: click.Context, recording_id: str, mode: str, timing_scale: float | None, strict: bool,
-           timeout: int | None, auto_advance: bool, path: str | None, **connection: Any) -> None:
+           timeout: int | None, auto_advance: bool, path: str | None, connection: int | None,
+           expires_after: float | None, **connection_settings: Any) -> None:
     """Replay a recording to the next client on its path; prints the replay session id (needs a server).
 
     \b
     Example:
       R=$(mockd stream-recordings replay 01HXYZ123456 --mode triggered)
       mockd stream-recordings advance $R --count 3
+      mockd stream-recordings replay 01HXYZ123456 --connection 2 --expires-after 60
     """
-    api = _merge(ctx, **connection).api(required_for="replay")
-    assert api is not None
+    api = _merge(ctx, **connection_settings).need_api("replay")
     body: dict[str, Any] = {"mode": mode}
-    for key, value in (("timingScale", timing_scale), ("timeout", timeout), ("path", path)):
+    for key, value in (("timingScale", timing_scale), ("timeout", timeout), ("path", path),
+                       ("connection", connection), ("expiresAfter", expires_after)):
         if value is not None:
             body[key] = value
     if strict:
@@ -671,8 +763,9 @@ def advance(ctx: click.Context, session_id: str, count: int | None, until: str |
     Example:
       mockd stream-recordings advance 01J0ABCDEF12 --until goodbye
     """
-    api = _merge(ctx, **connection).api(required_for="advance")
-    assert api is not None
+    if count is not None and until is not None:
+        raise click.UsageError("give --count or --until, not both")
+    api = _merge(ctx, **connection).need_api("advance")
     body: dict[str, Any] = {}
     if count is not None:
         body["count"] = count
@@ -682,3 +775,48 @@ def advance(ctx: click.Context, session_id: str, count: int | None, until: str |
     state = "complete" if answer["complete"] else answer["status"]
     click.echo(f"Sent {answer['framesSent']} frame(s); {answer['currentFrame']} of {answer['totalFrames']} sent; "
                f"{state}")
+
+
+@stream_recordings.command("replays")
+@click.option("--json", "as_json", is_flag=True, help="The API's array of replay statuses.")
+@connection_options
+@click.pass_context
+def replays(ctx: click.Context, as_json: bool, **connection: Any) -> None:
+    """Replay sessions, pending, running and finished (needs a running server).
+
+    \b
+    Example:
+      mockd stream-recordings replays
+      mockd stream-recordings replays --json | jq '.[] | select(.status == "error")'
+    """
+    api = _merge(ctx, **connection).need_api("replays")
+    sessions = api.replays()
+    if as_json:
+        _echo_json(sessions)
+    elif not sessions:
+        click.echo("No replay sessions")
+    else:
+        click.echo(replays_table(sessions))
+
+
+@stream_recordings.command("cancel")
+@click.argument("replay_id")
+@connection_options
+@click.pass_context
+def cancel(ctx: click.Context, replay_id: str, **connection: Any) -> None:
+    """End a replay session: a pending one takes no client, a running one's client is closed with 1001
+    (needs a running server).
+
+    \b
+    Example:
+      mockd stream-recordings cancel 01J0ABCDEF12
+    """
+    api = _merge(ctx, **connection).need_api("cancel")
+    before = api.replay_status(replay_id)
+    if before.finished:
+        click.echo(f"Replay {before.id[:12]} had already finished ({before.status}); nothing to cancel")
+        return
+    api.cancel_replay(before.id)
+    after = api.replay_status(before.id)
+    click.echo(f"Cancelled replay {after.id[:12]} of {after.recording_id[:12]} on {after.path or '-'} "
+               f"(was {before.status}; {after.frames_sent} of {after.total_frames} frames sent)")

@@ -5,6 +5,11 @@ The plan — which frames go out, and when — is a pure function of the recordi
 client's connect moment (so error never accumulates), synchronized mode step by step behind the
 client's messages, triggered mode when the test says so. Replays emit the same stream events as mocks
 and the proxy (origin ``replay``), so a recording session captures them like any other connection.
+
+Every replay ends in one of :data:`mockd.answers.FINISHED`: ``complete``, ``aborted`` (deleted, or the
+client went away), ``error`` (a synchronized timeout, or a fault while sending: the client is closed
+with 1011 and the cause logged on ``mockd.replay``) or ``expired`` (no client came within
+``expiresAfter`` seconds; a timer at that absolute deadline, no polling).
 """
 
 from __future__ import annotations
@@ -12,47 +17,61 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import WSMsgType, web
 from ulid import ULID
 
-from mockd.answers import FINISHED, ReplayMode, ReplayState, ReplayStatus
+from mockd.answers import (DEFAULT_EXPIRES_AFTER, FINISHED, MAX_EXPIRES_AFTER, MAX_TIMEOUT_MS, MAX_TIMING_SCALE,
+                           ReplayMode, ReplayState, ReplayStatus)
 from mockd.clock import nap_before, now, sleep_until
 from mockd.events import Connection, SseBlock, StreamEvents, WsFrame, connection_from_request
 from mockd.headers import replayable_headers
 from mockd.mocks.sse import sse_headers
 from mockd.recording.format import Frame, Recording, SseEvent, SseSection, WebSocketSection
 from mockd.ssewire import encode_block
-from mockd.wsclose import (CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TIMEOUT, NO_STATUS, close_payload, release,
-                           send_close_frame)
+from mockd.wsclose import (CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, CLOSE_TIMEOUT, NO_STATUS,
+                           close_payload, release, send_close_frame)
+
+log = logging.getLogger("mockd.replay")
 
 KEEP_FINISHED = 1000
 
 
 class ReplayOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """The body of ``POST /stream-recordings/{id}/replay``. The bounds are checked when decoding (the
+    schema's ``minimum``/``maximum``) and again in ``__post_init__`` for options built in Python."""
+
     mode: ReplayMode = "pure"
-    timing_scale: float = 1.0
+    timing_scale: Annotated[float, msgspec.Meta(ge=0, le=MAX_TIMING_SCALE)] = 1.0
     strict_matching: bool = False
-    timeout: int = 30_000
+    timeout: Annotated[int, msgspec.Meta(gt=0, le=MAX_TIMEOUT_MS)] = 30_000
     auto_advance_on_connect: bool = False
     path: str | None = None
     connection: int | None = None
+    expires_after: Annotated[float, msgspec.Meta(gt=0, le=MAX_EXPIRES_AFTER)] = DEFAULT_EXPIRES_AFTER
 
     def __post_init__(self) -> None:
-        if self.timing_scale < 0:
-            raise ValueError("timingScale must not be negative")
-        if self.timeout <= 0:
-            raise ValueError("timeout must be positive")
+        if not 0 <= self.timing_scale <= MAX_TIMING_SCALE:  # NaN fails this too
+            raise ValueError(f"timingScale must be a number from 0 to {MAX_TIMING_SCALE:g}")
+        if not 0 < self.timeout <= MAX_TIMEOUT_MS:
+            raise ValueError(f"timeout must be from 1 to {MAX_TIMEOUT_MS} ms")
+        if not 0 < self.expires_after <= MAX_EXPIRES_AFTER:
+            raise ValueError(f"expiresAfter must be more than 0 and at most {MAX_EXPIRES_AFTER:g} s")
         if self.path is not None and not self.path.startswith("/"):
             raise ValueError("path must start with '/'")
 
 
 class ReplayError(Exception):
     """A replay that cannot be made from this recording with these options (the API's 400)."""
+
+
+class ReplayFailed(Exception):
+    """A fault while carrying out a replay: it ends in ``error`` with this message."""
 
 
 # --- the plan (pure) --------------------------------------------------------------------------------
@@ -133,6 +152,14 @@ def frame_payload(frame: Frame) -> str | bytes:
     return base64.b64decode(frame.data) if frame.encoding == "base64" else frame.data
 
 
+def searchable_text(item: Frame | SseEvent) -> str:
+    """What ``advance {"until": ...}`` looks in: a text frame's text, a close frame's reason, an SSE
+    event's data; never a base64 payload."""
+    if isinstance(item, SseEvent):
+        return item.data if isinstance(item.data, str) else ""
+    return "" if item.encoding == "base64" else item.data
+
+
 def block_of(event: SseEvent) -> SseBlock:
     def present(value: Any) -> Any:
         return None if value is msgspec.UNSET else value
@@ -159,12 +186,15 @@ class ReplaySession:
     client: str | None = None
     started: float | None = None  # now() of the client's connect (uvloop's loop.time() is whole ms)
     finished_at: float | None = None
+    expires_at: float | None = None  # now() after which a pending replay expires
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _advance: asyncio.Queue[tuple[int, str | None, asyncio.Future[None]]] = field(default_factory=asyncio.Queue)
+    # advance requests for the triggered driver; None (put by _finish) stops it
+    _advance: asyncio.Queue[PendingAdvance | None] = field(default_factory=asyncio.Queue)
     _client_messages: asyncio.Queue[tuple[float, str | bytes]] = field(default_factory=asyncio.Queue)
     _paused_at: float | None = None
     _shift: float = 0.0
     _closer: Any = None  # how to end the client connection (set by the driver)
+    _expiry: asyncio.TimerHandle | None = None
 
     @property
     def protocol(self) -> str:
@@ -186,19 +216,57 @@ class ReplaySession:
         return ReplayStatus(id=self.id, recording_id=self.recording.id, mode=self.options.mode, status=self.status,
                             current_frame=self.frames_sent, total_frames=self.total_frames,
                             frames_sent=self.frames_sent, elapsed_ms=elapsed, mismatches=self.mismatches,
-                            error=self.error, client=self.client)
+                            error=self.error, client=self.client, path=self.path)
 
     def _finish(self, status: ReplayState, error: str | None = None) -> None:
         if self.status not in FINISHED:
             self.status, self.error = status, error
             self.finished_at = now()
+            self._cancel_expiry()
             self._wake.set()
+            self._advance.put_nowait(None)  # a triggered driver waiting for an advance stops
+
+    # --- waiting for a client -------------------------------------------------------------------
+
+    def arm_expiry(self) -> None:
+        """Expire at now + ``expiresAfter`` unless a client binds first (a timer, no polling)."""
+        self.expires_at = now() + self.options.expires_after
+        self._expiry = asyncio.get_running_loop().call_later(self.options.expires_after, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        if self.status != "pending" or self.client is not None or self.expires_at is None:
+            return
+        remaining = self.expires_at - now()
+        if remaining > 0:  # the loop's timers tick coarser than the clock: not quite due yet
+            self._expiry = asyncio.get_running_loop().call_later(remaining, self._expire)
+            return
+        self._finish("expired", f"no client connected to {self.path} within {self.options.expires_after:g} s")
+        log.info("replay %s (recording %s) expired: %s", self.id, self.recording.id, self.error)
+
+    def _cancel_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def bind(self) -> None:
+        """A client has come for this replay: no other may take it, and it no longer expires."""
+        self.client = "connecting"
+        self._cancel_expiry()
+
+    def handshake_failed(self, exc: BaseException) -> None:
+        self._finish("error", f"the client's connection could not be set up: {type(exc).__name__}: {exc}")
 
     # --- control from the API -------------------------------------------------------------------
 
     def pause(self) -> None:
-        if self.options.mode != "pure" or self.status not in ("playing", "pending"):
-            raise ReplayConflict(f"only a playing pure-mode replay can be paused (this one is {self.status})")
+        if self.options.mode != "pure":
+            raise ReplayConflict(f"only a pure-mode replay can be paused (this one is {self.options.mode})")
+        if self.status == "pending":
+            raise ReplayConflict("no client has connected to this replay yet, so its clock has not started",
+                                 code="no_client")
+        if self.status != "playing":
+            raise ReplayConflict(f"only a playing replay can be paused (this one is {self.status})")
         self._paused_at = now()
         self.status = "paused"
         self._wake.set()
@@ -208,19 +276,27 @@ class ReplaySession:
             raise ReplayConflict(f"only a paused replay can be resumed (this one is {self.status})")
         self._shift += now() - self._paused_at
         self._paused_at = None
-        self.status = "playing" if self.started is not None else "pending"
+        self.status = "playing"
         self._wake.set()
 
-    async def advance(self, count: int, until: str | None) -> None:
-        """Triggered mode: queue the request and return once its frames are on the wire."""
+    async def advance(self, count: int | None = None, until: str | None = None) -> None:
+        """Triggered mode: send the next ``count`` server frames (default 1), or up to and including the
+        first remaining one whose text contains ``until``; return once they are on the wire.
+
+        ``until`` that no remaining frame contains sends nothing (:class:`ReplayConflict` ``no_match``)."""
         if self.options.mode != "triggered":
             raise ReplayBadRequest("advance is only for triggered replays")
+        if count is not None and until is not None:
+            raise ReplayBadRequest("give count or until, not both", code="count_and_until")
+        if count is not None and count < 1:
+            raise ReplayBadRequest("count must be at least 1", code="invalid_request")
         if self.status in FINISHED:
             return
         if self.started is None:
             raise ReplayConflict("no client has connected to this replay yet", code="no_client")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._advance.put((count, until, done))
+        done.add_done_callback(_retrieve)  # its error is read even when the waiting request has gone
+        self._advance.put_nowait(PendingAdvance(count if until is None else None, until, done))
         await asyncio.shield(done)
 
     def abort(self) -> None:
@@ -253,9 +329,12 @@ class ReplaySession:
                 await asyncio.wait_for(self._wake.wait(), nap)
 
     async def run(self, send: Any) -> None:
-        """Drive the plan; ``send(step)`` puts one server frame or event on the wire."""
+        """Drive the plan; ``send(step)`` puts one server frame or event on the wire.
+
+        Ends ``complete`` when the plan is carried out, ``aborted`` when the client goes away, and
+        ``error`` (logged, the client closed with 1011) on any other failure: never a silent ``complete``."""
         self.started = now()
-        self.status = "paused" if self.status == "paused" else "playing"
+        self.status = "playing"
         try:
             if self.options.mode == "pure":
                 await self._run_pure(send)
@@ -263,8 +342,27 @@ class ReplaySession:
                 await self._run_synchronized(send)
             else:
                 await self._run_triggered(send)
-        finally:
+        except ConnectionError:
+            self._finish("aborted", "the client went away")
+        except asyncio.CancelledError:
+            self._finish("aborted", "the replay was cancelled")
+            raise
+        except Exception as exc:  # noqa: BLE001 - any fault ends the replay in error, with its cause
+            await self._fail(exc)
+        else:
             self._finish("complete")
+        finally:
+            self._drain_advances()
+
+    async def _fail(self, exc: Exception) -> None:
+        if self.status in FINISHED:  # already ended (aborted): what failed afterwards does not matter
+            return
+        reason = str(exc) if isinstance(exc, ReplayFailed) else f"the replay failed: {type(exc).__name__}: {exc}"
+        log.warning("replay %s (recording %s): %s", self.id, self.recording.id, reason, exc_info=exc)
+        self._finish("error", reason)
+        if self._closer is not None:
+            with contextlib.suppress(Exception):  # the connection may be what broke
+                await self._closer(CLOSE_INTERNAL_ERROR, "replay failed")
 
     async def _run_pure(self, send: Any) -> None:
         for step in self.steps:
@@ -273,7 +371,13 @@ class ReplaySession:
             await self._send(step, send)
 
     async def _send(self, step: Step, send: Any) -> None:
-        await send(step)
+        try:
+            await send(step)
+        except ConnectionError:
+            raise
+        except Exception as exc:
+            raise ReplayFailed(f"server frame {self.frames_sent + 1} of {self.total_frames} could not be sent: "
+                               f"{type(exc).__name__}: {exc}") from exc
         self.frames_sent += 1
         self.position += 1
 
@@ -325,32 +429,38 @@ class ReplaySession:
         if self.options.auto_advance_on_connect and sends:
             await self._send(sends[0], send)
         while self.position < len(sends):
-            count, until, done = await self._advance.get()
+            request = await self._advance.get()
+            if request is None:  # the replay ended (aborted)
+                return
             try:
-                await self._advance_by(sends, count, until, send)
+                await self._advance_by(sends, self._how_many(sends, request), send)
+            except ReplayConflict as exc:
+                request.done.set_exception(exc)
             finally:
-                if not done.done():
-                    done.set_result(None)
-        self._drain_advances()
+                if not request.done.done():
+                    request.done.set_result(None)
 
-    async def _advance_by(self, sends: list[Step], count: int, until: str | None, send: Any) -> None:
-        while self.position < len(sends) and self.status not in FINISHED:
-            step = sends[self.position]
+    def _how_many(self, sends: list[Step], request: PendingAdvance) -> int:
+        """The frames an advance sends from the current position; ``no_match`` when ``until`` is in none."""
+        if request.until is None:
+            return request.count or 1
+        for index in range(self.position, len(sends)):
+            if request.until in searchable_text(sends[index].item):
+                return index - self.position + 1
+        raise ReplayConflict(f"no remaining server frame contains {request.until!r}; nothing was sent",
+                             code="no_match")
+
+    async def _advance_by(self, sends: list[Step], count: int, send: Any) -> None:
+        for step in sends[self.position:self.position + count]:
+            if self.status in FINISHED:
+                return
             await self._send(step, send)
-            if until is not None:
-                data = step.item.data if isinstance(step.item.data, str) else ""
-                if until in data:
-                    return
-            else:
-                count -= 1
-                if count <= 0:
-                    return
 
     def _drain_advances(self) -> None:
         while not self._advance.empty():
-            _, _, done = self._advance.get_nowait()
-            if not done.done():
-                done.set_result(None)
+            request = self._advance.get_nowait()
+            if request is not None and not request.done.done():
+                request.done.set_result(None)
 
     def offer(self, message: str | bytes) -> None:
         """A client message (synchronized mode waits on these; the other modes ignore them)."""
@@ -358,14 +468,34 @@ class ReplaySession:
             self._client_messages.put_nowait((now(), message))
 
 
+@dataclass(frozen=True)
+class PendingAdvance:
+    """One ``advance`` for the triggered driver: ``count`` frames, or up to the one containing ``until``."""
+
+    count: int | None
+    until: str | None
+    done: asyncio.Future[None]
+
+
+def _retrieve(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()
+
+
 class ReplayConflict(Exception):
+    """Not possible in the replay's state (the API's 409, with ``code``)."""
+
     def __init__(self, message: str, code: str = "conflict") -> None:
         super().__init__(message)
         self.code = code
 
 
 class ReplayBadRequest(Exception):
-    pass
+    """Never possible for this replay (the API's 400, with ``code``)."""
+
+    def __init__(self, message: str, code: str = "not_triggered") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # --- the registry of replays and the drivers --------------------------------------------------------
@@ -382,6 +512,7 @@ class Replays:
         path = options.path or self._recorded_path(recording, options)
         session = ReplaySession(recording, options, plan(recording, options), path)
         self.sessions[session.id] = session
+        session.arm_expiry()
         self._forget_old()
         return session
 
@@ -402,10 +533,10 @@ class Replays:
     def claim(self, protocol: str, path: str, method: str) -> ReplaySession | None:
         """The oldest pending replay for this kind of request, now bound to it."""
         for session in self.sessions.values():
-            if (session.status in ("pending", "paused") and session.started is None and session.client is None
+            if (session.status == "pending" and session.client is None
                     and session.path == path and session.protocol == protocol
                     and (protocol == "websocket" or self._method(session) == method)):
-                session.client = "connecting"  # bound: no second client may take it
+                session.bind()
                 return session
         return None
 
@@ -425,7 +556,11 @@ class Replays:
         protocols = [section.subprotocol] if isinstance(section, WebSocketSection) and isinstance(
             section.subprotocol, str) else []
         ws = web.WebSocketResponse(protocols=protocols, autoping=False, autoclose=False, max_msg_size=0)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except Exception as exc:
+            session.handshake_failed(exc)
+            raise
         connection = connection_from_request(request, "websocket", "replay", ws.ws_protocol)
         session.client = connection.remote
         driver = _WebSocketDriver(ws, connection, self.events, session)
@@ -441,7 +576,11 @@ class Replays:
     async def serve_sse(self, session: ReplaySession, request: web.BaseRequest) -> web.StreamResponse:
         status, headers = session.recorded_response()
         response = web.StreamResponse(status=status, headers=sse_headers(headers))
-        await response.prepare(request)
+        try:
+            await response.prepare(request)
+        except Exception as exc:
+            session.handshake_failed(exc)
+            raise
         connection = connection_from_request(request, "sse", "replay")
         connection.status = status
         connection.response_headers = list(response.headers.items())
@@ -459,10 +598,11 @@ class Replays:
             if request.transport is not None:
                 request.transport.close()
 
-        session._closer = end
+        session._closer = end  # an aborted or failed replay cuts the stream (no normal end)
         try:
             await session.run(send)
-            await response.write_eof()
+            if session.status == "complete":
+                await response.write_eof()
         except ConnectionError:
             session._finish("aborted", "the client went away")
         finally:

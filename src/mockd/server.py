@@ -159,13 +159,12 @@ class MockdServer:
     def __init__(self, prepared: Prepared) -> None:
         self.prepared = prepared
         self.events = StreamEvents()
-        self.registry = MockRegistry(self.events)
+        self.registry = MockRegistry(self.events, prepared.upstream_ssl)
         self.registry.load(prepared.mocks, prepared.upstreams)
         recording = prepared.settings.recording
         self.store = Store(prepared.data_dir, recording.max_bytes, recording.warn_percent)
         redactor = Redactor(recording.filter_headers, recording.filter_body_keys, recording.redact_value)
         self.recorder = Recorder(self.events, self.store, redactor)
-        self.registry.upstream.ssl = prepared.upstream_ssl
         self.access_log = self._access_log(redactor) if access_log_enabled() else None
         handler = self.access_log.wrap(self.registry.handle, "mock") if self.access_log else self.registry.handle
         mock_server = web.Server(handler, handler_cancellation=True, access_log=None, **HTTP_LIMITS)
@@ -233,7 +232,7 @@ async def run(prepared: Prepared) -> None:
     facts: dict[str, object] = {
         "mockPort": mock_port, "adminPort": admin_port, "mockUrl": mock_url,
         "mockWsUrl": _url(options.host, mock_port, secure, "ws"), "adminUrl": admin_url, "pid": os.getpid(),
-        "dataDir": str(prepared.data_dir)}
+        "dataDir": str(prepared.data_dir.resolve())}
     if server.ca_file is not None:
         facts["caFile"] = str(server.ca_file)
     ready = json.dumps(facts).encode()

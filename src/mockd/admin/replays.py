@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
@@ -16,12 +16,16 @@ from mockd.replay import ReplayBadRequest, ReplayConflict, ReplayError, ReplayOp
 
 
 class AdvanceRequest(msgspec.Struct, forbid_unknown_fields=True):
-    count: int = 1
+    """``{}`` sends one frame; ``count`` N frames; ``until`` up to the first containing the text. Not both."""
+
+    count: Annotated[int, msgspec.Meta(ge=1)] | None = None
     until: str | None = None
 
     def __post_init__(self) -> None:
-        if self.count < 1:
+        if self.count is not None and self.count < 1:
             raise ValueError("count must be at least 1")
+        if self.count is not None and self.until is not None:
+            raise ValueError("give count or until, not both")
 
 
 def find(replays: Replays, reference: str) -> ReplaySession:
@@ -67,7 +71,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
         try:
             await replay.advance(body.count, body.until)
         except ReplayBadRequest as exc:
-            raise ApiError(400, "not_triggered", str(exc)) from None
+            raise ApiError(400, exc.code, str(exc)) from None
         except ReplayConflict as exc:
             raise ApiError(409, exc.code, str(exc)) from None
         status = replay.describe()
@@ -82,7 +86,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
             try:
                 getattr(replay, action)()
             except ReplayConflict as exc:
-                raise ApiError(409, "conflict", str(exc)) from None
+                raise ApiError(409, exc.code, str(exc)) from None
             return json_response(replay.describe())
 
         return handler
@@ -100,7 +104,8 @@ REPLAY_ID = path_parameter("id", "A replay session id (or a unique prefix)")
 MODELS = (ReplayStatus, AdvanceRequest, ReplayOptions, ReplayStarted, Advanced)
 PATHS = {
     "/stream-recordings/{id}/replay": {"post": operation(
-        "Replay a recording to the next client that connects to its path", {201: ref("ReplayStarted")}, (400, 404, 409, 413),
+        "Replay a recording to the next client that connects to its path (within expiresAfter seconds)",
+        {201: ref("ReplayStarted")}, (400, 404, 409, 413),
         body=ref("ReplayOptions"), body_required=False, parameters=[RECORDING_ID])},
     "/replay": {"get": operation("Replay sessions, running and finished", {200: {"type": "array",
                                                                               "items": ref("ReplayStatus")}})},
@@ -110,9 +115,11 @@ PATHS = {
                             parameters=[REPLAY_ID]),
     },
     "/replay/{id}/advance": {"post": operation(
-        "Triggered mode: send the next frames; answers once they are on the wire", {200: ref("Advanced")},
+        "Triggered mode: send the next frames; answers once they are on the wire (409 no_client before a "
+        "client binds, 409 no_match when no remaining frame contains until)", {200: ref("Advanced")},
         (400, 404, 409, 413), body=ref("AdvanceRequest"), body_required=False, parameters=[REPLAY_ID])},
-    "/replay/{id}/pause": {"post": operation("Pure mode: stop the clock", {200: ref("ReplayStatus")}, (404, 409),
+    "/replay/{id}/pause": {"post": operation("Pure mode: stop the clock of a playing replay (409 otherwise)",
+                                             {200: ref("ReplayStatus")}, (404, 409),
                                              parameters=[REPLAY_ID])},
     "/replay/{id}/resume": {"post": operation("Pure mode: restart the clock", {200: ref("ReplayStatus")},
                                               (404, 409), parameters=[REPLAY_ID])},

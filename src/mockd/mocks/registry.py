@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sequence
+from ssl import SSLContext
 from typing import Protocol
 
 import msgspec
@@ -46,9 +47,9 @@ class MockRegistry:
     the answering mock's id, ``"replay <id>"`` for a replay; nothing for a 404.
     """
 
-    def __init__(self, events: StreamEvents) -> None:
+    def __init__(self, events: StreamEvents, upstream_ssl: SSLContext | None = None) -> None:
         self.events = events
-        self.upstream = Upstream(events)
+        self.upstream = Upstream(events, upstream_ssl)
         self.replays = Replays(events)
         self.stopping = asyncio.Event()
         self._mocks: list[Mock] = []  # config-file mocks, then those added at run time
