@@ -483,3 +483,18 @@ async def test_each_request_is_marked_with_the_mock_that_answered_it() -> None:
             await registry.upstream.close()
         assert marks == {"/hello": "hello", "/api/x": "upstream:/api", "/nothing": None, "/api/later": "later"}
         assert [mock.id for mock in registry.mocks] == ["hello", "later", "upstream:/api"]
+
+
+def test_the_python_client_loads_removes_and_resets_mocks(mockd: MockdFactory) -> None:
+    """``mockd.Client``: a converted document in, an upstream proxy out (its id has a slash), back to start."""
+    from mockd import Client
+
+    server = mockd.start(mocks_config(http_mock("start", "/start", "s")), "--upstream", "/api=http://127.0.0.1:9",
+                         "--upstream", "http://127.0.0.1:9")
+    client = Client(server.admin_url)
+    loaded = client.load_mocks(json.dumps(document(greeting_mock("hi", "/hi", "hello"))).encode())
+    assert (loaded.added, loaded.replaced, [mock.id for mock in loaded.mocks]) == (1, 0, ["hi"])
+    assert [mock["id"] for mock in client.mocks()] == ["start", "hi", "upstream:/api", "upstream:/"]
+    client.remove_mock("upstream:/api")
+    assert [mock["id"] for mock in client.mocks()] == ["start", "hi", "upstream:/"]
+    assert [mock["id"] for mock in client.reset_mocks()] == ["start", "upstream:/api", "upstream:/"]

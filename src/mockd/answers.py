@@ -7,6 +7,7 @@ from typing import Literal
 
 import msgspec
 
+from mockd.config import Mock
 from mockd.recording.format import Summary
 
 ReplayMode = Literal["pure", "synchronized", "triggered"]
@@ -74,3 +75,11 @@ class Advanced(msgspec.Struct, rename="camel"):
     total_frames: int
     status: ReplayState
     complete: bool
+
+
+class LoadedMocks(msgspec.Struct):
+    """``POST /mocks`` with a config document: its mocks as stored (ids filled in), in document order."""
+
+    mocks: list[Mock]
+    added: int
+    replaced: int

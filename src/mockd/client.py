@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from mockd.answers import Advanced, RecordingList, ReplayStarted, ReplayStatus, Started
+from mockd.answers import Advanced, LoadedMocks, RecordingList, ReplayStarted, ReplayStatus, Started
 from mockd.recording.format import Recording
 
 Progress = Callable[[int, int | None], None]
@@ -96,6 +96,19 @@ class Client:
 
     def add_mock(self, mock: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.request("POST", "/mocks", mock))
+        return result
+
+    def load_mocks(self, document: dict[str, Any] | bytes) -> LoadedMocks:
+        """Load a whole config document (as ``convert`` writes it): all its mocks or, on a 400, none."""
+        body = msgspec.json.decode(document) if isinstance(document, bytes) else document
+        return self._decode(LoadedMocks, "POST", "/mocks", body)
+
+    def remove_mock(self, mock_id: str) -> None:
+        self.request("DELETE", f"/mocks/{self.ref(mock_id)}")
+
+    def reset_mocks(self) -> list[dict[str, Any]]:
+        """Back to the start-up config: runtime mocks gone, ``times`` counts at zero."""
+        result: list[dict[str, Any]] = json.loads(self.request("DELETE", "/mocks"))["mocks"]
         return result
 
     # --- recording ------------------------------------------------------------------------------

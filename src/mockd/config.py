@@ -10,11 +10,9 @@ import binascii
 import functools
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import jsonpath
 import msgspec
-import yaml
 
 from mockd.durations import Duration, seconds
 
@@ -36,8 +34,17 @@ def _check_duration(value: Duration | None, field: str) -> None:
         raise ValueError(f"{field}: {exc}") from None
 
 
+if TYPE_CHECKING:
+    import jsonpath
+
+# python-jsonpath and PyYAML are imported where they are first needed: the CLI's client commands read
+# these models (mockd.answers) and start faster without them.
+
+
 @functools.lru_cache(maxsize=256)
 def compiled_jsonpath(path: str) -> jsonpath.JSONPath | jsonpath.CompoundJSONPath:
+    import jsonpath
+
     return jsonpath.compile(path)
 
 
@@ -62,6 +69,8 @@ def _check_regex(pattern: str, field: str) -> None:
 def check_jsonpath(path: str, field: str) -> None:
     if not path.startswith("$"):
         raise ValueError(f"{field}: a JSONPath starts with '$', got {path!r}")
+    import jsonpath
+
     try:
         compiled_jsonpath(path)
     except jsonpath.JSONPathError as exc:
@@ -520,6 +529,8 @@ def parse_document(text: str | bytes, source: str) -> Any:
             raise ConfigError(f"{source}: invalid JSON: {json_error}") from None
     except RecursionError:  # msgspec raises this, not a DecodeError, past ~1000 levels
         raise ConfigError(f"{source}: invalid JSON: nested too deep") from None
+    import yaml
+
     try:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except RecursionError:  # the pure-Python loader (no libyaml) has no nesting limit of its own

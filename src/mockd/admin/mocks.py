@@ -5,23 +5,15 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
-import msgspec
 from aiohttp import web
 
 from mockd.admin.openapi import operation, path_parameter, ref
+from mockd.answers import LoadedMocks
 from mockd.config import CONFIG_VERSION, ConfigError, Mock, mocks_from_document, parse_mock
 from mockd.jsonhttp import ApiError, json_response, read_json
 from mockd.mocks.registry import MockRegistry
 
 DOCUMENT = "document"  # how errors in a posted config document name it: "document: mock 'x' (mocks[1]): ..."
-
-
-class LoadedMocks(msgspec.Struct):
-    """``POST /mocks`` with a config document: its mocks as stored (ids filled in), in document order."""
-
-    mocks: list[Mock]
-    added: int
-    replaced: int
 
 
 def is_document(body: Any) -> bool:
