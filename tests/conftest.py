@@ -39,6 +39,15 @@ async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 
         await asyncio.sleep(0.01)
 
 
+def poll(condition: Callable[[], bool], what: str, timeout: float = SOON) -> None:
+    """:func:`wait_until` for synchronous tests: poll ``condition`` until it holds, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
 def run_mockd(*args: str, timeout: float = 30, env: dict[str, str] | None = None,
               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run a mockd command to completion and capture its output."""

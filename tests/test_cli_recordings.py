@@ -31,14 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    MockdFactory,
-    RunningMockd,
-    mockd_command,
-    mocks_config,
-    run_mockd,
-    ws_mock,
-)
+from conftest import MockdFactory, RunningMockd, mockd_command, mocks_config, poll, run_mockd, ws_mock
 from httpclient import call
 from upstreams import unreachable_url
 from websockets.asyncio.client import connect
@@ -68,13 +61,6 @@ CHAT_BINARY = b"\x00\x01\x02"
 
 # --- making real recordings -----------------------------------------------------------------------
 
-
-def poll(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def start_recording(server: RunningMockd, protocol: str, path: str, name: str | None = None) -> str:

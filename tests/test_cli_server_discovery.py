@@ -25,7 +25,6 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,14 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    MockdFactory,
-    RunningMockd,
-    mockd_command,
-    mocks_config,
-    run_mockd,
-    ws_mock,
-)
+from conftest import MockdFactory, RunningMockd, mockd_command, mocks_config, poll, run_mockd, ws_mock
 from httpclient import call
 from upstreams import RecordingClientConnection, open_ws
 from websockets.frames import Opcode
@@ -144,13 +136,6 @@ def default_port_watch() -> Iterator[Callable[[], int] | None]:
 
 # --- servers with recordings of their own ------------------------------------------------------------
 
-
-def poll(condition: Callable[[], bool], what: str, timeout: float = SOON) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 async def talk(url: str, message: str) -> None:

@@ -35,15 +35,9 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import (
-    MockdFactory,
-    RunningMockd,
-    mocks_config,
-    run_mockd,
-    write_config,
-    ws_mock,
-)
+from conftest import MockdFactory, RunningMockd, mocks_config, poll, run_mockd, write_config, ws_mock
 from httpclient import Reply, acall, call
+from test_replay import replay_status, start_replay, wait_replay
 from ulid import ULID
 from upstreams import (
     RecordingClientConnection,
@@ -104,30 +98,6 @@ async def api(server: RunningMockd, method: str, path: str, body: Any = None, **
     return await acall(method, server.admin_url + path, body, **options)
 
 
-async def start_replay(server: RunningMockd, recording_id: str, **options: Any) -> str:
-    reply = await api(server, "POST", f"/stream-recordings/{recording_id}/replay", options)
-    assert reply.status == 201, reply.text
-    return str(reply.json()["sessionId"])
-
-
-async def status_of(server: RunningMockd, replay_id: str) -> dict[str, Any]:
-    reply = await api(server, "GET", f"/replay/{replay_id}")
-    assert reply.status == 200, reply.text
-    status: dict[str, Any] = reply.json()
-    return status
-
-
-async def wait_status(server: RunningMockd, replay_id: str, condition: Callable[[dict[str, Any]], bool],
-                      what: str, timeout: float = SOON) -> dict[str, Any]:
-    """Poll ``GET /replay/{id}`` until ``condition`` holds; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await status_of(server, replay_id)
-        if condition(status):
-            return status
-        if time.monotonic() > deadline:
-            pytest.fail(f"replay {replay_id} never became {what}; last status: {status}")
-        await asyncio.sleep(0.01)
 
 
 def is_status(value: str) -> Callable[[dict[str, Any]], bool]:
@@ -185,13 +155,6 @@ class World:
     sse: dict[str, Any]  # a real recording of the SSE mock
     corrupt: str  # the id of the chat recording with an undecodable binary frame
 
-
-def poll(condition: Callable[[], bool], what: str, timeout: float = SOON) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def record(server: RunningMockd, protocol: str, path: str, traffic: Callable[[], None], frames: int) -> dict[str, Any]:
@@ -275,7 +238,7 @@ async def test_a_timing_scale_out_of_range_is_400_and_makes_no_replay(world: Wor
 async def test_the_ends_of_the_timing_scale_range_are_accepted(world: World, server: RunningMockd,
                                                                scale: float) -> None:
     replay_id = await start_replay(server, world.chat["id"], timingScale=scale, path=unique_path())
-    assert (await status_of(server, replay_id))["status"] == "pending"
+    assert (await replay_status(server, replay_id))["status"] == "pending"
     assert (await api(server, "DELETE", f"/replay/{replay_id}")).status == 204
 
 
@@ -313,9 +276,9 @@ async def test_advance_with_both_count_and_until_is_400_and_sends_nothing(world:
     path = unique_path()
     replay_id = await start_replay(server, world.chat["id"], mode="triggered", path=path)
     async with ws_client(server, path) as ws:
-        await wait_status(server, replay_id, bound, "bound to its client")
+        await wait_replay(server, replay_id, bound, "bound to its client")
         assert_error(await advance(server, replay_id, body), 400)
-        status = await status_of(server, replay_id)
+        status = await replay_status(server, replay_id)
         assert (status["framesSent"], status["status"]) == (0, "playing")
         one = await advance(server, replay_id, {})  # {} still means one frame
         assert one.status == 200 and one.json()["framesSent"] == 1, one.text
@@ -329,14 +292,14 @@ async def test_advance_until_text_no_remaining_frame_contains_is_409_no_match_an
     path = unique_path()
     replay_id = await start_replay(server, world.chat["id"], mode="triggered", path=path)
     async with ws_client(server, path) as ws:
-        await wait_status(server, replay_id, bound, "bound to its client")
+        await wait_replay(server, replay_id, bound, "bound to its client")
         first = await advance(server, replay_id, {"until": "welcome"})
         assert first.status == 200 and first.json()["framesSent"] == 1, first.text
-        before = await status_of(server, replay_id)
+        before = await replay_status(server, replay_id)
         for text in ("no frame says this", "welcome"):  # "welcome" was in a frame already sent
             body = assert_error(await advance(server, replay_id, {"until": text}), 409, "no_match")
             assert text in body["message"]
-        after = await status_of(server, replay_id)
+        after = await replay_status(server, replay_id)
         assert (after["framesSent"], after["currentFrame"], after["status"]) == (1, 1, "playing")
         assert before["framesSent"] == 1
         nxt = await advance(server, replay_id, {"until": "goodbye"})
@@ -348,7 +311,7 @@ async def test_advance_until_text_no_remaining_frame_contains_is_409_no_match_an
         assert last.status == 200 and (last.json()["framesSent"], last.json()["complete"]) == (1, True), last.text
         close = (await ws.log.wait_opcode(Opcode.CLOSE)).close()
         assert close is not None and (close.code, close.reason) == (CLOSE_CODE, CLOSE_REASON)
-    await wait_status(server, replay_id, is_status("complete"), "complete")
+    await wait_replay(server, replay_id, is_status("complete"), "complete")
 
 
 async def test_advance_until_does_not_look_into_base64_payloads(world: World, server: RunningMockd) -> None:
@@ -356,9 +319,9 @@ async def test_advance_until_does_not_look_into_base64_payloads(world: World, se
     path = unique_path()
     replay_id = await start_replay(server, world.chat["id"], mode="triggered", path=path)
     async with ws_client(server, path):
-        await wait_status(server, replay_id, bound, "bound to its client")
+        await wait_replay(server, replay_id, bound, "bound to its client")
         assert_error(await advance(server, replay_id, {"until": binary["data"]}), 409, "no_match")
-        assert (await status_of(server, replay_id))["framesSent"] == 0
+        assert (await replay_status(server, replay_id))["framesSent"] == 0
     assert (await api(server, "DELETE", f"/replay/{replay_id}")).status in (204, 404)
 
 
@@ -370,11 +333,11 @@ async def test_pause_on_a_pending_replay_is_409_and_the_replay_still_plays(world
     replay_id = await start_replay(server, world.chat["id"], timingScale=0, path=path)
     assert_error(await api(server, "POST", f"/replay/{replay_id}/pause"), 409, "no_client")
     assert_error(await api(server, "POST", f"/replay/{replay_id}/resume"), 409)
-    assert (await status_of(server, replay_id))["status"] == "pending"
+    assert (await replay_status(server, replay_id))["status"] == "pending"
     async with ws_client(server, path) as ws:
         messages, close = await server_close(ws)
     assert messages == [WELCOME, TICK, BINARY, GOODBYE] and close.code == CLOSE_CODE
-    status = await wait_status(server, replay_id, is_status("complete"), "complete")
+    status = await wait_replay(server, replay_id, is_status("complete"), "complete")
     assert status["framesSent"] == status["totalFrames"] == 5
 
 
@@ -411,7 +374,7 @@ async def test_a_replay_whose_frame_cannot_be_sent_ends_in_error_and_closes_its_
         messages, close = await server_close(ws)
     assert messages == [WELCOME, TICK]  # the frames before the corrupt one went out
     assert close.code == 1011, close
-    status = await wait_status(server, replay_id, lambda s: s["status"] != "playing", "finished")
+    status = await wait_replay(server, replay_id, lambda s: s["status"] != "playing", "finished")
     assert status["status"] == "error", status
     assert "server frame 3" in status["error"] and "padding" in status["error"], status
     assert status["framesSent"] == 2
@@ -423,7 +386,7 @@ async def test_a_triggered_replay_that_fails_answers_the_advance_with_error(worl
     path = unique_path()
     replay_id = await start_replay(server, world.corrupt, mode="triggered", path=path)
     async with ws_client(server, path) as ws:
-        await wait_status(server, replay_id, bound, "bound to its client")
+        await wait_replay(server, replay_id, bound, "bound to its client")
         reply = await advance(server, replay_id, {"count": 3})
         assert reply.status == 200, reply.text
         answer = reply.json()
@@ -431,7 +394,7 @@ async def test_a_triggered_replay_that_fails_answers_the_advance_with_error(worl
         close = (await ws.log.wait_opcode(Opcode.CLOSE)).close()
         assert close is not None and close.code == 1011
         assert await data_frames(ws, 2) == [WELCOME.encode(), TICK.encode()]
-    status = await status_of(server, replay_id)
+    status = await replay_status(server, replay_id)
     assert status["status"] == "error" and "server frame 3" in status["error"]
     again = await advance(server, replay_id, {})
     assert again.status == 200 and (again.json()["framesSent"], again.json()["complete"]) == (0, True)
@@ -499,7 +462,7 @@ async def test_a_pending_replay_expires_and_its_path_goes_back_to_the_mocks(worl
     recording, path = (world.chat, "/ws/fallback") if protocol == "websocket" else (world.sse, unique_path("/sse"))
     sent = time.monotonic()
     replay_id = await start_replay(server, recording["id"], timingScale=0, path=path, expiresAfter=EXPIRES_AFTER)
-    status = await wait_status(server, replay_id, lambda s: s["status"] != "pending", "expired")
+    status = await wait_replay(server, replay_id, lambda s: s["status"] != "pending", "expired")
     waited = time.monotonic() - sent
     assert status["status"] == "expired", status
     assert waited >= EXPIRES_AFTER, f"expired after {waited:.3f} s, before its {EXPIRES_AFTER} s"
@@ -513,16 +476,16 @@ async def test_a_pending_replay_expires_and_its_path_goes_back_to_the_mocks(worl
         assert_error(reply, 404, "no_mock")  # nothing on that path but the expired replay
     listed = {item["id"]: item["status"] for item in (await api(server, "GET", "/replay")).json()}
     assert listed[replay_id] == "expired"
-    assert (await status_of(server, replay_id))["client"] is None
+    assert (await replay_status(server, replay_id))["client"] is None
 
 
 async def test_a_replay_bound_before_its_expiry_plays_on_after_it(world: World, server: RunningMockd) -> None:
     path = unique_path()
     replay_id = await start_replay(server, world.chat["id"], mode="triggered", path=path, expiresAfter=0.2)
     async with ws_client(server, path) as ws:
-        await wait_status(server, replay_id, bound, "bound to its client")
+        await wait_replay(server, replay_id, bound, "bound to its client")
         # well past the expiry (elapsedMs counts from the connect, which came after the start)
-        status = await wait_status(server, replay_id, lambda s: s["elapsedMs"] >= 600, "600 ms old")
+        status = await wait_replay(server, replay_id, lambda s: s["elapsedMs"] >= 600, "600 ms old")
         assert status["status"] == "playing", status
         reply = await advance(server, replay_id, {"count": 1})
         assert reply.status == 200 and reply.json()["framesSent"] == 1, reply.text
@@ -534,8 +497,8 @@ async def test_a_deleted_pending_replay_stays_aborted_past_its_expiry(world: Wor
     replay_id = await start_replay(server, world.chat["id"], path=unique_path(), expiresAfter=0.2)
     assert (await api(server, "DELETE", f"/replay/{replay_id}")).status == 204
     reference = await start_replay(server, world.chat["id"], path=unique_path(), expiresAfter=0.2)
-    await wait_status(server, reference, is_status("expired"), "expired")  # the first one's expiry has passed
-    assert (await status_of(server, replay_id))["status"] == "aborted"
+    await wait_replay(server, reference, is_status("expired"), "expired")  # the first one's expiry has passed
+    assert (await replay_status(server, replay_id))["status"] == "aborted"
 
 
 # --- convert: minDelay / maxDelay imply simplifyTiming -------------------------------------------------

@@ -224,17 +224,21 @@ async def test_a_converted_recording_loads_at_run_time_and_answers_instead_of_th
     async with counting_upstream() as upstream:
         server = mockd.start(mocks_config(CONFIGURED), "--upstream", upstream.url)
 
+        async def conversation() -> None:
+            """What the upstream answers the first time it is asked (and the converted mocks ever after)."""
+            async with open_ws(server.ws_url("/ws/chat")) as ws:
+                assert await recv(ws) == "upstream greeting 1"
+                assert await exchange(ws, "hello") == "upstream got hello"
+                await ws.send("bye")
+                messages, close = await server_close(ws)
+                assert messages == ["upstream got bye"] and (close.code, close.reason) == (4000, "done")
+
         # record one WebSocket conversation and one HTTP exchange through the --upstream proxy
         started = await acall("POST", f"{server.admin_url}/stream-recordings/start",
                               {"protocol": "websocket", "path": "/ws/chat"})
         assert started.status == 201, started.text
         ws_recording = started.json()["recordingId"]
-        async with open_ws(server.ws_url("/ws/chat")) as ws:
-            assert await recv(ws) == "upstream greeting 1"
-            assert await exchange(ws, "hello") == "upstream got hello"
-            await ws.send("bye")
-            messages, close = await server_close(ws)
-            assert messages == ["upstream got bye"] and (close.code, close.reason) == (4000, "done")
+        await conversation()
         stopped = await acall("POST", f"{server.admin_url}/stream-recordings/{ws_recording}/stop")
         assert stopped.status == 200, stopped.text
 
@@ -262,12 +266,7 @@ async def test_a_converted_recording_loads_at_run_time_and_answers_instead_of_th
 
         # a real client now gets the recorded answers (the upstream would count on: greeting 3, n 4)
         seen_http, seen_ws = len(upstream.http_requests), len(upstream.websockets)
-        async with open_ws(server.ws_url("/ws/chat")) as ws:
-            assert await recv(ws) == "upstream greeting 1"
-            assert await exchange(ws, "hello") == "upstream got hello"
-            await ws.send("bye")
-            messages, close = await server_close(ws)
-            assert messages == ["upstream got bye"] and (close.code, close.reason) == (4000, "done")
+        await conversation()
         assert await get_json(server, "/api/count") == {"from": "upstream", "path": "/api/count", "n": 2}
         assert (len(upstream.http_requests), len(upstream.websockets)) == (seen_http, seen_ws)
         # ...and anything the recording did not cover still reaches the upstream

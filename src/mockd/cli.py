@@ -40,6 +40,10 @@ def main() -> None:
     """
 
 
+def _file_option(flag: str, help: str) -> Callable[[Any], Any]:
+    return click.option(flag, type=click.Path(path_type=Path), metavar="FILE", help=help)
+
+
 def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The flags shared by ``serve`` and ``start``."""
     options = [
@@ -59,24 +63,17 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--upstream", "upstreams", multiple=True, metavar="[/PREFIX=]URL",
                      help="Proxy what no mock matches to this http, https, ws or wss server; repeat with "
                           "/prefix=URL for several (longest prefix wins)."),
-        click.option("--upstream-ca", type=click.Path(path_type=Path), metavar="FILE",
-                     help="PEM bundle of CAs trusted for https/wss upstreams, besides the system's."),
+        _file_option("--upstream-ca", "PEM bundle of CAs trusted for https/wss upstreams, besides the system's."),
         click.option("--upstream-insecure", is_flag=True,
                      help="Do not verify upstream TLS certificates (a warning at start-up and on each log line)."),
-        click.option("--upstream-cert", type=click.Path(path_type=Path), metavar="FILE",
-                     help="Client certificate (PEM) for upstreams that require one (mTLS)."),
-        click.option("--upstream-key", type=click.Path(path_type=Path), metavar="FILE",
-                     help="Key of --upstream-cert, when not in the same file."),
-        click.option("--tls-cert", type=click.Path(path_type=Path), metavar="FILE",
-                     help="Serve the mock listener as https/wss with this certificate (PEM chain)."),
-        click.option("--tls-key", type=click.Path(path_type=Path), metavar="FILE",
-                     help="Key of --tls-cert, when not in the same file."),
+        _file_option("--upstream-cert", "Client certificate (PEM) for upstreams that require one (mTLS)."),
+        _file_option("--upstream-key", "Key of --upstream-cert, when not in the same file."),
+        _file_option("--tls-cert", "Serve the mock listener as https/wss with this certificate (PEM chain)."),
+        _file_option("--tls-key", "Key of --tls-cert, when not in the same file."),
         click.option("--tls-self-signed", is_flag=True,
                      help="Serve https/wss with a throwaway certificate for localhost; prints the CA file to trust."),
-        click.option("--admin-tls-cert", type=click.Path(path_type=Path), metavar="FILE",
-                     help="Serve the admin API as https with this certificate (PEM chain)."),
-        click.option("--admin-tls-key", type=click.Path(path_type=Path), metavar="FILE",
-                     help="Key of --admin-tls-cert, when not in the same file."),
+        _file_option("--admin-tls-cert", "Serve the admin API as https with this certificate (PEM chain)."),
+        _file_option("--admin-tls-key", "Key of --admin-tls-cert, when not in the same file."),
         click.option("--access-log", is_flag=True,
                      help="Log each request and each stream's open and close (on by default at --log-level debug)."),
         click.option("--log-level", default="info", show_default=True,

@@ -17,7 +17,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import msgspec
@@ -28,6 +28,7 @@ from mockd.progress import Progress
 from mockd.recording.format import Recording, Summary, decode_recording
 from mockd.runtime import READY_FILE, live_server_in
 
+T = TypeVar("T")
 DEFAULT_ADMIN_URL = "http://localhost:4290"
 PROBE_TIMEOUT = 1.0
 TABLE_WIDTH = 100
@@ -371,6 +372,14 @@ def _echo_json(value: Any) -> None:
     click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2).decode(), color=False)
 
 
+def _echo_rows(rows: list[T], as_json: bool, table: Callable[[list[T]], str], none: str) -> None:
+    """A listing: the JSON array, the table, or ``none`` when there is nothing to list."""
+    if as_json:
+        _echo_json(rows)
+    else:
+        click.echo(table(rows) if rows else none)
+
+
 def _load(context: Context, reference: str) -> tuple[Recording, bytes]:
     api = context.api()
     if api is not None:
@@ -655,12 +664,7 @@ def sessions(ctx: click.Context, as_json: bool, **connection: Any) -> None:
     """
     api = _merge(ctx, **connection).need_api("sessions")
     active = json.loads(api.request("GET", "/stream-recordings/sessions"))
-    if as_json:
-        _echo_json(active)
-    elif not active:
-        click.echo("No active recording sessions")
-    else:
-        click.echo(sessions_table(active))
+    _echo_rows(active, as_json, sessions_table, "No active recording sessions")
 
 
 @stream_recordings.command("start")
@@ -791,12 +795,7 @@ def replays(ctx: click.Context, as_json: bool, **connection: Any) -> None:
     """
     api = _merge(ctx, **connection).need_api("replays")
     sessions = api.replays()
-    if as_json:
-        _echo_json(sessions)
-    elif not sessions:
-        click.echo("No replay sessions")
-    else:
-        click.echo(replays_table(sessions))
+    _echo_rows(sessions, as_json, replays_table, "No replay sessions")
 
 
 @stream_recordings.command("cancel")

@@ -235,11 +235,12 @@ async def run(prepared: Prepared) -> None:
         "dataDir": str(prepared.data_dir.resolve())}
     if server.ca_file is not None:
         facts["caFile"] = str(server.ca_file)
+    # the banner first: whoever waits for the ready file finds the banner printed too
+    print(_banner(facts, len(server.registry.mocks), options.log_format), flush=True)
     ready = json.dumps(facts).encode()
     if options.ready_file is not None:
         write_atomically(options.ready_file, [ready])
     announced = announce_in_data_dir(prepared.data_dir, ready)
-    print(_banner(facts, len(server.registry.mocks), options.log_format), flush=True)
     try:
         await stop.wait()
         log.info("shutting down")
