@@ -37,7 +37,7 @@ import msgspec
 import pytest
 from conftest import MockdFactory, RunningMockd, mocks_config, poll, run_mockd, write_config, ws_mock
 from httpclient import Reply, acall, call
-from test_replay import replay_status, start_replay, wait_replay
+from test_replay import replay_status, send_step, start_replay, wait_replay
 from ulid import ULID
 from upstreams import (
     RecordingClientConnection,
@@ -60,13 +60,6 @@ CLOSE_CODE, CLOSE_REASON = 4000, "done"
 CORRUPT_BASE64 = "AAE"  # three characters: "Incorrect padding"
 EXPIRES_AFTER = 0.5  # s: the short expiry the expiry tests wait out
 DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.CLOSE)
-
-
-def send_step(value: str, delay: str | None = None) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": "text", "value": value, "template": False}
-    if delay is not None:
-        message["delay"] = delay
-    return {"type": "send", "message": message}
 
 
 CHAT_SCENARIO = {"name": "chat", "loop": False, "steps": [
