@@ -286,3 +286,32 @@ def test_a_certificate_that_is_not_pem_is_named(tmp_path: Path) -> None:
     assert result.returncode == 1
     line, = result.stderr.strip().splitlines()
     assert line.startswith("mockd: error: cannot use --tls-cert cert.pem: "), line
+
+
+# --- from Python and pytest -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("subprocess_mode", [False, True], ids=["in-process", "subprocess"])
+async def test_an_embedded_server_and_a_cassette_record_from_a_private_ca_upstream(
+        authority: trustme.CA, tmp_path: Path, subprocess_mode: bool) -> None:
+    from mockd import Server
+    from mockd.cassettes import Cassette
+
+    ca = write_ca(authority, tmp_path)
+    async with https_upstream(server_context(authority.issue_cert("localhost"))) as https:
+        with Server(upstream=https, upstream_ca=ca, subprocess=subprocess_mode) as server:
+            assert json.loads((await acurl(f"{server.url}/api/x")).stdout)["path"] == "/api/x"
+        with Server(upstream=https, subprocess=subprocess_mode) as untrusting:
+            assert "unknown CA" in (await acurl(f"{untrusting.url}/api/x")).stdout
+
+        cassette_file = tmp_path / "cassettes" / f"tls-{subprocess_mode}.json"
+
+        def record() -> None:
+            with Cassette(cassette_file, "record", {"upstream": https, "upstream_ca": str(ca)}) as cassette:
+                assert cassette.server is not None
+                assert json.loads(curl(f"{cassette.server.url}/api/recorded").stdout)["path"] == "/api/recorded"
+
+        await asyncio.to_thread(record)
+    with Cassette(cassette_file, "replay", {}) as replayed:  # the upstream is gone: the cassette answers
+        assert replayed.server is not None
+        assert json.loads((await acurl(f"{replayed.server.url}/api/recorded")).stdout)["path"] == "/api/recorded"

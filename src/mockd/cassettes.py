@@ -101,7 +101,9 @@ class Cassette:
         redaction = RecordingSettings(filter_headers=list(self.options.get("filter_headers") or ()),
                                       filter_body_keys=list(self.options.get("filter_body_keys") or ()))
         configs = [] if self.what == "record" else [self._served_config()]
-        self.server = Server(config=configs, upstream=upstream, settings=Settings(recording=redaction)).start()
+        self.server = Server(config=configs, upstream=upstream, settings=Settings(recording=redaction),
+                             upstream_ca=self.options.get("upstream_ca"),
+                             upstream_insecure=bool(self.options.get("upstream_insecure"))).start()
         if self.records:
             self.sessions = [self.server.client.start_recording(protocol, path, name=f"{self.path.stem} {protocol}")
                              .recording_id for protocol, path in CAPTURED]

@@ -39,16 +39,21 @@ class Server:
     """A mockd with its mock listener at :attr:`url` and its admin API at :attr:`admin_url`.
 
     ``settings`` is a :class:`mockd.settings.Settings` (redaction, quota) used instead of a settings
-    file; ``data_dir`` defaults to a temporary directory removed on :meth:`stop`."""
+    file; ``data_dir`` defaults to a temporary directory removed on :meth:`stop`. ``upstream`` is one
+    URL or several as ``--upstream`` takes them; ``upstream_ca``/``upstream_insecure`` are
+    ``--upstream-ca``/``--upstream-insecure``."""
 
     def __init__(self, *, config: Sequence[str | Path] | None = None, upstream: str | Sequence[str] | None = None,
                  data_dir: str | Path | None = None, settings: Any = None, settings_path: str | Path | None = None,
                  host: str = "127.0.0.1", port: int = 0, admin_port: int = 0, admin_token: str | None = None,
+                 upstream_ca: str | Path | None = None, upstream_insecure: bool = False,
                  subprocess: bool = False) -> None:
         self.config = [Path(path) for path in config or []]
         self.upstreams = [upstream] if isinstance(upstream, str) else list(upstream or ())
         self.settings = settings
         self.settings_path = Path(settings_path) if settings_path else None
+        self.upstream_ca = Path(upstream_ca).resolve() if upstream_ca else None
+        self.upstream_insecure = upstream_insecure
         self.host, self.port, self.admin_port, self.admin_token = host, port, admin_port, admin_token
         self.in_subprocess = subprocess
         self._temporary = data_dir is None
@@ -136,7 +141,8 @@ class Server:
 
         return ServeOptions(config_paths=self.config, host=self.host, port=self.port, admin_host=self.host,
                             admin_port=self.admin_port, admin_token=self.admin_token, data_dir=str(self.data_dir),
-                            settings_path=self.settings_path, upstreams=self.upstreams)
+                            settings_path=self.settings_path, upstreams=self.upstreams,
+                            upstream_ca=self.upstream_ca, upstream_insecure=self.upstream_insecure)
 
     def _start_thread(self) -> None:
         from mockd.config import ConfigError
@@ -197,7 +203,9 @@ class Server:
             command += ["--config", str(path)]
         for upstream in self.upstreams:
             command += ["--upstream", upstream]
-        for flag, value in (("--settings", self.settings_path),
+        if self.upstream_insecure:
+            command.append("--upstream-insecure")
+        for flag, value in (("--settings", self.settings_path), ("--upstream-ca", self.upstream_ca),
                             ("--admin-token", self.admin_token)):
             if value is not None:
                 command += [flag, str(value)]

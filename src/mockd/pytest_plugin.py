@@ -39,7 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "mockd(upstream=None, cassette=None, record_mode=None, filter_headers=(), filter_body_keys=(), "
-                   "match_on=None, timing_scale=1.0, allow_unused=True): serve this test from a mockd cassette "
+                   "match_on=None, timing_scale=1.0, allow_unused=True, upstream_ca=None, upstream_insecure=False): "
+                   "serve this test from a mockd cassette "
                    "(the `mockd` fixture), recorded from `upstream`")
 
 
