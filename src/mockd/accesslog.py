@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -75,16 +75,14 @@ class AccessLog:
         return logged
 
     def request(self, listener: str, request: web.BaseRequest, status: int, seconds: float) -> None:
-        answered_by = request.get(ANSWERED_BY)  # type: ignore[call-overload]
+        answered_by = request.get(ANSWERED_BY)
         fields: dict[str, Any] = {"kind": "request", "listener": listener, "method": request.method,
                                   "path": request.path, "status": status, "durationMs": round(seconds * 1000, 1)}
-        target = self._target(request.path, request.query.items())
         by = self.describe(answered_by) if answered_by else ""
         if by:
             fields["answeredBy"] = by
-        self._headers(fields, request.headers.items())
-        self._write(f"{listener} {request.method} {target} {status} {_duration(seconds)}{' ' + by if by else ''}",
-                    fields, request.query.items())
+        self._write(f"{listener} {request.method}", request.path, request.query.items(),
+                    f"{status} {_duration(seconds)}{' ' + by if by else ''}", fields, request.headers.items())
 
     # --- streams (a StreamEvents subscriber) ----------------------------------------------------
 
@@ -95,10 +93,9 @@ class AccessLog:
         fields = self._stream_fields("open", connection)
         if connection.subprotocol:
             fields["subprotocol"] = connection.subprotocol
-        self._headers(fields, connection.headers)
-        line = f"{_kind(connection)} open {self._target(connection.path, connection.query)} via {connection.origin}"
-        self._write(line + (f" subprotocol={connection.subprotocol}" if connection.subprotocol else ""),
-                    fields, connection.query)
+        subprotocol = f" subprotocol={connection.subprotocol}" if connection.subprotocol else ""
+        self._write(f"{_kind(connection)} open", connection.path, connection.query,
+                    f"via {connection.origin}{subprotocol}", fields, connection.headers)
 
     def ws_frame(self, connection: Connection, frame: WsFrame) -> None:
         counts = self._frames.get(connection.number)
@@ -126,8 +123,8 @@ class AccessLog:
         else:
             fields.update(events=counts[1])
             detail = f"events={counts[1]}"
-        self._write(f"{_kind(connection)} close {self._target(connection.path, connection.query)} {detail} "
-                    f"{_duration(seconds)}", fields, connection.query)
+        self._write(f"{_kind(connection)} close", connection.path, connection.query,
+                    f"{detail} {_duration(seconds)}", fields)
 
     def http_exchange(self, exchange: Connection) -> None:
         """Plain exchanges are already logged as requests."""
@@ -139,19 +136,17 @@ class AccessLog:
                 "path": connection.path, "origin": connection.origin, "connection": connection.number,
                 "remote": connection.remote}
 
-    def _target(self, path: str, query: Any) -> str:
+    def _write(self, before: str, path: str, query: Iterable[tuple[str, str]], after: str, fields: dict[str, Any],
+               headers: Iterable[tuple[str, str]] | None = None) -> None:
+        """Log ``BEFORE PATH?QUERY AFTER`` with ``fields``; query values and headers (only at debug, only
+        where given) redacted."""
         parameters = self.redactor.query(query)
-        return path + ("?" + "&".join(f"{name}={value}" for name, value in parameters.items()) if parameters else "")
-
-    def _headers(self, fields: dict[str, Any], headers: Any) -> None:
-        if self.with_headers:
-            fields["headers"] = self.redactor.headers(headers)
-
-    def _write(self, line: str, fields: dict[str, Any], query: Any) -> None:
-        parameters = self.redactor.query(query)
+        target = path + ("?" + "&".join(f"{name}={value}" for name, value in parameters.items()) if parameters else "")
         if parameters:
             fields["query"] = parameters
-        if "headers" in fields:
+        line = f"{before} {target} {after}"
+        if self.with_headers and headers is not None:
+            fields["headers"] = self.redactor.headers(headers)
             line += f" headers={fields['headers']}"
         log.info(line, extra={"access": fields})
 

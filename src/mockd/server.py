@@ -99,21 +99,27 @@ def prepare(options: ServeOptions) -> Prepared:
     mocks = load_config_files(options.config_paths)
     upstreams = upstream_mocks(options.upstreams, {mock.id for mock in mocks if mock.id})
     upstream_tls = _upstream_tls(options, settings, settings_path)
-    if options.tls_self_signed and options.tls_cert:
-        raise StartupError("give --tls-cert (and --tls-key) or --tls-self-signed, not both")
-    for key, cert, flag in ((options.tls_key, options.tls_cert, "--tls-key"),
-                            (options.admin_tls_key, options.admin_tls_cert, "--admin-tls-key")):
-        if key and not cert:
-            raise StartupError(f"{flag} needs {flag.replace('-key', '-cert')}")
     try:
         upstream_ssl = upstream_tls.context() if upstream_tls != UpstreamTls() else None
-        mock_ssl = server_context(options.tls_cert, options.tls_key, "--tls-cert") if options.tls_cert else None
-        admin_ssl = server_context(options.admin_tls_cert, options.admin_tls_key, "--admin-tls-cert") \
-            if options.admin_tls_cert else None
+        mock_ssl, admin_ssl = _listener_contexts(options)
     except TlsError as exc:
         raise StartupError(str(exc)) from None
     return Prepared(options, settings, mocks, resolve_data_dir(options.data_dir, settings), upstreams, upstream_tls,
                     upstream_ssl, mock_ssl, admin_ssl)
+
+
+def _listener_contexts(options: ServeOptions) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    """The mock and admin listeners' TLS from ``--tls-cert`` and ``--admin-tls-cert`` (None: plain;
+    ``--tls-self-signed`` is made at start-up, in the data directory)."""
+    if options.tls_self_signed and options.tls_cert:
+        raise StartupError("give --tls-cert (and --tls-key) or --tls-self-signed, not both")
+    contexts = []
+    for cert, key, flag in ((options.tls_cert, options.tls_key, "--tls-cert"),
+                            (options.admin_tls_cert, options.admin_tls_key, "--admin-tls-cert")):
+        if key and not cert:
+            raise StartupError(f"{flag.replace('-cert', '-key')} needs {flag}")
+        contexts.append(server_context(cert, key, flag) if cert else None)
+    return contexts[0], contexts[1]
 
 
 def _upstream_tls(options: ServeOptions, settings: Settings, settings_path: Path | None) -> UpstreamTls:
