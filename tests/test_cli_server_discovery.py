@@ -426,3 +426,21 @@ def test_a_server_from_mockd_start_is_found_by_its_data_dir_until_it_stops(serve
     assert not (data_dir / "mockd.ready").exists()
     offline = sr("list", "--json", "--data-dir", str(data_dir), cwd=servers.work)
     assert listed(offline) == [servers.rec3] and "no mockd is running" in offline.stderr
+
+
+def test_a_second_server_on_the_same_data_dir_leaves_the_first_ones_ready_file(mockd: MockdFactory,
+                                                                                tmp_path: Path) -> None:
+    shared = tmp_path / "shared-data"
+    first = mockd.start(None, data_dir=shared)
+    second = mockd.start(None, data_dir=shared)
+    ready = json.loads((shared / "mockd.ready").read_text())
+    assert ready["adminUrl"] == first.admin_url and ready["pid"] == first.process.pid
+    assert f"also used by mockd pid {first.process.pid}" in second.stderr
+    started = call("POST", f"{first.admin_url}/stream-recordings/start", {"protocol": "sse", "path": "/events"})
+    assert started.status == 201, started.text
+    listed_sessions = json.loads(ok(sr("sessions", "--json", "--data-dir", str(shared))))
+    assert [session["id"] for session in listed_sessions] == [started.json()["sessionId"]]  # the first's
+    second.stop()
+    assert (shared / "mockd.ready").exists()  # the second never owned it, so it leaves it
+    first.stop()
+    assert not (shared / "mockd.ready").exists()
