@@ -57,6 +57,11 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Admin API port (0 picks a free one)."),
         click.option("--admin-token", envvar="MOCKD_ADMIN_TOKEN",
                      help="Require this token on the admin API (env MOCKD_ADMIN_TOKEN)."),
+        click.option("--admin-allowed-host", "admin_allowed_hosts", multiple=True, metavar="NAME",
+                     help="Also accept this Host on the admin API (besides localhost, 127.0.0.1, ::1; repeatable)."),
+        click.option("--admin-allow-origin", "admin_allow_origins", multiple=True, metavar="ORIGIN",
+                     help="Let web pages from this origin (scheme://host[:port]) drive the admin API, with CORS "
+                          "(repeatable)."),
         click.option("--data-dir", envvar="MOCKD_DATA_DIR", help="Recordings directory (env MOCKD_DATA_DIR)."),
         click.option("--settings", "settings_path", type=click.Path(path_type=Path),
                      help="Settings file (default ./mockd.yaml, then ~/.config/mockd/mockd.yaml)."),
@@ -91,6 +96,7 @@ def _serve_options(kwargs: dict[str, Any]) -> Any:
         admin_host=kwargs["admin_host"], admin_port=kwargs["admin_port"], admin_token=kwargs["admin_token"],
         data_dir=kwargs["data_dir"], settings_path=kwargs["settings_path"], ready_file=kwargs.get("ready_file"),
         upstreams=list(kwargs["upstreams"]), log_format=kwargs["log_format"],
+        admin_allowed_hosts=list(kwargs["admin_allowed_hosts"]), admin_allow_origins=list(kwargs["admin_allow_origins"]),
         **{name: kwargs[name] for name in TLS_OPTIONS})
 
 

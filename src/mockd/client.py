@@ -14,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -55,6 +56,18 @@ class Client:
         self.timeout = timeout
 
     # --- transport ------------------------------------------------------------------------------
+
+    @classmethod
+    def for_data_dir(cls, data_dir: str | Path, timeout: float = 60) -> Client:
+        """A client of the mockd serving ``data_dir``, found by the ready file it keeps there (its admin
+        URL, and its token when it has one); :class:`ServerUnavailable` when no live mockd serves it."""
+        from mockd.runtime import live_server_in
+
+        live = live_server_in(Path(data_dir).expanduser())
+        if live is None or not isinstance(live.get("adminUrl"), str):
+            raise ServerUnavailable(f"no mockd is running for the data directory {data_dir}")
+        token = live.get("adminToken")
+        return cls(str(live["adminUrl"]), token if isinstance(token, str) else None, timeout)
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
                 timeout: float | None = None, progress: Progress | None = None) -> bytes:

@@ -221,6 +221,12 @@ def owner_of(directory: Path) -> dict[str, object] | None:
     return live
 
 
+def _token_of(live: dict[str, object] | None) -> str | None:
+    """The admin token the server owning the data directory wrote into its (0600) ready file."""
+    token = live.get("adminToken") if live is not None else None
+    return token if isinstance(token, str) else None
+
+
 @dataclass
 class Context:
     admin_url: str | None  # given with --admin-url or MOCKD_ADMIN_URL; None: found as the module says
@@ -259,7 +265,7 @@ class Context:
                                f"{self.data_dir} (no live {READY_FILE} there; start one with `mockd serve "
                                f"--data-dir {self.data_dir}`)")
             return None
-        api = ApiBackend(url, self.token)
+        api = ApiBackend(url, self.token or _token_of(live))
         try:
             api.probe()
         except ServerUnavailable:

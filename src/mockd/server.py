@@ -19,6 +19,7 @@ from aiohttp import web
 from mockd import __version__
 from mockd.accesslog import AccessLog, access_log_enabled
 from mockd.admin.app import create_admin_app
+from mockd.admin.guard import AccessError, AdminAccess
 from mockd.config import ConfigError, Mock, ProxyMock, load_config_files, upstream_mocks
 from mockd.events import StreamEvents
 from mockd.files import write_atomically
@@ -64,6 +65,8 @@ class ServeOptions:
     admin_tls_cert: Path | None = None
     admin_tls_key: Path | None = None
     log_format: str = "text"  # json: the start-up banner is one JSON line too
+    admin_allowed_hosts: list[str] = field(default_factory=list)
+    admin_allow_origins: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -79,6 +82,8 @@ class Prepared:
     upstream_ssl: ssl.SSLContext | None = None
     mock_ssl: ssl.SSLContext | None = None  # --tls-cert; --tls-self-signed makes one at start-up
     admin_ssl: ssl.SSLContext | None = None
+    admin_access: AdminAccess = field(default_factory=AdminAccess)
+    admin_token: str | None = None  # --admin-token, MOCKD_ADMIN_TOKEN, else the settings' admin.token
 
 
 def is_loopback(host: str) -> bool:
@@ -92,10 +97,16 @@ def is_loopback(host: str) -> bool:
 
 def prepare(options: ServeOptions) -> Prepared:
     """Read settings and config files and check the options; raises ConfigError or StartupError."""
-    if not is_loopback(options.admin_host) and not options.admin_token:
+    settings, settings_path = load_settings(options.settings_path)
+    admin_token = options.admin_token or settings.admin.token
+    if not is_loopback(options.admin_host) and not admin_token:
         raise StartupError(f"refusing to expose the admin API on {options.admin_host} without a token: "
                            "pass --admin-token or set MOCKD_ADMIN_TOKEN")
-    settings, settings_path = load_settings(options.settings_path)
+    try:
+        admin_access = AdminAccess.of([*options.admin_allowed_hosts, *settings.admin.allowed_hosts],
+                                      [*options.admin_allow_origins, *settings.admin.allow_origins])
+    except AccessError as exc:
+        raise StartupError(str(exc)) from None
     mocks = load_config_files(options.config_paths)
     upstreams = upstream_mocks(options.upstreams, {mock.id for mock in mocks if mock.id})
     upstream_tls = _upstream_tls(options, settings, settings_path)
@@ -105,7 +116,7 @@ def prepare(options: ServeOptions) -> Prepared:
     except TlsError as exc:
         raise StartupError(str(exc)) from None
     return Prepared(options, settings, mocks, resolve_data_dir(options.data_dir, settings), upstreams, upstream_tls,
-                    upstream_ssl, mock_ssl, admin_ssl)
+                    upstream_ssl, mock_ssl, admin_ssl, admin_access, admin_token)
 
 
 def _listener_contexts(options: ServeOptions) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
@@ -175,8 +186,8 @@ class MockdServer:
         handler = self.access_log.wrap(self.registry.handle, "mock") if self.access_log else self.registry.handle
         mock_server = web.Server(handler, handler_cancellation=True, access_log=None, **HTTP_LIMITS)
         self.mock_runner = web.ServerRunner(mock_server, shutdown_timeout=SHUTDOWN_TIMEOUT)
-        admin = create_admin_app(self.registry, self.recorder, prepared.options.admin_token,
-                                 [self.access_log.middleware("admin")] if self.access_log else [])
+        admin = create_admin_app(self.registry, self.recorder, prepared.admin_token,
+                                 [self.access_log.middleware("admin")] if self.access_log else [], prepared.admin_access)
         self.admin_runner = web.AppRunner(admin, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HTTP_LIMITS)
         self.mock_ssl = prepared.mock_ssl
         self.ca_file: Path | None = None  # --tls-self-signed: the CA certificate clients should trust
@@ -243,7 +254,8 @@ async def run(prepared: Prepared) -> None:
         facts["caFile"] = str(server.ca_file)
     # the banner first: whoever waits for the ready file finds the banner printed too
     print(_banner(facts, len(server.registry.mocks), options.log_format), flush=True)
-    ready = json.dumps(facts).encode()
+    # the ready files (0600, in a 0700 directory) also carry the token, for the CLI and mockd.Client
+    ready = json.dumps({**facts, **({"adminToken": prepared.admin_token} if prepared.admin_token else {})}).encode()
     if options.ready_file is not None:
         write_atomically(options.ready_file, [ready])
     announced = announce_in_data_dir(prepared.data_dir, ready)

@@ -39,9 +39,19 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     key: str | None = None
 
 
+class AdminSettings(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """The admin API's ``--admin-token``, ``--admin-allowed-host`` and ``--admin-allow-origin`` (flags and
+    the environment win; hosts and origins given both ways add up)."""
+
+    token: str | None = None
+    allowed_hosts: list[str] = []
+    allow_origins: list[str] = []
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     recording: RecordingSettings = RecordingSettings()
     upstream: UpstreamSettings = UpstreamSettings()
+    admin: AdminSettings = AdminSettings()
 
 
 def settings_search_path() -> list[Path]:

@@ -13,6 +13,7 @@ from mockd import __version__
 from mockd.admin import mocks as mock_routes
 from mockd.admin import recordings as recording_routes
 from mockd.admin import replays as replay_routes
+from mockd.admin.guard import AdminAccess, admin_guard
 from mockd.admin.openapi import openapi_document, operation
 from mockd.jsonhttp import ApiError, json_error, json_response
 from mockd.mocks.registry import MockRegistry
@@ -86,9 +87,11 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def create_admin_app(registry: MockRegistry, recorder: Recorder, token: str | None,
-                     outer: Sequence[Any] = ()) -> web.Application:
-    """``outer`` middlewares run first (the access log sees every answer, 401s included)."""
-    middlewares = [*outer, errors_as_json] + ([token_auth(token)] if token else [])
+                     outer: Sequence[Any] = (), access: AdminAccess | None = None) -> web.Application:
+    """``outer`` middlewares run first (the access log sees every answer, refusals included); then the
+    guard against web pages (:mod:`mockd.admin.guard`), the error shape, the token."""
+    middlewares = [*outer, admin_guard(access or AdminAccess()), errors_as_json] + \
+        ([token_auth(token)] if token else [])
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[REGISTRY] = registry
     app[RECORDER] = recorder
