@@ -1079,11 +1079,13 @@ async def test_the_documented_curl_examples_work_as_written(world: World, server
         assert code == 200, body
         assert json.loads(body)["framesSent"] == 1
         assert (await wait_frames(ws, 1, PROMPT))[0].data == WELCOME.encode()
-        code, body = await curl("-X", "POST", advance_url, "-d", '{"until": "goodbye"}')
+        code, body = await curl("-X", "POST", advance_url, "-H", "Content-Type: application/json",
+                                "-d", '{"until": "goodbye"}')
         assert code == 200, body
         assert json.loads(body)["framesSent"] == 3
         assert (await wait_frames(ws, 4, PROMPT))[-1].data == GOODBYE.encode()
-        code, body = await curl("-X", "POST", advance_url, "-d", '{"count": 3}')
+        code, body = await curl("-X", "POST", advance_url, "-H", "Content-Type: application/json",
+                                "-d", '{"count": 3}')
         assert code == 200, body
         assert (json.loads(body)["framesSent"], json.loads(body)["complete"]) == (2, True)
         assert (await wait_frames(ws, 6, PROMPT))[-1].opcode is Opcode.CLOSE
