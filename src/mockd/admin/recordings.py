@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -75,9 +76,13 @@ def list_query(request: web.Request) -> ListQuery:
         limit=_int_param(request, "limit", None, 0, MAX_LIMIT), offset=_int_param(request, "offset", 0, 0, 10**9) or 0)
 
 
-def recording_response(raw: bytes, status: int = 200, filename: str | None = None) -> web.Response:
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if filename else None
-    return web.Response(status=status, body=raw, content_type="application/json", headers=headers)
+def recording_response(source: bytes | Path, status: int = 200, filename: str | None = None) -> web.StreamResponse:
+    """The recording document: bytes as they are, or a file streamed from disk in chunks (with its
+    ``Content-Length``; constant memory whatever its size)."""
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if filename else {}
+    if isinstance(source, Path):
+        return web.FileResponse(source, status=status, headers={**headers, "Content-Type": "application/json"})
+    return web.Response(status=status, body=source, content_type="application/json", headers=headers)
 
 
 def resolve_id(recorder: Recorder, reference: str) -> str:
@@ -131,8 +136,14 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         removed, freed = request.app[key].store.vacuum()
         return json_response({"removed": removed, "freedBytes": freed})
 
-    async def get_recording(request: web.Request) -> web.Response:
-        return recording_response(await finished(request, resolve(request)))
+    async def sent(request: web.Request, recording_id: str) -> bytes | Path:
+        try:
+            return await request.app[key].recording_source(recording_id)
+        except StoreError as exc:
+            raise _store_errors(exc) from None
+
+    async def get_recording(request: web.Request) -> web.StreamResponse:
+        return recording_response(await sent(request, resolve(request)))
 
     async def delete_recording(request: web.Request) -> web.Response:
         recording_id = resolve(request)
@@ -152,9 +163,9 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
             raise ApiError(409, "not_recording", f"Recording {recording_id} is not recording (already stopped)")
         return recording_response(await recorder.stop(recording_id))
 
-    async def export(request: web.Request) -> web.Response:
+    async def export(request: web.Request) -> web.StreamResponse:
         recording_id = resolve(request)
-        return recording_response(await finished(request, recording_id), filename=f"{recording_id}.json")
+        return recording_response(await sent(request, recording_id), filename=f"{recording_id}.json")
 
     router.add_get("/stream-recordings", list_recordings)
     router.add_get("/stream-recordings/stats", stats)

@@ -13,6 +13,7 @@ import fnmatch
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from ulid import ULID
@@ -303,6 +304,17 @@ class Recorder:
 
     def resolve(self, reference: str) -> str:
         return self.store.resolve(reference, extra=[*self.sessions, *self.finishing])
+
+    async def recording_source(self, recording_id: str) -> bytes | Path:
+        """What to send for a recording: its file (streamed from disk) when it can go as it is, else its
+        bytes (a running session's so far, a file in another layout converted)."""
+        if recording_id not in self.sessions:
+            if recording_id in self.finishing:
+                await asyncio.shield(self.finishing[recording_id])
+            path = self.store.file_to_send(recording_id)
+            if path is not None:
+                return path
+        return await self.recording_bytes(recording_id)
 
     async def recording_bytes(self, recording_id: str) -> bytes:
         """The recording's bytes: a running session's so far, a stopping one's once it is written."""

@@ -42,6 +42,7 @@ class _IndexEntry(msgspec.Struct, rename="camel"):
     size: int
     mtime_ns: int
     summary: Summary
+    native: bool | None = None  # in our layout (served from disk as it is); None: not known (an older index)
 
 
 class _Index(msgspec.Struct):
@@ -121,7 +122,7 @@ class Store:
         if summary.id != path.stem:
             log.warning("skipping %s: its id is %r", path.name, summary.id)
             return None
-        return _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary)
+        return _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary, native=not is_foreign(raw))
 
     # --- ids ------------------------------------------------------------------------------------
 
@@ -162,6 +163,19 @@ class Store:
             raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}") from None
         return recording_bytes(decode_recording(raw)) if is_foreign(raw) else raw
 
+    def file_to_send(self, recording_id: str) -> Path | None:
+        """The file itself when it can be sent as it is (our layout, unchanged since it was indexed), so a
+        recording of any size leaves in chunks from disk; None when it must be read (and converted)."""
+        entry = self._entries.get(recording_id)
+        path = self.path_of(recording_id)
+        if entry is None or not entry.native:
+            return None
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}") from None
+        return path if (info.st_size, info.st_mtime_ns) == (entry.size, entry.mtime_ns) else None
+
     def load(self, recording_id: str) -> Recording:
         return decode_recording(self.read_bytes(recording_id))
 
@@ -197,7 +211,8 @@ class Store:
         info = path.stat()
         summary.file_size = info.st_size
         with self._lock:
-            self._entries[recording_id] = _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary)
+            self._entries[recording_id] = _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary,
+                                                      native=True)
             self._write_index()
         return summary
 

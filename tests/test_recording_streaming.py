@@ -1,0 +1,92 @@
+"""Issue 16, part 1: ``GET /stream-recordings/{id}`` and ``export`` send the recording file from disk in
+chunks — byte for byte the file, with its ``Content-Length``, and without the server's memory growing
+with the recording's size (its peak RSS, ``VmHWM``, is compared)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from ulid import ULID
+
+from conftest import MockdFactory, RunningMockd
+from httpclient import call
+
+from mockd.recording.format import (ConnectionRecord, Frame, Metadata, Recording, Stats, WebSocketSection,
+                                    recording_bytes, rfc3339)
+
+FRAME_BYTES = 100_000
+FRAMES = 600  # a 60 MB file
+PEAK_GROWTH_LIMIT = 30 * 1024 * 1024
+
+
+def big_recording(data_dir: Path) -> tuple[str, Path]:
+    """A finished WebSocket recording of ``FRAMES`` frames of ``FRAME_BYTES`` each, written as the store
+    writes files."""
+    start_ns = time.time_ns()
+    payload = "x" * FRAME_BYTES
+    frames = [Frame(direction="s2c", type="text", data=payload, timestamp=rfc3339(start_ns + i * 1_000_000),
+                    relative_ms=i, connection=1, size=FRAME_BYTES) for i in range(FRAMES)]
+    opened = rfc3339(start_ns)
+    recording = Recording(
+        id=str(ULID()), name="long", protocol="websocket", status="complete", start_time=opened,
+        end_time=rfc3339(start_ns + FRAMES * 1_000_000), duration=FRAMES,
+        metadata=Metadata(path="/ws/feed", method="GET", host="127.0.0.1"), websocket=WebSocketSection(frames=frames),
+        connections=[ConnectionRecord(connection=1, opened_at=opened, relative_ms=0, origin="proxy", path="/ws/feed")],
+        stop_reason="api", stats=Stats(frame_count=FRAMES, bytes_sent=FRAMES * FRAME_BYTES, text_frames=FRAMES,
+                                       connection_count=1))
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = data_dir / f"{recording.id}.json"
+    path.write_bytes(recording_bytes(recording))
+    path.chmod(0o600)
+    return recording.id, path
+
+
+def peak_rss(server: RunningMockd) -> int:
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/PID/status")
+
+
+def download(url: str, *args: str) -> tuple[bytes, dict[str, str]]:
+    result = subprocess.run(["curl", "-sS", "--fail", "-D", "-", *args, url], capture_output=True, timeout=60,
+                            check=True)
+    head, _, body = result.stdout.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.decode("latin-1").splitlines()[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return body, headers
+
+
+def test_get_and_export_send_the_file_from_disk_without_holding_it(mockd: MockdFactory, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    recording_id, path = big_recording(data_dir)
+    server = mockd.start(None, data_dir=data_dir)
+    before = peak_rss(server)
+    on_disk = path.read_bytes()
+
+    body, headers = download(f"{server.admin_url}/stream-recordings/{recording_id}")
+    assert body == on_disk
+    assert headers["content-length"] == str(len(on_disk)) and headers["content-type"].startswith("application/json")
+    exported, export_headers = download(f"{server.admin_url}/stream-recordings/{recording_id}/export", "-X", "POST")
+    assert exported == on_disk
+    assert export_headers["content-disposition"] == f'attachment; filename="{recording_id}.json"'
+
+    grown = peak_rss(server) - before
+    assert grown < PEAK_GROWTH_LIMIT, f"peak RSS grew by {grown / 2**20:.0f} MB serving a {len(on_disk) / 2**20:.0f} MB file"
+
+
+def test_a_file_changed_behind_the_index_is_read_again(mockd: MockdFactory,
+                                                       tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    recording_id, path = big_recording(data_dir)
+    server = mockd.start(None, data_dir=data_dir)
+    first = call("GET", f"{server.admin_url}/stream-recordings/{recording_id}")
+    assert first.status == 200 and first.body == path.read_bytes()
+    # the file changes behind the index's back (restored from a backup, say): it is not sent unchecked
+    path.write_bytes(path.read_bytes().replace(b'"name":"long"', b'"name":"lung"'))
+    again = call("GET", f"{server.admin_url}/stream-recordings/{recording_id}")
+    assert again.status == 200 and b'"name":"lung"' in again.body
