@@ -104,6 +104,18 @@ class RunningMockd:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
+    def log_entries(self) -> list[dict[str, Any]]:
+        """The JSON log lines on stderr so far (``--log-format json``), as objects; other lines skipped."""
+        entries = []
+        for line in self.stderr.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+        return entries
+
 
 def write_config(directory: Path, config: dict[str, Any] | str, name: str = "mocks.json") -> Path:
     """Write a config (a dict as JSON, a string as it is) and return its path."""

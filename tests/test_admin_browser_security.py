@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,19 +33,13 @@ pytest.importorskip("playwright.async_api", reason="the playwright package is no
 from aiohttp import web  # noqa: E402
 from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
 
+from chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium  # noqa: E402
 from conftest import MockdFactory, RunningMockd, http_mock, mocks_config, wait_until  # noqa: E402
 from httpclient import Reply, acall  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-
-if shutil.which(CHROMIUM) is None:
-    pytest.skip(f"{CHROMIUM} is not installed (the Debian chromium package is required)",
-                allow_module_level=True)
+require_chromium()
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
-
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 REBOUND_HOST = "rebound.test"  # a name that "now resolves" to 127.0.0.1, as after DNS rebinding
 # Chromium itself refuses a page from a public address (a route-fulfilled one counts as such) its requests
@@ -206,18 +199,6 @@ async def fetch(page: Page, url: str, init: dict[str, Any], body: str | None = N
 
 # --- what mockd saw, what the API holds -----------------------------------------------------------
 
-def log_entries(server: RunningMockd) -> list[dict[str, Any]]:
-    entries = []
-    for line in server.stderr.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            entries.append(entry)
-    return entries
-
-
 def header(entry: dict[str, Any], name: str) -> str | None:
     for key, value in entry.get("headers", {}).items():
         if key.lower() == name.lower():
@@ -228,7 +209,7 @@ def header(entry: dict[str, Any], name: str) -> str | None:
 def admin_requests(server: RunningMockd, method: str | None = None, path: str | None = None,
                    origin: str | None = None) -> list[dict[str, Any]]:
     """The admin listener's access-log entries (each with the request's headers and mockd's status)."""
-    return [entry for entry in log_entries(server)
+    return [entry for entry in server.log_entries()
             if entry.get("logger") == "mockd.access" and entry.get("listener") == "admin"
             and (method is None or entry.get("method") == method) and (path is None or entry.get("path") == path)
             and (origin is None or header(entry, "Origin") == origin)]
@@ -242,7 +223,7 @@ def seen(server: RunningMockd) -> str:
 
 def refusals(server: RunningMockd) -> list[str]:
     """mockd's own warnings (not access-log lines)."""
-    return [str(entry.get("message")) for entry in log_entries(server)
+    return [str(entry.get("message")) for entry in server.log_entries()
             if entry.get("level") == "warning" and entry.get("logger") != "mockd.access"]
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from typing import Any
 
 import pytest
@@ -23,19 +22,13 @@ from playwright.async_api import (  # noqa: E402
 
 from websockets.asyncio.server import ServerConnection  # noqa: E402
 
+from chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium  # noqa: E402
 from conftest import MockdFactory, RunningMockd, mocks_config  # noqa: E402
 from upstreams import proxy_mock, raw_server, ws_upstream  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-
-if shutil.which(CHROMIUM) is None:
-    pytest.skip(f"{CHROMIUM} is not installed (the Debian chromium package is required)",
-                allow_module_level=True)
+require_chromium()
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(30)]
-
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 RESULTS_DEADLINE_MS = 10_000
 

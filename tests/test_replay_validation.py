@@ -339,15 +339,8 @@ async def test_pause_on_a_pending_replay_is_409_and_the_replay_still_plays(world
 
 def replay_warnings(server: RunningMockd, replay_id: str) -> list[dict[str, Any]]:
     """The server's JSON log lines from ``mockd.replay`` about this replay."""
-    entries = []
-    for line in server.stderr.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("logger") == "mockd.replay" and replay_id in entry.get("message", ""):
-            entries.append(entry)
-    return entries
+    return [entry for entry in server.log_entries()
+            if entry.get("logger") == "mockd.replay" and replay_id in entry.get("message", "")]
 
 
 def assert_logged(server: RunningMockd, replay_id: str) -> dict[str, Any]:
