@@ -36,6 +36,7 @@ from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
 from chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium  # noqa: E402
 from conftest import MockdFactory, RunningMockd, http_mock, mocks_config, wait_until  # noqa: E402
 from httpclient import Reply, acall  # noqa: E402
+from upstreams import serve_app  # noqa: E402
 
 require_chromium()
 
@@ -147,14 +148,8 @@ async def page_server() -> AsyncIterator[int]:
 
     app = web.Application()
     app.router.add_get("/", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield int(runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as port:
+        yield port
 
 
 @asynccontextmanager

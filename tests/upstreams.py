@@ -360,6 +360,19 @@ async def reply_ok(request: web.BaseRequest, received: ReceivedRequest) -> web.S
 
 
 @asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[int]:
+    """An aiohttp application on 127.0.0.1:0 for the ``with`` block; yields its port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, HOST, 0)
+    await site.start()
+    try:
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
 async def http_upstream(handler: HttpHandler = reply_ok) -> AsyncIterator[HttpUpstream]:
     """An aiohttp web server on 127.0.0.1:0: records each request (body read in full, any size), then ``handler``."""
     upstream = HttpUpstream()

@@ -31,7 +31,7 @@ from faultkit import (
     RawWebSocket,
     client_frame,
 )
-from upstreams import echo, proxy_mock, ws_upstream
+from upstreams import echo, proxy_mock, serve_app, ws_upstream
 
 pytestmark = pytest.mark.fault
 
@@ -130,14 +130,8 @@ async def bare_aiohttp_echo() -> AsyncIterator[int]:
 
     app = web.Application()
     app.router.add_get("/echo", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield int(runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as port:
+        yield port
 
 
 @pytest.mark.parametrize("kind", ["mock", "proxy"])
