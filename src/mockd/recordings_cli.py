@@ -26,7 +26,7 @@ from mockd.answers import DEFAULT_EXPIRES_AFTER, MAX_EXPIRES_AFTER, MAX_TIMING_S
 from mockd.client import ApiError, Client, ServerUnavailable
 from mockd.progress import Progress
 from mockd.recording.format import Recording, Summary, decode_recording
-from mockd.runtime import READY_FILE, live_server_in
+from mockd.runtime import LOOPBACK_NAMES, READY_FILE, live_server_in
 
 T = TypeVar("T")
 DEFAULT_ADMIN_URL = "http://localhost:4290"
@@ -196,12 +196,9 @@ def same_server(first: str, second: str) -> bool:
             port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
         except ValueError:
             port = None
-        return parts.scheme, "loopback" if host in LOOPBACK else host, port, parts.path.rstrip("/")
+        return parts.scheme, "loopback" if host in LOOPBACK_NAMES else host, port, parts.path.rstrip("/")
 
     return key(first) == key(second)
-
-
-LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def owner_of(directory: Path) -> dict[str, object] | None:

@@ -17,6 +17,7 @@ from mockd.files import write_atomically
 
 log = logging.getLogger("mockd")
 
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})  # how this machine names itself on loopback
 READY_FILE = "mockd.ready"
 PID_FILE = "mockd.pid"
 LOG_FILE = "mockd.log"

@@ -26,10 +26,10 @@ from typing import Any
 from aiohttp import web
 
 from mockd.jsonhttp import json_error
+from mockd.runtime import LOOPBACK_NAMES
 
 log = logging.getLogger("mockd.admin")
 
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PREFLIGHT_MAX_AGE = "600"
 
