@@ -252,13 +252,13 @@ async def run(prepared: Prepared) -> None:
         "dataDir": str(prepared.data_dir.resolve())}
     if server.ca_file is not None:
         facts["caFile"] = str(server.ca_file)
-    # the banner first: whoever waits for the ready file finds the banner printed too
+    # the banner first: whoever waits for a ready file finds the banner printed too
     print(_banner(facts, len(server.registry.mocks), options.log_format), flush=True)
     # the ready files (0600, in a 0700 directory) also carry the token, for the CLI and mockd.Client
     ready = json.dumps({**facts, **({"adminToken": prepared.admin_token} if prepared.admin_token else {})}).encode()
+    announced = announce_in_data_dir(prepared.data_dir, ready)  # first: --ready-file means both are there
     if options.ready_file is not None:
         write_atomically(options.ready_file, [ready])
-    announced = announce_in_data_dir(prepared.data_dir, ready)
     try:
         await stop.wait()
         log.info("shutting down")
