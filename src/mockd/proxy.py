@@ -89,7 +89,7 @@ class Upstream:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=self.ssl if self.ssl else True),
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=self.ssl or True),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
                 cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"))

@@ -1,7 +1,8 @@
 """The files a running mockd keeps in its data directory, and how other processes find it by them.
 
-``mockd.ready`` (JSON: ``mockPort``, ``adminPort``, ``mockUrl``, ``adminUrl``, ``pid``, ``dataDir``) is
-written once both listeners accept connections and removed at a clean exit; ``mockd start`` waits for it
+``mockd.ready`` (JSON: ``mockPort``, ``adminPort``, ``mockUrl``, ``mockWsUrl``, ``adminUrl``, ``pid``,
+``dataDir``, and ``caFile``/``adminToken`` when there are; private, 0600) is written once both listeners
+accept connections and removed at a clean exit; ``mockd start`` waits for it
 and the CLI's ``--data-dir`` follows it to the server that owns the directory. ``mockd.pid`` and
 ``mockd.log`` belong to ``mockd start``. Kept free of the server stack so the CLI starts fast.
 """

@@ -13,9 +13,10 @@ from pathlib import Path
 import aiohttp
 
 from mockd.files import write_atomically
+from mockd.runtime import LOOPBACK_NAMES
 
 SELF_SIGNED_CA_FILE = "mockd-ca.pem"
-SELF_SIGNED_NAMES = ("localhost", "127.0.0.1", "::1")
+SELF_SIGNED_NAMES = tuple(sorted(LOOPBACK_NAMES))
 
 # OpenSSL's X509_V_ERR_* codes users meet, said the way they would search for them.
 _VERIFY_REASONS = {
