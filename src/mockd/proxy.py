@@ -26,6 +26,8 @@ from mockd.headers import HOP_BY_HOP
 from mockd.jsonhttp import json_error
 from mockd.ssewire import SseParser
 from mockd.tls import tls_failure
+from mockd.wsbytes import (DEFLATE, ByteRelay, byte_path_refusal, extension_names, handshake_problem,
+                           switching_response, upgrade_headers)
 from mockd.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_TIMEOUT,
                            NO_STATUS, AnyWebSocket, close_payload, release, send_close_frame)
 
@@ -74,6 +76,15 @@ def _bad_gateway(request: web.BaseRequest, spec: ProxySpec, error: BaseException
         f"Upstream {spec.target} is unreachable: {str(error) or type(error).__name__}"
     log.warning("%s %s: %s", request.method, request.path, message)
     return json_error(502, "bad_gateway", message)
+
+
+def _upgrade_refused(request: web.BaseRequest, spec: ProxySpec, status: int, problem: str) -> web.Response:
+    """The upstream answered the upgrade with something else: its refusal (4xx, 5xx) goes to the
+    client with that status; anything else is a bad gateway."""
+    if status >= 400:
+        return json_error(status, "upstream_refused",
+                          f"Upstream {spec.target} refused the WebSocket upgrade: {status} {problem}")
+    return _bad_gateway(request, spec, aiohttp.ClientError(f"{status}, message={problem!r}"))
 
 
 class Upstream:
@@ -135,6 +146,43 @@ class Upstream:
 
     async def _serve_websocket(self, request: web.BaseRequest, spec: ProxySpec,
                                relays: set[Relay]) -> web.StreamResponse:
+        refusal = byte_path_refusal(request)
+        if refusal is None:
+            return await self._relay_websocket_bytes(request, spec, relays)
+        log.debug("WebSocket %s: message relay, as %s", request.path, refusal)
+        return await self._relay_websocket_messages(request, spec, relays)
+
+    async def _relay_websocket_bytes(self, request: web.BaseRequest, spec: ProxySpec,
+                                     relays: set[Relay]) -> web.StreamResponse:
+        try:
+            upstream = await self.session.request(
+                "GET", upstream_url(spec, request), headers=upgrade_headers(forwarded_headers(request, spec)),
+                read_until_eof=False, allow_redirects=False)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            return _bad_gateway(request, spec, exc)
+        if problem := handshake_problem(upstream):
+            upstream.close()
+            return _upgrade_refused(request, spec, upstream.status, problem)
+        response = switching_response(upstream)
+        try:
+            await response.prepare(request)
+        except BaseException:
+            upstream.close()
+            raise
+        extensions = upstream.headers.get("Sec-WebSocket-Extensions", "")
+        log.debug("WebSocket %s: byte relay%s", request.path, f", extensions {extensions}" if extensions else "")
+        connection = connection_from_request(request, "websocket", "proxy",
+                                             upstream.headers.get("Sec-WebSocket-Protocol") or None)
+        relay = ByteRelay(request, upstream, connection, self.events, DEFLATE in extension_names(extensions))
+        relays.add(relay)
+        try:
+            await relay.run()
+        finally:
+            relays.discard(relay)
+        return response
+
+    async def _relay_websocket_messages(self, request: web.BaseRequest, spec: ProxySpec,
+                                        relays: set[Relay]) -> web.StreamResponse:
         offered = [token.strip() for token in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
                    if token.strip()]
         try:
@@ -143,10 +191,7 @@ class Upstream:
                 headers=forwarded_headers(request, spec, websocket=True), autoping=False, autoclose=False,
                 max_msg_size=0, compress=15)
         except aiohttp.WSServerHandshakeError as exc:
-            if exc.status >= 400:
-                return json_error(exc.status, "upstream_refused",
-                                  f"Upstream {spec.target} refused the WebSocket upgrade: {exc.status} {exc.message}")
-            return _bad_gateway(request, spec, exc)
+            return _upgrade_refused(request, spec, exc.status, exc.message)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             return _bad_gateway(request, spec, exc)
         client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), autoping=False,
@@ -374,4 +419,4 @@ class WebSocketRelay:
             await send_close_frame(target, CLOSE_GOING_AWAY, "client went away")
 
 
-Relay = HttpRelay | WebSocketRelay
+Relay = HttpRelay | WebSocketRelay | ByteRelay

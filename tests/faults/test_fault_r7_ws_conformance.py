@@ -134,17 +134,25 @@ async def bare_aiohttp_echo() -> AsyncIterator[int]:
         yield port
 
 
-@pytest.mark.parametrize("kind", ["mock", "proxy"])
-async def test_r7_unmasked_client_frame_is_handled_as_bare_aiohttp_handles_it(mockd: MockdFactory,
-                                                                                kind: str) -> None:
+async def test_r7_unmasked_client_frame_is_handled_as_bare_aiohttp_handles_it(mockd: MockdFactory) -> None:
     """RFC 6455 wants a close (1002) for an unmasked client frame; the websockets library does that,
     aiohttp (mockd's own WebSocket layer, C reader included) does not check the mask bit. R7 asks that
-    mockd fail no case the bare library passes, so mockd must end the way a bare aiohttp server does."""
+    mockd fail no case the bare library passes, so a mock must end the way a bare aiohttp server does."""
     async with bare_aiohttp_echo() as port:
         baseline = await _unmasked_frame_outcome(port, "/echo")
-    async with target(mockd, kind) as (mockd_port, path):
+    async with target(mockd, "mock") as (mockd_port, path):
         outcome = await _unmasked_frame_outcome(mockd_port, path)
-    assert outcome == baseline, f"{kind}: {outcome} but bare aiohttp gives {baseline}"
+    assert outcome == baseline, f"mock: {outcome} but bare aiohttp gives {baseline}"
+
+
+async def test_r7_unmasked_client_frame_through_the_proxy_is_judged_by_the_upstream(mockd: MockdFactory) -> None:
+    """The proxy relays frames as bytes (issue 15), so the upstream sees the unmasked frame as the
+    client sent it and the client gets the upstream's own answer — the same as without mockd."""
+    async with target(mockd, "bare-websockets") as (port, path):
+        baseline = await _unmasked_frame_outcome(port, path)
+    async with target(mockd, "proxy") as (mockd_port, path):
+        outcome = await _unmasked_frame_outcome(mockd_port, path)
+    assert outcome == baseline, f"proxy: {outcome} but the upstream alone gives {baseline}"
 
 
 @pytest.mark.parametrize("violation", list(VIOLATIONS))
