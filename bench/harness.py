@@ -1,23 +1,32 @@
-"""Processes and plumbing for the benchmark: mockd, the upstream peers, mitmdump, load generators.
+"""Processes and plumbing for the benchmark: mockd, the upstreams (bench/peers.py, or the fast
+bench/aiohttp_upstream.py), the peer relays put beside mockd, and the load generators.
+
+The peer relays are mitmdump in reverse mode (when installed), and for P9 nginx and the minimal aiohttp
+relay ``relay.py``, both started from the shared peer directory (``../shared/bench`` beside the project,
+or ``$MOCKD_BENCH_PEERS``), never copied into the project. A peer that cannot run here is skipped with
+a note (:func:`relay_missing`).
 
 CPU placement (when ``os.sched_setaffinity`` exists and there are at least 2 cores): the upstreams,
-mockd and mitmdump run on core 0, every load generator on core 1 (set with ``os.sched_setaffinity``
-right after each process is started), so the client never competes with
-the relay it measures. On one core everything shares it (the figures are still same-run ratios).
+mockd and the peer relays run on core 0, every load generator on core 1 (set with
+``os.sched_setaffinity`` right after each process is started; processes it forks later, such as nginx's
+worker, inherit it), so the client never competes with the relay it measures. On one core everything
+shares it (the figures are still same-run ratios).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +34,8 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 PEERS = BENCH / "peers.py"
+UPSTREAMS = {"websockets": PEERS, "aiohttp": BENCH / "aiohttp_upstream.py"}  # flavour → script
+PEER_RELAYS = Path(os.environ.get("MOCKD_BENCH_PEERS") or Path(__file__).resolve().parents[2] / "shared" / "bench")
 PYTHON = sys.executable
 SERVER_CORE, CLIENT_CORE = 0, 1
 READY_TIMEOUT = 30.0
@@ -54,18 +65,43 @@ def spawn(command: list[str], core: int, **options: Any) -> subprocess.Popen[byt
 def placement() -> str:
     if _cores(0) is None:
         return "not pinned (single core or no sched_setaffinity)"
-    return f"upstreams + mockd + mitmdump on CPU {min(_cores(SERVER_CORE) or {0})}, " \
+    return f"upstreams + mockd + peer relays on CPU {min(_cores(SERVER_CORE) or {0})}, " \
            f"load generators on CPU {min(_cores(CLIENT_CORE) or {1})}"
 
 
-def wait_for_file(path: Path, process: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT) -> None:
+def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str,
+               timeout: float = READY_TIMEOUT, interval: float = 0.001, log: Path | None = None) -> None:
+    """Poll ``ready`` every ``interval`` s until it holds; fail when ``process`` exits first or after
+    ``timeout`` s. ``what`` names the awaited state in the error, which ends with the tail of ``log``."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not ready():
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode} before it was ready")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{process.args!r} not ready after {timeout} s")
-        time.sleep(0.001)
+            problem = f"exited with {process.returncode} before {what}"
+        elif time.monotonic() > deadline:
+            problem = f"not {what} after {timeout} s"
+        else:
+            time.sleep(interval)
+            continue
+        output = f"; its output ends: {log.read_text(errors='replace')[-1500:]}" if log and log.exists() else ""
+        raise RuntimeError(f"{process.args!r} {problem}{output}")
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT,
+                  log: Path | None = None) -> None:
+    wait_until(path.exists, process, f"ready ({path.name} written)", timeout, log=log)
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT,
+                  log: Path | None = None) -> None:
+    wait_until(lambda: _listening(port), process, f"listening on port {port}", timeout, 0.01, log)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -82,11 +118,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def upstream(kind: str, workdir: Path) -> Iterator[int]:
-    """An upstream peer (``ws-echo`` or ``sse``) on core 0; yields its port."""
-    ready = workdir / f"{kind}.port"
+def upstream(kind: str, workdir: Path, flavour: str = "websockets") -> Iterator[int]:
+    """An upstream (``ws-echo`` or ``sse``) on core 0; yields its port. ``flavour`` "websockets" is
+    bench/peers.py's, "aiohttp" bench/aiohttp_upstream.py's (the fast one, for P9)."""
+    ready = workdir / f"{kind}-{flavour}.port"
     ready.unlink(missing_ok=True)
-    process = spawn([PYTHON, str(PEERS), kind, "--ready", str(ready)], SERVER_CORE)
+    process = spawn([PYTHON, str(UPSTREAMS[flavour]), kind, "--ready", str(ready)], SERVER_CORE)
     try:
         wait_for_file(ready, process)
         yield int(ready.read_text())
@@ -138,7 +175,7 @@ class Mockd:
 def mockd(workdir: Path, data_dir: Path, upstream_url: str | None = None,
           configs: tuple[Path, ...] = ()) -> Iterator[Mockd]:
     """``mockd serve`` on free ports, pinned to core 0, started in ``workdir`` (no stray mockd.yaml)."""
-    ready, settings = workdir / "mockd.ready", workdir / "bench-settings.yaml"
+    ready, settings, output = workdir / "mockd.ready", workdir / "bench-settings.yaml", workdir / "mockd.log"
     ready.unlink(missing_ok=True)
     settings.write_text(f"recording:\n  maxBytes: {QUOTA_BYTES}\n")  # P5 writes more than the default 500 MiB
     command = [PYTHON, "-m", "mockd", "serve", "--port", "0", "--admin-port", "0", "--ready-file", str(ready),
@@ -146,11 +183,11 @@ def mockd(workdir: Path, data_dir: Path, upstream_url: str | None = None,
     command += ["--upstream", upstream_url] if upstream_url else []
     for config in configs:
         command += ["--config", str(config)]
-    log = (workdir / "mockd.log").open("ab")
+    log = output.open("ab")
     launched = time.perf_counter()
     process = spawn(command, SERVER_CORE, cwd=workdir, stdout=log, stderr=log)
     try:
-        wait_for_file(ready, process)
+        wait_for_file(ready, process, log=output)
         started_in = time.perf_counter() - launched
         info = json.loads(ready.read_text())
         yield Mockd(process, info["mockPort"], info["adminUrl"], info["pid"], started_in)
@@ -190,47 +227,88 @@ def recording(server: Mockd, protocol: str, path: str = "/*") -> Iterator[dict[s
             holder["recording"] = server.admin("GET", f"/stream-recordings/{holder['id']}")
 
 
-# --- mitmproxy ------------------------------------------------------------------------------------
+# --- peer relays: mitmdump, nginx, relay.py -------------------------------------------------------
 
 
-def mitmdump_available() -> bool:
-    return shutil.which("mitmdump") is not None
+@dataclass(frozen=True)
+class PeerRelay:
+    """A reverse proxy put in front of the upstream beside mockd."""
+
+    command: Callable[[Path, int, int], list[str]]  # (its own directory, listen port, upstream port) → argv
+    missing: Callable[[], str | None]  # why it cannot run here; None when it can
+
+
+def _mitmdump_command(directory: Path, port: int, upstream_port: int) -> list[str]:
+    """mitmdump in reverse mode, recording the flows to a file."""
+    return ["mitmdump", "--mode", f"reverse:http://127.0.0.1:{upstream_port}", "--listen-host", "127.0.0.1",
+            "--listen-port", str(port), "-q", "-w", str(directory / "mitm.flows")]
+
+
+def _nginx_command(directory: Path, port: int, upstream_port: int) -> list[str]:
+    """The shared nginx_conf.sh: writes ``directory``/nginx.conf, then runs nginx (one worker) in the
+    foreground."""
+    return ["bash", str(PEER_RELAYS / "nginx_conf.sh"), str(directory), str(port), str(upstream_port)]
+
+
+def _relay_py_command(directory: Path, port: int, upstream_port: int) -> list[str]:
+    """The shared minimal aiohttp relay (records every frame in memory), on this Python (aiohttp, uvloop)."""
+    return [PYTHON, str(PEER_RELAYS / "relay.py"), str(port), str(upstream_port)]
+
+
+def _shared_missing(name: str) -> str | None:
+    path = PEER_RELAYS / name
+    return None if path.is_file() else f"{name} not found in {PEER_RELAYS} (set MOCKD_BENCH_PEERS)"
+
+
+def _mitmdump_missing() -> str | None:
+    return None if shutil.which("mitmdump") else "mitmproxy not installed"
+
+
+def _nginx_missing() -> str | None:
+    return "nginx not installed" if shutil.which("nginx") is None else _shared_missing("nginx_conf.sh")
+
+
+def _relay_py_missing() -> str | None:
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    return _shared_missing("relay.py") or (None if uvloop else "uvloop not installed (relay.py needs it)")
+
+
+RELAYS: dict[str, PeerRelay] = {
+    "mitmproxy": PeerRelay(_mitmdump_command, _mitmdump_missing),
+    "nginx": PeerRelay(_nginx_command, _nginx_missing),
+    "relay.py": PeerRelay(_relay_py_command, _relay_py_missing),
+}
+
+
+def relay_missing(name: str) -> str | None:
+    """Why the peer relay ``name`` (a key of :data:`RELAYS`) cannot run here, a note that names it
+    ("nginx not installed"), or None."""
+    return RELAYS[name].missing()
 
 
 @contextmanager
-def mitmdump(workdir: Path, upstream_port: int) -> Iterator[int | None]:
-    """mitmdump in reverse mode in front of the upstream, recording the flows to a file; yields its
-    port, or None when mitmproxy is not installed."""
-    if not mitmdump_available():
+def relay(name: str, workdir: Path, upstream_port: int) -> Iterator[int | None]:
+    """The peer relay ``name`` on a free port in front of the upstream, on core 0, in its own directory
+    under ``workdir`` (its output goes to ``output.log`` there); yields its port once it accepts
+    connections, or None when it cannot run here."""
+    if relay_missing(name) is not None:
         yield None
         return
     port = _free_port()
-    command = ["mitmdump", "--mode", f"reverse:http://127.0.0.1:{upstream_port}", "--listen-host", "127.0.0.1",
-               "--listen-port", str(port), "-q", "-w", str(workdir / "mitm.flows")]
-    process = spawn(command, SERVER_CORE, cwd=workdir)
-    try:
-        _wait_for_port(port, process)
-        yield port
-    finally:
-        stop(process)
+    directory = workdir / f"relay-{name.replace('.', '-')}-{port}"
+    directory.mkdir(parents=True)
+    output = directory / "output.log"
+    with output.open("ab") as log:
+        process = spawn(RELAYS[name].command(directory, port, upstream_port), SERVER_CORE, cwd=directory,
+                        stdout=log, stderr=log)
+        try:
+            wait_for_port(port, process, log=output)
+            yield port
+        finally:
+            stop(process)
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    import socket
-
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("mitmdump did not start listening")

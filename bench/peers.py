@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -57,29 +57,42 @@ async def _echo(connection: ServerConnection) -> None:
 async def ws_echo(ready: Path) -> None:
     async with serve(_echo, HOST, 0, compression=None, max_size=None, backlog=2048) as server:
         port = server.sockets[0].getsockname()[1]
-        _announce(ready, port)
+        announce(ready, port)
         await asyncio.Future()
 
 
+SSE_BATCH = 64  # unpaced events written (then drained) at once
+
+
+def sse_request(query: str) -> tuple[int, int]:
+    """An SSE upstream's ``?n=N&gap_us=G``: (N events, default 100; G µs between them, in ns)."""
+    fields = parse_qs(query)
+    return int(fields.get("n", ["100"])[0]), int(fields.get("gap_us", ["0"])[0]) * 1000
+
+
+async def sse_batches(count: int, gap_ns: int) -> AsyncIterator[list[bytes]]:
+    """The events of one stream, each ``data: <seq> <monotonic_ns at send>``, in the batches an upstream
+    writes before it drains: ``SSE_BATCH`` at a time as fast as possible (``gap_ns`` 0), or one at a time
+    every ``gap_ns`` against absolute deadlines (a late event does not push the later ones back)."""
+    start = time.monotonic_ns()
+    step = 1 if gap_ns else SSE_BATCH
+    for first in range(0, count, step):
+        if gap_ns and (delay := (start + first * gap_ns - time.monotonic_ns()) / 1e9) > 0:
+            await asyncio.sleep(delay)
+        yield [f"data: {seq} {time.monotonic_ns()}\n\n".encode() for seq in range(first, min(count, first + step))]
+
+
 async def _sse_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Serve ``GET /anything?n=N&gap_us=G``: N events, each ``data: <seq> <monotonic_ns at send>``,
-    sent as fast as possible (G=0) or every G µs against absolute deadlines; chunked, then the end."""
+    """Serve ``GET /anything?n=N&gap_us=G`` (see :func:`sse_batches`): each event its own chunk, then
+    the end."""
     request = await reader.readuntil(b"\r\n\r\n")
-    target = request.split(b" ", 2)[1].decode()
-    query = parse_qs(urlsplit(target).query)
-    count, gap_ns = int(query.get("n", ["100"])[0]), int(query.get("gap_us", ["0"])[0]) * 1000
+    count, gap_ns = sse_request(urlsplit(request.split(b" ", 2)[1].decode()).query)
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                  b"Transfer-Encoding: chunked\r\n\r\n")
-    start = time.monotonic_ns()
-    for seq in range(count):
-        if gap_ns:
-            delay = (start + seq * gap_ns - time.monotonic_ns()) / 1e9
-            if delay > 0:
-                await asyncio.sleep(delay)
-        event = f"data: {seq} {time.monotonic_ns()}\n\n".encode()
-        writer.write(b"%x\r\n%s\r\n" % (len(event), event))
-        if gap_ns or seq % 64 == 63:
-            await writer.drain()
+    async for batch in sse_batches(count, gap_ns):
+        for event in batch:
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+        await writer.drain()
     writer.write(b"0\r\n\r\n")
     await writer.drain()
     writer.close()
@@ -87,11 +100,12 @@ async def _sse_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 
 async def sse_upstream(ready: Path) -> None:
     server = await asyncio.start_server(_sse_stream, HOST, 0, backlog=2048)
-    _announce(ready, server.sockets[0].getsockname()[1])
+    announce(ready, server.sockets[0].getsockname()[1])
     await server.serve_forever()
 
 
-def _announce(ready: Path, port: int) -> None:
+def announce(ready: Path, port: int) -> None:
+    """Write ``port`` to ``ready`` atomically (the harness waits for the file to appear)."""
     temporary = ready.with_suffix(".tmp")
     temporary.write_text(str(port))
     temporary.replace(ready)
@@ -255,15 +269,18 @@ def _command(args: argparse.Namespace) -> Callable[[], Coroutine[Any, Any, Any]]
     return commands[args.command]
 
 
+def run_fast(main: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``main`` on uvloop when it is importable (the peers should never be the bottleneck)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main() -> None:
     args = _parser().parse_args()
-    try:
-        import uvloop  # the peers should never be the bottleneck
-
-        uvloop.install()
-    except ImportError:
-        pass
-    result = asyncio.run(_command(args)())
+    result = run_fast(_command(args)())
     if result is not None:
         json.dump(result, sys.stdout)
         sys.stdout.flush()

@@ -2,12 +2,14 @@
 optionally a py-spy profile of the recording run. The measurements behind docs/benchmarks.md's
 "Profiling-led fixes".
 
-    .venv/bin/python bench/profile.py ws  [--messages 500] [--rounds 2] [--py-spy OUT]
-    .venv/bin/python bench/profile.py sse [--messages 300000] [--rounds 2] [--py-spy OUT]
+    .venv/bin/python bench/profile.py ws  [--messages 500] [--rounds 2] [--upstream aiohttp] [--py-spy OUT]
+    .venv/bin/python bench/profile.py sse [--messages 300000] [--rounds 2] [--upstream aiohttp] [--py-spy OUT]
 
-``ws`` is P1's 100 connections echoing one message at a time; ``sse`` is P3's unpaced stream. Processes
-are placed as in bench/run.py. CPU per message is mockd's user + system time (``/proc/<pid>/stat``)
-over the run divided by the messages (or events) relayed; ``busy`` is that time over the wall time.
+``ws`` is P1's 100 connections echoing one message at a time; ``sse`` is P3's unpaced stream. The
+upstream is bench/peers.py's (``--upstream websockets``, the default, as in P1–P3) or the fast
+bench/aiohttp_upstream.py (``--upstream aiohttp``, as in P9). Processes are placed as in bench/run.py.
+CPU per message is mockd's user + system time (``/proc/<pid>/stat``) over the run divided by the
+messages (or events) relayed; ``busy`` is that time over the wall time.
 ``--py-spy`` writes py-spy's raw (collapsed-stack) output of the last recording run to OUT.
 """
 
@@ -27,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Mockd, load, mockd, recording, upstream
+from harness import UPSTREAMS, Mockd, load, mockd, recording, upstream
 
 PROTOCOLS = {"ws": ("ws-echo", "websocket"), "sse": ("sse", "sse")}
 
@@ -65,6 +67,8 @@ def main() -> int:
     parser.add_argument("kind", choices=sorted(PROTOCOLS))
     parser.add_argument("--messages", type=int, help="per connection (ws, default 500) or events (sse, 300000)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--upstream", choices=sorted(UPSTREAMS), default="websockets",
+                        help="the upstream's flavour: bench/peers.py's (websockets) or bench/aiohttp_upstream.py's")
     parser.add_argument("--py-spy", type=Path, dest="spy", help="raw py-spy output of the last recording run")
     args = parser.parse_args()
     peer, protocol = PROTOCOLS[args.kind]
@@ -73,7 +77,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mockd-profile-") as workdir:
         work = Path(workdir)
         (work / "data").mkdir()
-        with upstream(peer, work) as port, mockd(work, work / "data", f"http://127.0.0.1:{port}") as server:
+        with upstream(peer, work, args.upstream) as port, \
+                mockd(work, work / "data", f"http://127.0.0.1:{port}") as server:
             direct = run(f"127.0.0.1:{port}")["rate"]
             for round_ in range(args.rounds):
                 for recorded in (False, True):

@@ -1,10 +1,12 @@
-"""Run the mockd performance suite (spec 05, P1–P8): a table on stdout, JSON results in a file.
+"""Run the mockd performance suite (spec 05, P1–P9): a table on stdout, JSON results in a file.
 
     .venv/bin/python bench/run.py [--quick] [--json OUT] [--only P1,P3]
 
 Every speed figure is a ratio against a baseline measured in the same run (the same client against
-the upstream directly; mitmdump in reverse mode when installed) or a timing error. ``--quick`` runs
-every scenario at a small size (well under a minute); CI runs it to keep the suite working.
+the upstream directly; mitmdump in reverse mode when installed; for P9 also nginx and the minimal
+aiohttp relay from ../shared/bench, or $MOCKD_BENCH_PEERS) or a timing error. A peer that cannot run
+here is skipped with a note. ``--quick`` runs every scenario at a small size (well under a minute);
+CI runs it to keep the suite working.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import mitmdump_available, placement
+from harness import RELAYS, placement, relay_missing
 from scenarios import SCENARIOS, Context, Row
 
-ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9")
 COLUMNS = (("id", "id"), ("what", "what"), ("measured", "measured"), ("baseline", "baseline (direct)"),
            ("mitmproxy", "mitmproxy"), ("value", "ratio/value"), ("target", "target"), ("verdict", "verdict"))
 
@@ -43,7 +45,7 @@ def machine() -> dict[str, object]:
                   if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
             "platform": platform.platform(), "placement": placement(),
-            "mitmproxy": "installed" if mitmdump_available() else "not installed"}
+            "peers": {name: relay_missing(name) or "available" for name in RELAYS}}
 
 
 def run(quick: bool, only: set[str]) -> list[Row]:

@@ -1,5 +1,9 @@
-"""The performance scenarios P1–P8 of spec 05 (P10, the converted mock, as a P4 row). Each takes a
-:class:`Context` and returns result rows."""
+"""The performance scenarios P1–P9 of spec 05 (P10, the converted mock, as a P4 row; P11, the pytest
+fixture, as a P7 row). Each takes a :class:`Context` and returns result rows.
+
+P1–P3 and P8 put mockd (recording on) and mitmdump in front of bench/peers.py's upstreams; P9 puts
+mockd (with and without a recording session), nginx, relay.py and mitmdump in front of the fast aiohttp
+upstream (bench/aiohttp_upstream.py) and runs the loads of P1–P3 through each."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +23,10 @@ from harness import (
     Mockd,
     admin_call,
     load,
-    mitmdump,
     mockd,
     recording,
+    relay,
+    relay_missing,
     upstream,
 )
 from peers import percentiles
@@ -39,8 +44,6 @@ from mockd.recording.format import (
     recording_bytes,
     rfc3339,
 )
-
-NOT_INSTALLED = "mitmproxy not installed"
 
 
 @dataclass
@@ -90,22 +93,33 @@ def ms(value: float) -> str:
 
 @dataclass
 class Targets:
-    """The same upstream reached directly, through mockd (recording on) and through mitmdump."""
+    """The same upstream reached directly, through mockd and through each peer relay in front of it."""
 
     direct: str
     via_mockd: str
-    via_mitm: str | None
     server: Mockd
+    peers: dict[str, str | None]  # peer relay → the URL through it (None: it cannot run here)
+
+    @property
+    def via_mitm(self) -> str | None:
+        return self.peers.get("mitmproxy")
 
 
 @contextmanager
-def proxied(context: Context, kind: str, scheme: str, path: str) -> Iterator[Targets]:
-    with upstream(kind, context.workdir) as port, mitmdump(context.workdir, port) as mitm_port, \
-            mockd(context.workdir, context.fresh_dir(f"data-{kind}"), f"http://127.0.0.1:{port}") as server:
-        yield Targets(direct=f"{scheme}://127.0.0.1:{port}{path}",
-                      via_mockd=f"{scheme}://127.0.0.1:{server.mock_port}{path}",
-                      via_mitm=f"{scheme}://127.0.0.1:{mitm_port}{path}" if mitm_port else None,
-                      server=server)
+def proxied(context: Context, kind: str, scheme: str, path: str, flavour: str = "websockets",
+            peers: tuple[str, ...] = ("mitmproxy",)) -> Iterator[Targets]:
+    """The ``flavour`` upstream ``kind`` with mockd and the ``peers`` relays in front of it."""
+    with ExitStack() as stack:
+        port = stack.enter_context(upstream(kind, context.workdir, flavour))
+        relayed = {name: stack.enter_context(relay(name, context.workdir, port)) for name in peers}
+        server = stack.enter_context(mockd(context.workdir, context.fresh_dir(f"data-{kind}-{flavour}"),
+                                           f"http://127.0.0.1:{port}"))
+
+        def url(at: int | None) -> str | None:
+            return f"{scheme}://127.0.0.1:{at}{path}" if at else None
+
+        yield Targets(f"{scheme}://127.0.0.1:{port}{path}", f"{scheme}://127.0.0.1:{server.mock_port}{path}",
+                      server, {name: url(at) for name, at in relayed.items()})
 
 
 def compare(targets: Targets, protocol: str, run: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
@@ -119,7 +133,7 @@ def compare(targets: Targets, protocol: str, run: Callable[[str], dict[str, Any]
 
 
 def mitm_text(result: dict[str, Any] | None, show: Callable[[dict[str, Any]], str]) -> str:
-    return show(result) if result else NOT_INSTALLED
+    return show(result) if result else relay_missing("mitmproxy") or "not run"
 
 
 def ratio_row(row_id: str, what: str, results: dict[str, Any], key: str = "rate") -> Row:
@@ -210,6 +224,171 @@ def p3(context: Context) -> list[Row]:
                 f"p50 {ms(via['p50'])}, p99 {ms(via['p99'])}", f"direct p50 {ms(direct['p50'])}, p99 {ms(direct['p99'])}",
                 f"{added['p50']:+.3f} / {added['p99']:+.3f} ms (max {added['max']:+.3f})", "added p99 ≤ 1 ms",
                 verdict(added["p99"] <= 1.0 and not lost), mitm_shown, {**latency, "added_ms": added, "lost": lost})]
+
+
+# --- P9: relay against the limit (the fast aiohttp upstream; mockd beside nginx and relay.py) ------
+
+P9_PEERS = ("nginx", "relay.py", "mitmproxy")
+P9_PATHS = ("direct", "nginx", "relay.py", "no session", "recording", "mitmproxy")  # in the order they run
+ENDPOINTS = {"ws-echo": ("ws", "/bench"), "sse": ("http", "/events")}  # upstream kind → scheme, path
+MIN_VS_RELAY_PY, MIN_VS_NGINX, MAX_ADDED_RTT_MS = 1.2, 0.8, 0.030
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One of P9's loads, run the same way through every path."""
+
+    name: str
+    kind: str  # the upstream: ws-echo or sse
+    protocol: str  # of the recording session on the "recording" path
+    run: Callable[[str], dict[str, Any]]  # URL → the load generator's report
+    min_direct: float  # recording on must keep this ratio of direct
+
+
+def p9_measures(context: Context) -> list[Measure]:
+    """P2's sequential echo (first: its round trips give the RTT row), P1's pipelined connection and 100
+    connections, P3's unpaced SSE stream."""
+    sequential, pipelined = context.size(10_000, 1_000), context.size(50_000, 5_000)
+    per_conn, events = context.size(200, 30), context.size(50_000, 5_000)
+    return [Measure(f"sequential echo (1 conn, {sequential} msgs)", "ws-echo", "websocket",
+                    lambda url: ws_load(url, 1, sequential, 1), 0.6),
+            Measure(f"pipelined (1 conn, {pipelined} msgs)", "ws-echo", "websocket",
+                    lambda url: ws_load(url, 1, pipelined, pipelined), 0.6),
+            Measure(f"100 conns echoing ({per_conn} msgs each)", "ws-echo", "websocket",
+                    lambda url: ws_load(url, 100, per_conn, 1), 0.45),
+            Measure(f"SSE ({events} events, unpaced)", "sse", "sse",
+                    lambda url: load("sse-load", "--url", f"{url}?n={events}&gap_us=0"), 0.9)]
+
+
+@dataclass
+class Column:
+    """One measure's reports through every path (none for a peer that cannot run here); figures are
+    medians over the repetitions."""
+
+    measure: Measure
+    runs: dict[str, list[dict[str, Any]]]
+
+    def median(self, path: str, figure: Callable[[dict[str, Any]], float]) -> float | None:
+        reports = self.runs[path]
+        return statistics.median(figure(report) for report in reports) if reports else None
+
+    def rate(self, path: str) -> float | None:
+        return self.median(path, lambda report: report["rate"])
+
+    def ratio(self, path: str) -> float | None:
+        rate_, direct = self.rate(path), self.rate("direct")
+        return rate_ / direct if rate_ is not None and direct else None
+
+    def rtt_p50(self, path: str) -> float | None:
+        return self.median(path, lambda report: report["rtt_ms"]["p50"])
+
+    def added_rtt(self, path: str) -> float | None:
+        p50, direct = self.rtt_p50(path), self.rtt_p50("direct")
+        return p50 - direct if p50 is not None and direct is not None else None
+
+    def shown(self, path: str) -> str:
+        """``path``'s rate and ratio to direct, or why it did not run."""
+        ratio = self.ratio(path)
+        return f"{path} {rate(self.rate(path) or 0)} ({ratio:.2f}×)" if ratio is not None \
+            else relay_missing(path) or f"{path} not run"
+
+    def shown_rtt(self, path: str) -> str:
+        added = self.added_rtt(path)
+        return f"{path} {added:+.3f} ms" if added is not None else relay_missing(path) or f"{path} not run"
+
+    def baseline(self, peer: str) -> str:
+        return f"direct {rate(self.rate('direct') or 0)}; {self.shown(peer)}"
+
+    def figures(self) -> dict[str, Any]:
+        return {"rate": {path: self.rate(path) for path in P9_PATHS},
+                "ratio": {path: self.ratio(path) for path in P9_PATHS}, "runs": self.runs}
+
+
+def p9_urls(targets: Targets) -> dict[str, str | None]:
+    urls = {"direct": targets.direct, "no session": targets.via_mockd, "recording": targets.via_mockd,
+            **targets.peers}
+    return {path: urls[path] for path in P9_PATHS}
+
+
+def through(targets: Targets, path: str, url: str, measure: Measure) -> dict[str, Any]:
+    """``measure`` run once against ``url``; on the "recording" path inside a recording session on every
+    path."""
+    with recording(targets.server, measure.protocol) if path == "recording" else nullcontext():
+        return measure.run(url)
+
+
+def p9_columns(context: Context) -> list[Column]:
+    """Every measure through every path, ``repeats`` times, the paths interleaved within each repetition
+    (so a slow moment of the shared machine hits them alike)."""
+    measures, repeats = p9_measures(context), context.size(2, 1)
+    columns = [Column(measure, {path: [] for path in P9_PATHS}) for measure in measures]
+    for kind, (scheme, path) in ENDPOINTS.items():
+        with proxied(context, kind, scheme, path, "aiohttp", P9_PEERS) as targets:
+            urls = p9_urls(targets)
+            for _ in range(repeats):
+                for column in (column for column in columns if column.measure.kind == kind):
+                    for name, url in urls.items():
+                        if url is not None:
+                            column.runs[name].append(through(targets, name, url, column.measure))
+    return columns
+
+
+def judged(checks: dict[str, bool | None]) -> str:
+    """PASS when every check that could be made holds; — when none could (a peer missing)."""
+    made = [ok for ok in checks.values() if ok is not None]
+    return verdict(all(made)) if made else "—"
+
+
+def over(ours: float | None, theirs: float | None) -> float | None:
+    return ours / theirs if ours is not None and theirs else None
+
+
+def at_least(value: float | None, bound: float) -> bool | None:
+    return None if value is None else value >= bound
+
+
+def times(value: float | None, unit: str) -> str:
+    return f"{value:.2f}× {unit}" if value is not None else f"{unit} n/a"
+
+
+def p9(context: Context) -> list[Row]:
+    columns = p9_columns(context)
+    return [row for column in columns for row in (recording_row(column), no_session_row(column))] + \
+        [rtt_row(columns[0])]
+
+
+def recording_row(column: Column) -> Row:
+    """mockd recording every path, against direct and against relay.py (which records every frame too)."""
+    measure, ratio = column.measure, column.ratio("recording")
+    vs_relay = over(ratio, column.ratio("relay.py"))
+    checks = {"vs_direct": at_least(ratio, measure.min_direct), "vs_relay_py": at_least(vs_relay, MIN_VS_RELAY_PY)}
+    return Row("P9", f"{measure.name}: recording on every path", column.shown("recording"), column.baseline("relay.py"),
+               f"{times(ratio, 'direct')}, {times(vs_relay, 'relay.py')}",
+               f"≥ {measure.min_direct:g}× direct, ≥ {MIN_VS_RELAY_PY:g}× relay.py's ratio", judged(checks),
+               column.shown("mitmproxy"), {**column.figures(), "checks": checks})
+
+
+def no_session_row(column: Column) -> Row:
+    """mockd relaying with no recording session, against nginx (which records nothing either)."""
+    vs_nginx = over(column.ratio("no session"), column.ratio("nginx"))
+    checks = {"vs_nginx": at_least(vs_nginx, MIN_VS_NGINX)}
+    return Row("P9", f"{column.measure.name}: no session", column.shown("no session"), column.baseline("nginx"),
+               times(vs_nginx, "nginx's ratio"), f"≥ {MIN_VS_NGINX:g}× nginx's ratio", judged(checks), "—",
+               {"checks": checks})
+
+
+def rtt_row(column: Column) -> Row:
+    """What each path adds to the sequential echo's round trip (its median p50 − direct's); judged with
+    recording on."""
+    added = column.added_rtt("recording")
+    checks = {"added_p50": None if added is None else added <= MAX_ADDED_RTT_MS}
+    others = ", ".join(column.shown_rtt(path) for path in ("no session", "nginx", "relay.py"))
+    return Row("P9", "added RTT p50, sequential echo: recording on every path",
+               f"p50 {ms(column.rtt_p50('recording') or 0)}", f"direct p50 {ms(column.rtt_p50('direct') or 0)}",
+               f"{added or 0:+.3f} ms ({others})", f"p50 ≤ +{MAX_ADDED_RTT_MS:.3f} ms", judged(checks),
+               column.shown_rtt("mitmproxy"),
+               {"p50_ms": {path: column.rtt_p50(path) for path in P9_PATHS},
+                "added_p50_ms": {path: column.added_rtt(path) for path in P9_PATHS[1:]}, "checks": checks})
 
 
 # --- recordings written directly with the format models ------------------------------------------
@@ -448,5 +627,6 @@ SCENARIOS: dict[str, Callable[[Context, set[str]], list[Row]]] = {
     "P5": lambda context, only: p5(context),
     "P6": lambda context, only: p6(context),
     "P7": lambda context, only: p7(context),
+    "P9": lambda context, only: p9(context),
 }
 

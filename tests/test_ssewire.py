@@ -390,3 +390,35 @@ def test_property_any_split_parses_like_the_whole_stream(data: st.DataObject,
     whole = parse(raw)
     assert whole == expected
     assert parse(*chunks) == whole
+
+
+# --- joining a stream under way (the proxy parses only while someone records) ----------------------
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+@settings(max_examples=150, deadline=None)
+@given(join=st.integers(0, 200), cut=st.integers(0, 200))
+def test_a_parser_joining_mid_stream_gives_exactly_the_blocks_that_begin_after_it_joined(
+        ending: str, join: int, cut: int) -> None:
+    """Whatever byte the parser joins at, it gives every block that begins at or after that byte, in
+    full, and nothing of the block under way (the proxy keeps the last 4 bytes that went by)."""
+    lines = STREAM_LINES * 3
+    raw = ending.join(lines).encode() + ending.encode()
+    starts, offset = [0], 0
+    for line in lines:
+        offset += len(line.encode()) + len(ending)
+        if line == "":
+            starts.append(offset)
+    join %= len(raw) + 1
+    parser = SseParser.joining(raw[max(0, join - 4):join])
+    rest = raw[join:]
+    cut %= len(rest) + 1
+    got = [fields(b) for chunk in (rest[:cut], rest[cut:]) for b in parser.feed(chunk)]
+    whole = parse(raw)
+    first = next((index for index, start in enumerate(starts[:-1]) if start >= join), len(whole))
+    assert got == whole[first:]
+
+
+def test_a_parser_joining_at_the_very_start_keeps_the_bom_rule() -> None:
+    parser = SseParser.joining(b"")
+    assert [fields(b) for b in parser.feed(BOM + b"data: x\n\n")] == [block(data="x")]

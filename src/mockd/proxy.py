@@ -29,7 +29,7 @@ from mockd.tls import tls_failure
 from mockd.wsbytes import (DEFLATE, ByteRelay, byte_path_refusal, extension_names, handshake_problem,
                            switching_response, upgrade_headers)
 from mockd.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_TIMEOUT,
-                           NO_STATUS, AnyWebSocket, close_payload, release, send_close_frame)
+                           NO_STATUS, RELEASE_TIMEOUT, AnyWebSocket, close_payload, release, send_close_frame)
 
 log = logging.getLogger("mockd.proxy")
 
@@ -228,6 +228,32 @@ def _content_decoder(encoding: str) -> zlib._Decompress | None:
     return None
 
 
+class SseTap:
+    """Parses an SSE body into events on its way — only while someone listens, so a stream nobody
+    records costs no parsing; a recording that starts mid-stream joins at the next block."""
+
+    def __init__(self, events: StreamEvents, connection: Connection, encoding: str) -> None:
+        self.events = events
+        self.connection = connection
+        self.decoder = _content_decoder(encoding)  # always run: a compressed stream cannot be joined
+        self.parser: SseParser | None = None
+        self.previous = b""  # the end of what went by before a parser ran
+
+    def __call__(self, chunk: bytes) -> None:
+        if self.decoder is not None:
+            chunk = self.decoder.decompress(chunk)
+        parser, events = self.parser, self.events
+        if parser is None:
+            if not events.listening:
+                self.previous = (self.previous + chunk)[-4:]
+                return
+            parser = self.parser = SseParser.joining(self.previous)
+        blocks = parser.feed(chunk)
+        if blocks and events.listening:
+            for block in blocks:
+                events.sse_block(self.connection, block)
+
+
 class HttpRelay:
     """Streams one upstream response to the client chunk by chunk; parses it into events when it is SSE."""
 
@@ -255,14 +281,14 @@ class HttpRelay:
         await response.prepare(self.request)
         if not is_sse:
             if not self.events.listening:
-                await self._copy(response, None, None)
+                await self._copy(response, None)
             else:
                 await self._copy_recorded(response)
             return response
         connection = self._described("sse")
         self.events.connection_opened(connection)
         try:
-            await self._copy(response, SseParser(), connection)
+            await self._copy(response, SseTap(self.events, connection, upstream.headers.get("Content-Encoding", "")))
         finally:
             self.events.connection_closed(connection)
         return response
@@ -281,25 +307,18 @@ class HttpRelay:
         """A plain response while a session may be recording: its body is kept (bounded) on the way."""
         exchange = self._described("http")
         body = BodyCapture(_content_decoder(self.upstream.headers.get("Content-Encoding", "")))
-        if await self._copy(response, None, None, body.feed):
+        if await self._copy(response, body.feed):
             exchange.response_body, exchange.response_size = body.kept(), body.size
             self.events.http_exchange(exchange)
 
-    async def _copy(self, response: web.StreamResponse, parser: SseParser | None,
-                    connection: Connection | None, keep: Callable[[bytes], None] | None = None) -> bool:
-        """Relay the body; False when either side broke off."""
-        decoder = _content_decoder(self.upstream.headers.get("Content-Encoding", "")) if parser else None
-        events = self.events
+    async def _copy(self, response: web.StreamResponse, observe: Callable[[bytes], None] | None) -> bool:
+        """Relay the body, showing each chunk to ``observe`` after it was written; False when either
+        side broke off."""
         try:
             async for chunk in self.upstream.content.iter_any():
                 await response.write(chunk)
-                if keep is not None:
-                    keep(chunk)
-                if parser is not None and connection is not None:
-                    blocks = parser.feed(decoder.decompress(chunk) if decoder else chunk)
-                    if blocks and events.listening:
-                        for block in blocks:
-                            events.sse_block(connection, block)
+                if observe is not None:
+                    observe(chunk)
         except ConnectionError:
             return False  # the client went away
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -342,6 +361,9 @@ class WebSocketRelay:
                 self.request_close(CLOSE_INTERNAL_ERROR, "proxy error")
             await asyncio.wait(pumps, timeout=CLOSE_TIMEOUT)  # the other pump ends with the answer
         finally:
+            # Also when the handler was cancelled because the client left: the pumps then tell the
+            # upstream (1001) and end with its answer.
+            await asyncio.wait(pumps, timeout=RELEASE_TIMEOUT)
             for pump in pumps:
                 pump.cancel()
             self.events.connection_closed(self.connection)  # before the sockets go (StreamEvents.connection_closed)

@@ -34,6 +34,15 @@ def encode_block(block: SseBlock) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
+def ends_block(text: bytes) -> bool:
+    """Whether a stream that went by up to ``text`` stands between two blocks: it ends in a blank
+    line, i.e. in two line breaks (CRLF, CR or LF)."""
+    for line_break in (b"\r\n", b"\n", b"\r"):
+        if text.endswith(line_break):
+            return text[:-len(line_break)].endswith((b"\n", b"\r"))
+    return False
+
+
 class SseParser:
     """Feed bytes as they arrive; get back the blocks completed by them."""
 
@@ -43,6 +52,22 @@ class SseParser:
         self._at_start = True
         self._decoder_tail = b""
         self._block = _BlockBuilder()
+
+    @classmethod
+    def joining(cls, previous: bytes) -> SseParser:
+        """A parser for a stream already under way (it is only parsed while someone records it);
+        ``previous`` is the end of what went by unparsed (its last 4 bytes are enough). Unless that
+        ended a block, what comes up to the next blank line is the rest of a block begun before, and
+        is left out."""
+        parser = cls()
+        if previous:
+            parser._at_start = False
+            parser._pending_cr = previous.endswith(b"\r")
+            if not ends_block(previous):
+                parser._block.discard_one()
+                if not previous.endswith((b"\n", b"\r")):
+                    parser._buffer = ":"  # the rest of the line under way reads as a comment of that block
+        return parser
 
     def feed(self, chunk: bytes) -> list[SseBlock]:
         """The blocks this chunk completes, stamped with its arrival time."""
@@ -133,6 +158,11 @@ class _BlockBuilder:
         self.retry: int | None = None
         self.comment: list[str] | None = None
         self.seen = False
+        self.discarding = False
+
+    def discard_one(self) -> None:
+        """Drop the block under way, whatever lines it has (seen, so no line takes the fast path)."""
+        self.seen = self.discarding = True
 
     def line(self, line: str) -> SseBlock | None:
         if not line:
@@ -164,6 +194,9 @@ class _BlockBuilder:
 
     def _dispatch(self) -> SseBlock | None:
         if not self.seen:
+            return None
+        if self.discarding:
+            self._reset()
             return None
         data, comment = self.data, self.comment
         block = SseBlock(self.type, data[0] if data is not None and len(data) == 1 else

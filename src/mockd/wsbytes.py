@@ -35,7 +35,7 @@ from multidict import CIMultiDict
 from mockd.events import Connection, Direction, StreamEvents, WsFrame
 from mockd.headers import HOP_BY_HOP
 from mockd.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_TIMEOUT, NO_STATUS,
-                           close_payload)
+                           RELEASE_TIMEOUT, close_payload)
 from mockd.wsscan import FrameScanner
 
 log = logging.getLogger("mockd.proxy")
@@ -230,7 +230,7 @@ class _Leg:
     def _write_close(self, code: int, reason: str) -> None:
         self.forwarding, self.close_waiting = False, None
         self.relay.close_passed(self.direction, code, reason, time.time_ns())
-        asyncio.get_running_loop().create_task(self._send_close_frame(code, reason))
+        self.relay.closes_written.add(asyncio.get_running_loop().create_task(self._send_close_frame(code, reason)))
 
     async def _send_close_frame(self, code: int, reason: str) -> None:
         try:
@@ -260,6 +260,7 @@ class ByteRelay:
         self.compressed = compressed
         self._ended = asyncio.get_running_loop().create_future()
         self._deadline: asyncio.TimerHandle | None = None
+        self.closes_written: set[asyncio.Task[None]] = set()  # close frames of the relay's own, being written
 
     async def run(self) -> None:
         self.events.connection_opened(self.connection)
@@ -275,6 +276,8 @@ class ByteRelay:
         finally:
             if self._deadline is not None:
                 self._deadline.cancel()
+            if self.closes_written:  # even when the handler was cancelled (its client left): write them first
+                await asyncio.wait(self.closes_written, timeout=RELEASE_TIMEOUT)
             self.events.connection_closed(self.connection)
             self._close_transport(self.s2c)
             self._close_transport(self.c2s)
