@@ -155,10 +155,10 @@ async def _drive(connection: ClientConnection, tag: int, count: int, window: int
 
 
 async def ws_load(url: str, conns: int, count: int, window: int, seconds: float) -> dict[str, Any]:
-    """Open ``conns`` connections, then drive them all at once; report messages/s and (for a
-    sequential single connection) round-trip percentiles in ms."""
+    """Open ``conns`` connections, then drive them all at once; report messages/s and (when each
+    connection sends one message at a time) round-trip percentiles in ms."""
     connections = await _open_all(url, conns)
-    rtts: list[float] | None = [] if window == 1 and conns == 1 else None
+    rtts: list[float] | None = [] if window == 1 else None
     until = time.monotonic() + seconds if seconds else float("inf")
     started = time.perf_counter()
     results = await asyncio.gather(*(_drive(c, i, count, window, until, rtts) for i, c in enumerate(connections)))

@@ -443,3 +443,43 @@ async def test_sigterm_ends_a_proxied_sse_stream_and_exits_0(mockd: MockdFactory
     count = len(upstream.exchanges[0].sent_at)
     assert response.body in {b"".join(sse_units(i) for i in range(n)) for n in range(2, count + 1)}
     assert exit_code == 0
+
+
+# --- a recording that joins an SSE stream under way (the proxy parses SSE only while recording) -----
+
+JOIN_EVENTS = 80
+
+
+def sse_stream_text() -> bytes:
+    return b"".join(sse_units(index) for index in range(JOIN_EVENTS))
+
+
+@pytest.mark.parametrize("piece", [7, len(sse_units(10))], ids=["cut-inside-events", "one-event-per-chunk"])
+async def test_a_recording_started_mid_stream_holds_every_later_event_once_and_whole(
+        mockd: MockdFactory, piece: int) -> None:
+    """Nothing is parsed before the session starts; once it does, the parser joins at the next block:
+    no half event is recorded, no event after the join is missed or garbled."""
+    from test_recording_api import astart, astop
+
+    text = sse_stream_text()
+    pieces = [text[start:start + piece] for start in range(0, len(text), piece)]
+    async with streaming_upstream(lambda i: pieces[i] if i < len(pieces) else None, 0.004) as upstream:
+        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+        response = await open_request(server.mock_port, "GET", "/events", [("Accept", "text/event-stream")])
+        received = bytearray()
+        chunks = response.iter_body()
+        while received.count(b"\n\n") < 10:
+            received += await asyncio.wait_for(anext(chunks), DEADLINE)
+        before = received.count(b"\n\n")  # events the client had whole before the session started
+        recording_id = await astart(server, "sse", "/*")
+        after_start = len(upstream.exchanges[0].sent_at)  # pieces the upstream had sent by then
+        async for chunk in chunks:
+            received += chunk
+        assert bytes(received) == text  # the client got the stream unchanged
+        recording = await astop(server, recording_id)
+    ids = [int(event["id"]) for event in recording["sse"]["events"]]
+    assert ids, "nothing was recorded"
+    assert ids == list(range(ids[0], JOIN_EVENTS)), ids  # each later event once, in order, none missed
+    assert before <= ids[0] <= len(text[:after_start * piece].split(b"\n\n")), (before, ids[0], after_start)
+    assert all(event["data"] == f'{{"n": {int(event["id"])}}}' and event["type"] == "tick"
+               for event in recording["sse"]["events"])

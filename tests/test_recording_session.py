@@ -96,7 +96,7 @@ async def test_sse_events_of_one_chunk_share_their_stamp_and_later_ones_move_on(
     session.capture(link := connection("sse"))
     moments = [START_NS + 1_500_000, START_NS + 1_500_000, START_NS + 1_000_000_000, START_NS + 2_999_999_999]
     for n, at_ns in enumerate(moments):
-        session.add("sse", link, SseBlock(None, f"e{n}", None, None, None, at_ns))
+        session.add_blocks(link, [SseBlock(None, f"e{n}", None, None, None, at_ns)])
     session.flush()
     events = entries(session, SseEvent)
     assert [(event.timestamp, event.relative_ms) for event in events] == [
@@ -108,3 +108,14 @@ def test_the_stamps_of_a_session_match_rfc3339_on_second_boundaries() -> None:
     second = (START_NS // 1_000_000_000 + 1) * 1_000_000_000
     for at_ns in (second - 1, second, second + 999, second - 1, time.time_ns()):
         assert stamps(at_ns)[0] == rfc3339(at_ns)
+
+
+async def test_a_run_of_sse_blocks_stops_at_max_frames_and_later_runs_are_not_kept(tmp_path: Path) -> None:
+    session = new_session(tmp_path, "sse")
+    session.limits = SessionLimits(max_frames=3)
+    session.capture(link := connection("sse"))
+    session.add_blocks(link, [SseBlock(None, f"e{n}", None, None, None, START_NS + n) for n in range(5)])
+    session.add_blocks(link, [SseBlock(None, "late", None, None, None, START_NS + 9)])
+    session.flush()
+    assert [event.data for event in entries(session, SseEvent)] == ["e0", "e1", "e2"]
+    assert (session.frame_count, session.stop_reason) == (3, "maxFrames")

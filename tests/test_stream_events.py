@@ -84,8 +84,8 @@ class Recorder:
     def ws_frame(self, connection: Connection, frame: WsFrame) -> None:
         self.events.append(Event("frame", connection, frame))
 
-    def sse_block(self, connection: Connection, block: SseBlock) -> None:
-        self.events.append(Event("block", connection, block))
+    def sse_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None:
+        self.events.extend(Event("block", connection, block) for block in blocks)
 
     def connection_closed(self, connection: Connection) -> None:
         self.events.append(Event("closed", connection, None, connection.close_code, connection.close_reason))

@@ -102,10 +102,10 @@ class AccessLog:
         if counts is not None:
             counts[0 if frame.direction == "c2s" else 1] += 1
 
-    def sse_block(self, connection: Connection, block: SseBlock) -> None:
+    def sse_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None:
         counts = self._frames.get(connection.number)
         if counts is not None:
-            counts[1] += 1
+            counts[1] += len(blocks)
 
     def connection_closed(self, connection: Connection) -> None:
         counts = self._frames.pop(connection.number, None)

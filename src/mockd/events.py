@@ -115,7 +115,7 @@ def connection_from_request(request: BaseRequest, protocol: Protocol_, origin: O
 class StreamSubscriber(Protocol):
     def connection_opened(self, connection: Connection) -> None: ...
     def ws_frame(self, connection: Connection, frame: WsFrame) -> None: ...
-    def sse_block(self, connection: Connection, block: SseBlock) -> None: ...
+    def sse_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None: ...
     def connection_closed(self, connection: Connection) -> None: ...
     def http_exchange(self, exchange: Connection) -> None: ...
 
@@ -142,9 +142,11 @@ class StreamEvents:
         for subscriber in self._subscribers:
             subscriber.ws_frame(connection, frame)
 
-    def sse_block(self, connection: Connection, block: SseBlock) -> None:
+    def sse_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None:
+        """Blocks that arrived together (one chunk of a relayed stream; one block from a mock):
+        one call for all, so a busy stream costs the subscribers one call per chunk."""
         for subscriber in self._subscribers:
-            subscriber.sse_block(connection, block)
+            subscriber.sse_blocks(connection, blocks)
 
     def connection_closed(self, connection: Connection) -> None:
         """Emitters call this as soon as the closing handshake is over (or the connection dropped) and

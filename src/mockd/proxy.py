@@ -250,8 +250,7 @@ class SseTap:
             parser = self.parser = SseParser.joining(self.previous)
         blocks = parser.feed(chunk)
         if blocks and events.listening:
-            for block in blocks:
-                events.sse_block(self.connection, block)
+            events.sse_blocks(self.connection, blocks)
 
 
 class HttpRelay:

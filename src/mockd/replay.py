@@ -592,7 +592,7 @@ class Replays:
             block = block_of(step.item)
             await response.write(encode_block(block))
             if self.events.listening:
-                self.events.sse_block(connection, block)
+                self.events.sse_blocks(connection, [block])
 
         async def end(code: int, reason: str) -> None:
             if request.transport is not None:

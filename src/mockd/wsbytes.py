@@ -172,7 +172,8 @@ class _Leg:
         if kind is WSMsgType.CLOSE:
             self.relay.close_passed(self.direction, data or NO_STATUS, extra or "", at_ns)
         elif self.events.listening:
-            self.relay.frame(WsFrame(self.direction, _FRAME_TYPES[kind], data, at_ns=at_ns))  # type: ignore[arg-type]
+            self.events.ws_frame(self.relay.connection, WsFrame(self.direction, _FRAME_TYPES[kind], data,  # type: ignore[arg-type]
+                                                                at_ns=at_ns))
 
     def undecodable(self, error: BaseException) -> None:
         """The source sent what the decoder rejects: it is still relayed as it came (the other end
@@ -290,9 +291,6 @@ class ByteRelay:
         self._close_to_client(code, reason)
 
     # --- called by the legs ---------------------------------------------------------------------
-
-    def frame(self, frame: WsFrame) -> None:
-        self.events.ws_frame(self.connection, frame)
 
     def close_passed(self, direction: Direction, code: int, reason: str, at_ns: int) -> None:
         """A close frame went by (or the relay wrote one): the first sets the connection's close."""

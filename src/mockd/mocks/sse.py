@@ -78,7 +78,7 @@ class _Stream:
     async def write(self, block: SseBlock) -> None:
         await self.response.write(encode_block(block))
         if self.events.listening:
-            self.events.sse_block(self.connection, block)
+            self.events.sse_blocks(self.connection, [block])
 
 
 def sse_headers(configured: dict[str, str]) -> CIMultiDict[str]:

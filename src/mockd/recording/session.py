@@ -50,13 +50,18 @@ class Stamps:
         self.start_ns = start_ns
         self._second = -1
         self._second_text = ""  # up to and including the "."
+        self._last: tuple[int, tuple[str, int]] = (-1, ("", 0))  # frames of one chunk share their time
 
     def at(self, at_ns: int) -> tuple[str, int]:
+        if self._last[0] == at_ns:
+            return self._last[1]
         second, nanos = divmod(at_ns, 1_000_000_000)
         if second != self._second:
             self._second, self._second_text = second, rfc3339(at_ns)[:-7]
         relative = (at_ns - self.start_ns) // 1_000_000
-        return f"{self._second_text}{nanos // 1000:06d}Z", relative if relative > 0 else 0
+        stamp = f"{self._second_text}{nanos // 1000:06d}Z", relative if relative > 0 else 0
+        self._last = (at_ns, stamp)
+        return stamp
 
 
 @dataclass(eq=False)
@@ -68,6 +73,7 @@ class RecordingSession:
     numbers: dict[Connection, int] = field(default_factory=dict)
     pending: list[tuple[str, Connection, Any]] = field(default_factory=list)
     frame_count: int = 0
+    waiting: int = 0  # entries appended since the last encode
     stop_reason: StopReason | None = None  # set when a limit asks the session to stop
     exchanges: int = 0  # HTTP exchanges captured so far
     unredactable: set[int] = field(default_factory=set)  # connections already warned about (once each)
@@ -89,13 +95,27 @@ class RecordingSession:
         self.numbers[connection] = len(self.numbers) + 1
         self.pending.append(("open", connection, None))
 
-    def add(self, kind: str, connection: Connection, item: WsFrame | SseBlock | int) -> None:
+    def add(self, kind: str, connection: Connection, item: WsFrame | int) -> None:
         if self.stop_reason is not None:
             return  # a limit was reached; the recorder stops this session at its next flush
         self.pending.append((kind, connection, item))
-        if len(self.pending) == ENCODE_BATCH:
+        self._counted(1)
+
+    def add_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None:
+        """SSE blocks that arrived together are kept as one run (one entry, one time stamp)."""
+        if self.stop_reason is not None:
+            return
+        if self.limits.max_frames is not None:
+            blocks = blocks[:self.limits.max_frames - self.frame_count]
+        self.pending.append(("sse", connection, blocks))
+        self._counted(len(blocks))
+
+    def _counted(self, added: int) -> None:
+        """Encode as soon as ``ENCODE_BATCH`` entries wait; stop at ``maxFrames``."""
+        before, self.waiting = self.waiting, self.waiting + added
+        if before < ENCODE_BATCH <= self.waiting:
             asyncio.get_running_loop().call_soon(self.encode)
-        self.frame_count += 1
+        self.frame_count += added
         if self.frame_count == self.limits.max_frames:
             self.stop_reason = "maxFrames"
 
@@ -116,15 +136,15 @@ class RecordingSession:
 
     def encode(self) -> None:
         """Turn what was appended into journal lines, in order (runs of frames or events in one call)."""
-        pending, self.pending = self.pending, []
-        numbers, frame_of, event_of = self.numbers, self._frame, self._event
+        pending, self.pending, self.waiting = self.pending, [], 0
+        numbers, frame_of = self.numbers, self._frame
         entries: list[Frame | SseEvent | HttpExchange] = []
         for kind, connection, item in pending:
             try:
                 if kind == "ws":
                     entries.append(frame_of(numbers[connection], item))
                 elif kind == "sse":
-                    entries.append(event_of(numbers[connection], item))
+                    entries.extend(self._events(numbers[connection], item))
                 elif kind == "http":
                     entries.append(self._exchange(item, connection))
                 else:
@@ -165,6 +185,19 @@ class RecordingSession:
         raw = data.encode() if isinstance(data, str) else bytes(data)  # aiohttp gives bytearray for pings
         return Frame(frame.direction, kind, base64.b64encode(raw).decode(), timestamp, relative, number, "base64",
                      len(raw))
+
+    def _events(self, number: int, blocks: list[SseBlock]) -> list[SseEvent]:
+        """A run of blocks as entries; should one fail, the others still are."""
+        try:
+            return [self._event(number, block) for block in blocks]
+        except Exception:  # noqa: BLE001 - found again below, block by block, and logged
+            kept = []
+            for block in blocks:
+                try:
+                    kept.append(self._event(number, block))
+                except Exception:  # noqa: BLE001
+                    log.exception("recording %s: could not record an sse event", self.id)
+            return kept
 
     def _event(self, number: int, block: SseBlock) -> SseEvent:
         data = block.data
@@ -392,9 +425,9 @@ class Recorder:
         for session in self._routes.get(connection, ()):
             session.add("ws", connection, frame)
 
-    def sse_block(self, connection: Connection, block: SseBlock) -> None:
+    def sse_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None:
         for session in self._routes.get(connection, ()):
-            session.add("sse", connection, block)
+            session.add_blocks(connection, blocks)
 
     def connection_closed(self, connection: Connection) -> None:
         for session in self._routes.pop(connection, ()):
