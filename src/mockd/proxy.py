@@ -173,12 +173,8 @@ class Upstream:
         log.debug("WebSocket %s: byte relay%s", request.path, f", extensions {extensions}" if extensions else "")
         connection = connection_from_request(request, "websocket", "proxy",
                                              upstream.headers.get("Sec-WebSocket-Protocol") or None)
-        relay = ByteRelay(request, upstream, connection, self.events, DEFLATE in extension_names(extensions))
-        relays.add(relay)
-        try:
-            await relay.run()
-        finally:
-            relays.discard(relay)
+        await _run(ByteRelay(request, upstream, connection, self.events, DEFLATE in extension_names(extensions)),
+                   relays)
         return response
 
     async def _relay_websocket_messages(self, request: web.BaseRequest, spec: ProxySpec,
@@ -201,14 +197,18 @@ class Upstream:
         except BaseException:
             await upstream.close(code=CLOSE_GOING_AWAY)
             raise
-        relay = WebSocketRelay(client, upstream, connection_from_request(request, "websocket", "proxy",
-                                                                        upstream.protocol), self.events)
-        relays.add(relay)
-        try:
-            await relay.run()
-        finally:
-            relays.discard(relay)
+        await _run(WebSocketRelay(client, upstream, connection_from_request(request, "websocket", "proxy",
+                                                                           upstream.protocol), self.events), relays)
         return client
+
+
+async def _run(relay: ByteRelay | WebSocketRelay, relays: set[Relay]) -> None:
+    """Run a WebSocket relay, known to ``relays`` (so shutdown and mock removal reach it) meanwhile."""
+    relays.add(relay)
+    try:
+        await relay.run()
+    finally:
+        relays.discard(relay)
 
 
 async def _tee(content: aiohttp.StreamReader, captured: BodyCapture) -> AsyncIterator[bytes]:

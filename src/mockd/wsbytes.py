@@ -271,8 +271,10 @@ class ByteRelay:
         server_protocol = self.s2c.source
         server_protocol.read_timeout = None
         try:
-            server_protocol.set_parser(self.s2c, None)  # what the upstream sent after its 101 goes first
-            self.request.protocol.set_parser(self.c2s)  # then what the client sent after its request
+            # Each leg is a payload parser as aiohttp's protocols use one (feed_data, feed_eof). What the
+            # upstream sent after its 101 goes first, then what the client sent after its request.
+            server_protocol.set_parser(self.s2c, None)
+            self.request.protocol.set_parser(self.c2s)  # type: ignore[arg-type]
             await self._ended
         finally:
             if self._deadline is not None:
