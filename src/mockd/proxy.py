@@ -1,9 +1,11 @@
 """The upstream proxy: relays WebSocket, SSE and plain HTTP to a real server, emitting every frame.
 
-The relay does as little as it can per frame: receive, forward, and — only when someone listens —
-hand the frame to :class:`~mockd.events.StreamEvents`. Control frames are relayed, never answered
-locally (``autoping=False``, ``autoclose=False`` on both sides), so pings, pongs and close codes reach
-the other side as they were sent.
+The relay does as little as it can per frame. A WebSocket normally takes the byte relay of
+:mod:`mockd.wsbytes` (frames forwarded as bytes, decoded on the side only while someone listens); a
+client offering an extension mockd cannot decode takes :class:`WebSocketRelay`, which receives and
+sends every message again — control frames still relayed, never answered locally (``autoping=False``,
+``autoclose=False`` on both sides), so pings, pongs and close codes reach the other side as sent.
+HTTP bodies go through chunk by chunk; an SSE body is parsed into events only while someone records.
 """
 
 from __future__ import annotations
