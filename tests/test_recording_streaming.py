@@ -1,16 +1,19 @@
-"""Issue 16, part 1: ``GET /stream-recordings/{id}`` and ``export`` send the recording file from disk in
-chunks — byte for byte the file, with its ``Content-Length``, and without the server's memory growing
-with the recording's size (its peak RSS, ``VmHWM``, is compared)."""
+"""Issue 16: ``GET /stream-recordings/{id}`` and ``export`` send the recording file from disk in chunks —
+byte for byte the file, with its ``Content-Length``, and without the server's memory growing with the
+recording's size (its peak RSS, ``VmHWM``, is compared); ``mockd stream-recordings show --json`` and
+``export`` stream it on to stdout or a file the same way, from the server or offline."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
 from ulid import ULID
 
-from conftest import MockdFactory, RunningMockd
+from conftest import MockdFactory, RunningMockd, mockd_command
 from httpclient import call
 
 from mockd.recording.format import (ConnectionRecord, Frame, Metadata, Recording, Stats, WebSocketSection,
@@ -90,3 +93,55 @@ def test_a_file_changed_behind_the_index_is_read_again(mockd: MockdFactory,
     path.write_bytes(path.read_bytes().replace(b'"name":"long"', b'"name":"lung"'))
     again = call("GET", f"{server.admin_url}/stream-recordings/{recording_id}")
     assert again.status == 200 and b'"name":"lung"' in again.body
+
+
+CLI_PEAK_LIMIT = 40 * 1024 * 1024  # the CLI's own peak RSS (Python and its imports are about 30 MB)
+
+
+def cli_peak(*args: str, stdout: Path) -> int:
+    """Run ``mockd ARGS`` with its stdout in a file; the CLI's peak RSS (a fresh parent whose only
+    child it is, so nothing else counts)."""
+    probe = ("import resource, subprocess, sys\n"
+             "with open(sys.argv[1], 'wb') as out:\n"
+             "    done = subprocess.run(sys.argv[2:], stdout=out, stderr=subprocess.PIPE)\n"
+             "sys.stderr.buffer.write(done.stderr)\n"
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, done.returncode)\n")
+    result = subprocess.run([sys.executable, "-c", probe, str(stdout), *mockd_command(), *args],
+                            capture_output=True, text=True, timeout=120, check=True)
+    peak_kb, status = result.stdout.split()
+    assert status == "0", result.stderr
+    return int(peak_kb) * 1024
+
+
+@pytest.mark.parametrize("where", ["server", "offline"])
+def test_the_cli_streams_show_json_and_export_without_holding_the_recording(mockd: MockdFactory, tmp_path: Path,
+                                                                           where: str) -> None:
+    data_dir = tmp_path / "data"
+    recording_id, path = big_recording(data_dir)
+    on_disk = path.read_bytes()
+    if where == "server":
+        server = mockd.start(None, data_dir=data_dir)
+        reach = ["--admin-url", server.admin_url]
+    else:
+        reach = ["--data-dir", str(data_dir)]
+        # the index is built first (finding a new file's summary still reads that file once, issue 16)
+        subprocess.run([*mockd_command(), "stream-recordings", "list", *reach], check=True, capture_output=True,
+                       timeout=60)
+    shown, exported = tmp_path / "shown.json", tmp_path / "exported.json"
+    peaks = [cli_peak("stream-recordings", "show", recording_id, "--json", *reach, stdout=shown),
+             cli_peak("stream-recordings", "export", recording_id, "-o", str(exported), *reach,
+                      stdout=tmp_path / "export.out")]
+    assert shown.read_bytes() == on_disk + (b"" if on_disk.endswith(b"\n") else b"\n")
+    assert exported.read_bytes() == on_disk
+    assert not list(tmp_path.glob(".*.partial"))
+    assert max(peaks) < CLI_PEAK_LIMIT, f"the CLI peaked at {[p // 2**20 for p in peaks]} MB for a " \
+                                        f"{len(on_disk) // 2**20} MB recording"
+
+
+def test_an_export_that_fails_leaves_no_partial_file(mockd: MockdFactory, tmp_path: Path) -> None:
+    server = mockd.start(None, data_dir=tmp_path / "data")
+    target = tmp_path / "out.json"
+    result = subprocess.run([*mockd_command(), "stream-recordings", "export", "01ZZZZZZZZZZ", "-o", str(target),
+                             "--admin-url", server.admin_url], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not target.exists() and not list(tmp_path.glob(".*.partial"))

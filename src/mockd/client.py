@@ -13,9 +13,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import msgspec
 
@@ -23,6 +23,7 @@ from mockd.answers import Advanced, LoadedMocks, RecordingList, ReplayStarted, R
 from mockd.recording.format import Recording
 
 Progress = Callable[[int, int | None], None]
+PIECE = 256 * 1024  # how much of an answer is read at a time
 Answer = TypeVar("Answer")
 
 
@@ -72,6 +73,21 @@ class Client:
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
                 timeout: float | None = None, progress: Progress | None = None) -> bytes:
         """The answer's body; an error answer raises :class:`ApiError`, no answer :class:`ServerUnavailable`."""
+        return b"".join(self._pieces(method, path, body, query, timeout, progress))
+
+    def download(self, method: str, path: str, sink: BinaryIO, body: Any = None,
+                 progress: Progress | None = None) -> int:
+        """The answer's body written to ``sink`` as it arrives, never held whole (a recording of any
+        size); returns how many bytes were written. Errors as :meth:`request`."""
+        written = 0
+        for piece in self._pieces(method, path, body, None, None, progress):
+            sink.write(piece)
+            written += len(piece)
+        return written
+
+    def _pieces(self, method: str, path: str, body: Any, query: dict[str, Any] | None, timeout: float | None,
+                progress: Progress | None) -> Iterator[bytes]:
+        """The answer's body in 256 KiB pieces, telling ``progress`` how much of ``Content-Length`` came."""
         url = self.admin_url + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
@@ -83,7 +99,14 @@ class Client:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
-                return response.read() if progress is None else _read_reporting(response, progress)
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                done = 0
+                while piece := response.read(PIECE):
+                    done += len(piece)
+                    if progress is not None:
+                        progress(done, total)
+                    yield piece
         except urllib.error.HTTPError as error:
             raise _api_error(error) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
@@ -143,6 +166,10 @@ class Client:
     def export(self, recording_id: str, progress: Progress | None = None) -> bytes:
         return self.request("POST", f"/stream-recordings/{self.ref(recording_id)}/export", progress=progress)
 
+    def export_to(self, recording_id: str, sink: BinaryIO, progress: Progress | None = None) -> int:
+        """The recording's file written to ``sink`` as it arrives (constant memory); its size."""
+        return self.download("POST", f"/stream-recordings/{self.ref(recording_id)}/export", sink, progress=progress)
+
     def convert(self, recording_id: str, progress: Progress | None = None, **options: Any) -> bytes:
         """The mock config document, exactly as the API gives it (``simplify_timing=True``, ``match_on=[...]``)."""
         return self.request("POST", f"/stream-recordings/{self.ref(recording_id)}/convert", _camel(options),
@@ -180,17 +207,6 @@ class Client:
     def abort(self, replay_id: str) -> None:
         """:meth:`cancel_replay` (the name :class:`Replay` uses)."""
         self.cancel_replay(replay_id)
-
-
-def _read_reporting(response: Any, progress: Progress) -> bytes:
-    """The body in 256 KiB pieces, telling ``progress`` how much of ``Content-Length`` has come."""
-    length = response.headers.get("Content-Length")
-    total = int(length) if length and length.isdigit() else None
-    body = bytearray()
-    while piece := response.read(256 * 1024):
-        body += piece
-        progress(len(body), total)
-    return bytes(body)
 
 
 def _api_error(error: urllib.error.HTTPError) -> ApiError:

@@ -14,16 +14,16 @@ import json
 import os
 import sys
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
 import msgspec
 
 from mockd.answers import DEFAULT_EXPIRES_AFTER, MAX_EXPIRES_AFTER, MAX_TIMING_SCALE, RecordingList, ReplayStatus
-from mockd.client import ApiError, Client, ServerUnavailable
+from mockd.client import PIECE, ApiError, Client, ServerUnavailable
 from mockd.progress import Progress
 from mockd.recording.format import Recording, Summary, decode_recording
 from mockd.runtime import LOOPBACK_NAMES, READY_FILE, live_server_in
@@ -173,11 +173,11 @@ def summary_line(recording: Recording) -> str:
 class ApiBackend(Client):
     """The admin API as the CLI uses it: an error answer is the one line the user sees."""
 
-    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                timeout: float | None = None, progress: Any = None) -> bytes:
+    def _pieces(self, method: str, path: str, body: Any, query: dict[str, Any] | None, timeout: float | None,
+                progress: Any) -> Iterator[bytes]:
         try:
-            return super().request(method, path, body, query, timeout,
-                                   progress.update if isinstance(progress, Progress) else progress)
+            yield from super()._pieces(method, path, body, query, timeout,
+                                       progress.update if isinstance(progress, Progress) else progress)
         except ApiError as error:
             message = error.message + (": " + ", ".join(c[:12] for c in error.candidates) if error.candidates else "")
             raise CliError(message) from None
@@ -466,10 +466,15 @@ def show(ctx: click.Context, recording_id: str, as_json: bool, **connection: Any
       mockd stream-recordings show 01HXYZ123456
       mockd stream-recordings show 01HXYZ123456 --json | jq '.websocket.frames[] | {relativeMs, direction, type}'
     """
-    recording, raw = _load(_merge(ctx, **connection), recording_id)
-    if as_json:
-        sys.stdout.buffer.write(raw if raw.endswith(b"\n") else raw + b"\n")
+    context = _merge(ctx, **connection)
+    if as_json:  # the file as it is, streamed: a recording of any size never sits whole in the CLI
+        sink = _LastByte(sys.stdout.buffer)
+        _stream_recording(context, recording_id, "GET", "", sink, None)
+        if sink.last != b"\n":
+            sink.write(b"\n")
+        sys.stdout.buffer.flush()
         return
+    recording, _ = _load(context, recording_id)
     click.echo(show_block(recording))
 
 
@@ -489,14 +494,59 @@ def export(ctx: click.Context, recording_id: str, output: Path | None, **connect
       mockd stream-recordings export 01HXYZ123456 -o recording.json
     """
     context = _merge(ctx, **connection)
-    api = context.api()
     with Progress(f"Exporting {recording_id}", human_size) as progress:
-        if api is not None:
-            raw = api.request("POST", f"/stream-recordings/{api.ref(recording_id)}/export", progress=progress)
-        else:
-            store = context.store()
-            raw = _offline(lambda: store.read_bytes(store.resolve(recording_id)))
-    _write_output(raw, output, "recording")
+        if output is None:
+            _stream_recording(context, recording_id, "POST", "/export", sys.stdout.buffer, progress.update)
+            sys.stdout.buffer.flush()
+            return
+        partial = output.with_name(f".{output.name}.partial")  # the file appears only when complete
+        try:
+            with open(partial, "wb") as sink:
+                size = _stream_recording(context, recording_id, "POST", "/export", sink, progress.update)
+            partial.replace(output)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise CliError(f"cannot write {output}: {exc.strerror}") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    click.echo(f"Wrote the recording to {output} ({human_size(size)})", err=True)
+
+
+class _LastByte:
+    """A binary sink that remembers the last byte written through it."""
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self.sink, self.last = sink, b""
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self.last = data[-1:]
+        return self.sink.write(data)
+
+
+def _stream_recording(context: Context, reference: str, method: str, suffix: str, sink: Any,
+                      progress: Callable[[int, int | None], None] | None) -> int:
+    """A recording's file to ``sink`` in pieces — from the server (``method`` on the recording's
+    path + ``suffix``) or, offline, from the data directory; its size."""
+    api = context.api()
+    if api is not None:
+        return api.download(method, f"/stream-recordings/{api.ref(reference)}{suffix}", sink, progress=progress)
+    store = context.store()
+    recording_id = _offline(lambda: store.resolve(reference))
+    path = _offline(lambda: store.file_to_send(recording_id))
+    if path is None:  # another layout (an imported file): converted, so read whole
+        raw = _offline(lambda: store.read_bytes(recording_id))
+        sink.write(raw)
+        return len(raw)
+    with open(path, "rb") as source:
+        size = 0
+        while piece := source.read(PIECE):
+            sink.write(piece)
+            size += len(piece)
+            if progress is not None:
+                progress(size, None)
+    return size
 
 
 def _write_output(raw: bytes, output: Path | None, what: str) -> None:
