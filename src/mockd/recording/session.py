@@ -73,7 +73,7 @@ class RecordingSession:
     numbers: dict[Connection, int] = field(default_factory=dict)
     pending: list[tuple[str, Connection, Any]] = field(default_factory=list)
     frame_count: int = 0
-    waiting: int = 0  # entries appended since the last encode
+    waiting: int = 0  # frames and events appended since the last encode
     stop_reason: StopReason | None = None  # set when a limit asks the session to stop
     exchanges: int = 0  # HTTP exchanges captured so far
     unredactable: set[int] = field(default_factory=set)  # connections already warned about (once each)
@@ -111,7 +111,7 @@ class RecordingSession:
         self._counted(len(blocks))
 
     def _counted(self, added: int) -> None:
-        """Encode as soon as ``ENCODE_BATCH`` entries wait; stop at ``maxFrames``."""
+        """Encode as soon as ``ENCODE_BATCH`` frames or events wait; stop at ``maxFrames``."""
         before, self.waiting = self.waiting, self.waiting + added
         if before < ENCODE_BATCH <= self.waiting:
             asyncio.get_running_loop().call_soon(self.encode)
