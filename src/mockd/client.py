@@ -79,11 +79,7 @@ class Client:
                  progress: Progress | None = None) -> int:
         """The answer's body written to ``sink`` as it arrives, never held whole (a recording of any
         size); returns how many bytes were written. Errors as :meth:`request`."""
-        written = 0
-        for piece in self._pieces(method, path, body, None, None, progress):
-            sink.write(piece)
-            written += len(piece)
-        return written
+        return write_all(self._pieces(method, path, body, None, None, progress), sink)
 
     def _pieces(self, method: str, path: str, body: Any, query: dict[str, Any] | None, timeout: float | None,
                 progress: Progress | None) -> Iterator[bytes]:
@@ -100,13 +96,7 @@ class Client:
         try:
             with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 length = response.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                done = 0
-                while piece := response.read(PIECE):
-                    done += len(piece)
-                    if progress is not None:
-                        progress(done, total)
-                    yield piece
+                yield from pieces(response, int(length) if length and length.isdigit() else None, progress)
         except urllib.error.HTTPError as error:
             raise _api_error(error) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
@@ -166,10 +156,6 @@ class Client:
     def export(self, recording_id: str, progress: Progress | None = None) -> bytes:
         return self.request("POST", f"/stream-recordings/{self.ref(recording_id)}/export", progress=progress)
 
-    def export_to(self, recording_id: str, sink: BinaryIO, progress: Progress | None = None) -> int:
-        """The recording's file written to ``sink`` as it arrives (constant memory); its size."""
-        return self.download("POST", f"/stream-recordings/{self.ref(recording_id)}/export", sink, progress=progress)
-
     def convert(self, recording_id: str, progress: Progress | None = None, **options: Any) -> bytes:
         """The mock config document, exactly as the API gives it (``simplify_timing=True``, ``match_on=[...]``)."""
         return self.request("POST", f"/stream-recordings/{self.ref(recording_id)}/convert", _camel(options),
@@ -207,6 +193,25 @@ class Client:
     def abort(self, replay_id: str) -> None:
         """:meth:`cancel_replay` (the name :class:`Replay` uses)."""
         self.cancel_replay(replay_id)
+
+
+def pieces(stream: Any, total: int | None, progress: Progress | None) -> Iterator[bytes]:
+    """``stream``'s bytes in ``PIECE``-sized reads, telling ``progress`` how much of ``total`` came."""
+    done = 0
+    while piece := stream.read(PIECE):
+        done += len(piece)
+        if progress is not None:
+            progress(done, total)
+        yield piece
+
+
+def write_all(source: Iterator[bytes], sink: BinaryIO) -> int:
+    """Write every piece to ``sink``; how many bytes that was."""
+    written = 0
+    for piece in source:
+        sink.write(piece)
+        written += len(piece)
+    return written
 
 
 def _api_error(error: urllib.error.HTTPError) -> ApiError:

@@ -23,7 +23,7 @@ import click
 import msgspec
 
 from mockd.answers import DEFAULT_EXPIRES_AFTER, MAX_EXPIRES_AFTER, MAX_TIMING_SCALE, RecordingList, ReplayStatus
-from mockd.client import PIECE, ApiError, Client, ServerUnavailable
+from mockd.client import ApiError, Client, ServerUnavailable, pieces, write_all
 from mockd.progress import Progress
 from mockd.recording.format import Recording, Summary, decode_recording
 from mockd.runtime import LOOPBACK_NAMES, READY_FILE, live_server_in
@@ -540,13 +540,7 @@ def _stream_recording(context: Context, reference: str, method: str, suffix: str
         sink.write(raw)
         return len(raw)
     with open(path, "rb") as source:
-        size = 0
-        while piece := source.read(PIECE):
-            sink.write(piece)
-            size += len(piece)
-            if progress is not None:
-                progress(size, None)
-    return size
+        return write_all(pieces(source, os.fstat(source.fileno()).st_size, progress), sink)
 
 
 def _write_output(raw: bytes, output: Path | None, what: str) -> None:
