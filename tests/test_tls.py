@@ -315,3 +315,24 @@ async def test_an_embedded_server_and_a_cassette_record_from_a_private_ca_upstre
     with Cassette(cassette_file, "replay", {}) as replayed:  # the upstream is gone: the cassette answers
         assert replayed.server is not None
         assert json.loads((await acurl(f"{replayed.server.url}/api/recorded")).stdout)["path"] == "/api/recorded"
+
+
+async def test_the_byte_relay_carries_wss_clients_through_a_tls_listener_to_a_wss_upstream(
+        mockd: MockdFactory, authority: trustme.CA, tmp_path: Path) -> None:
+    """Both legs on TLS: frames pass as bytes between two SSL transports (deflate negotiated end to
+    end), and the recording holds them decoded."""
+    from test_proxy_byte_relay import relay_choice
+    from test_recording_api import astart, astop, summary
+
+    context = server_context(authority.issue_cert("localhost"))
+    async with wss_upstream(context) as wss:
+        server = mockd.start(None, "--upstream", wss, "--upstream-ca", str(write_ca(authority, tmp_path)),
+                             "--tls-self-signed", "--log-level", "debug", "--log-format", "json")
+        recording_id = await astart(server, "websocket", "/*")
+        trusting = ssl.create_default_context(cafile=server.ready["caFile"])
+        assert await echo_once(f"{server.ready['mockWsUrl']}/tls/chat", "hello ✓", ssl=trusting) == "echo hello ✓"
+        assert (await relay_choice(server, "/tls/chat")).startswith("WebSocket /tls/chat: byte relay, extensions "
+                                                                   "permessage-deflate")
+        recording = await astop(server, recording_id)
+    texts = [(direction, data) for direction, kind, data in summary(recording) if kind == "text"]
+    assert texts == [("c2s", "hello ✓"), ("s2c", "echo hello ✓")]
