@@ -97,8 +97,23 @@ async def test_kill_9_loses_nothing_relayed_200ms_before_and_recovers_as_incompl
     fetched = await acall("GET", f"{restarted.admin_url}/stream-recordings/{recording_id}")
     assert fetched.status == 200
     assert fetched.json() == recording
+    assert await all_frames_by_page(restarted, recording_id) == recording["websocket"]["frames"]
 
     assert_everything_confirmed_at_t_is_recorded(recording, killed.at_t)
+
+
+async def all_frames_by_page(server: RunningMockd, recording_id: str, size: int = 97) -> list[dict[str, Any]]:
+    """Every frame through ``GET …/frames`` pages (issue 16: a recovered recording pages too)."""
+    frames: list[dict[str, Any]] = []
+    while True:
+        reply = await acall("GET", f"{server.admin_url}/stream-recordings/{recording_id}/frames?offset={len(frames)}"
+                            f"&limit={size}")
+        assert reply.status == 200, reply.text
+        page = reply.json()
+        frames += page["frames"]
+        if len(page["frames"]) < size:
+            assert page["total"] == len(frames)
+            return frames
 
 
 # --- (b) graceful shutdown ------------------------------------------------------------------------

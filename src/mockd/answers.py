@@ -8,7 +8,7 @@ from typing import Literal
 import msgspec
 
 from mockd.config import Mock
-from mockd.recording.format import Summary
+from mockd.recording.format import Frame, HttpExchange, SseEvent, Summary
 
 ReplayMode = Literal["pure", "synchronized", "triggered"]
 ReplayState = Literal["pending", "playing", "waiting", "paused", "complete", "aborted", "error", "expired"]
@@ -37,6 +37,31 @@ class RecordingList(msgspec.Struct):
     total: int
     limit: int | None = None
     offset: int = 0
+
+
+class _Page(msgspec.Struct):
+    total: int  # how many entries match the filter
+    offset: int
+    limit: int
+    types: dict[str, int] = {}  # how many of those have each type (frame type, SSE event type)
+
+
+class FramePage(_Page, kw_only=True):
+    """``GET /stream-recordings/{id}/frames`` of a WebSocket recording."""
+
+    frames: list[Frame]
+
+
+class EventPage(_Page, kw_only=True):
+    """The same for an SSE recording."""
+
+    events: list[SseEvent]
+
+
+class ExchangePage(_Page, kw_only=True):
+    """The same for an HTTP recording."""
+
+    exchanges: list[HttpExchange]
 
 
 class ReplayStarted(msgspec.Struct, rename="camel"):

@@ -22,7 +22,8 @@ from typing import Any, BinaryIO, TypeVar
 import click
 import msgspec
 
-from mockd.answers import DEFAULT_EXPIRES_AFTER, MAX_EXPIRES_AFTER, MAX_TIMING_SCALE, RecordingList, ReplayStatus
+from mockd.answers import (DEFAULT_EXPIRES_AFTER, MAX_EXPIRES_AFTER, MAX_TIMING_SCALE, EventPage, RecordingList,
+                           ReplayStatus)
 from mockd.client import ApiError, Client, ServerUnavailable, pieces, write_all
 from mockd.progress import Progress
 from mockd.recording.format import Recording, Summary, decode_recording
@@ -117,8 +118,8 @@ def replays_table(replays: list[ReplayStatus]) -> str:
                  shrink="PATH")
 
 
-def show_block(recording: Recording) -> str:
-    """The seed's ``show`` block, then the protocol's details."""
+def show_block(recording: Recording, event_types: list[str]) -> str:
+    """The seed's ``show`` block, then the protocol's details (``event_types``: an SSE recording's)."""
     stats = recording.stats
     end_time = recording.end_time if isinstance(recording.end_time, str) else ""
     lines = [("ID", recording.id), ("Name", recording.name), ("Protocol", recording.protocol),
@@ -139,8 +140,7 @@ def show_block(recording: Recording) -> str:
         details = [("Exchanges", str(stats.exchange_count))]
         text += ["", "HTTP Details:", *(f"  {label + ':':<15}{value}" for label, value in details)]
     else:
-        types = sorted({event.type for event in recording.entries() if isinstance(getattr(event, "type", None), str)})
-        details = [("Events", str(stats.event_count)), ("Event Types", ", ".join(types) or "-"),
+        details = [("Events", str(stats.event_count)), ("Event Types", ", ".join(event_types) or "-"),
                    ("Connections", str(stats.connection_count))]
         text += ["", "SSE Details:", *(f"  {label + ':':<15}{value}" for label, value in details)]
     return "\n".join(text)
@@ -383,14 +383,27 @@ def _echo_rows(rows: list[T], as_json: bool, table: Callable[[list[T]], str], no
         click.echo(table(rows) if rows else none)
 
 
-def _load(context: Context, reference: str) -> tuple[Recording, bytes]:
+def _head(context: Context, reference: str) -> Recording:
+    """The recording without its frames (read through its index: constant time whatever its length)."""
     api = context.api()
     if api is not None:
-        raw = api.request("GET", f"/stream-recordings/{api.ref(reference)}")
-    else:
-        store = context.store()
-        raw = _offline(lambda: store.read_bytes(store.resolve(reference)))
-    return decode_recording(raw), raw
+        return decode_recording(api.request("GET", f"/stream-recordings/{api.ref(reference)}",
+                                            query={"entries": "false"}))
+    store = context.store()
+    return _offline(lambda: store.head(store.resolve(reference)))
+
+
+def _event_types(context: Context, recording_id: str) -> list[str]:
+    """The event types an SSE recording holds (from the page answer's counts)."""
+    api = context.api()
+    if api is not None:
+        page = msgspec.json.decode(api.request("GET", f"/stream-recordings/{recording_id}/frames",
+                                               query={"limit": "0"}), type=EventPage)
+        return list(page.types)
+    from mockd.recording.index import Filter
+
+    store = context.store()
+    return list(_offline(lambda: store.page(recording_id, Filter(), 0, 0)).types)
 
 
 def _confirm(question: str, force: bool, what: str) -> None:
@@ -474,8 +487,8 @@ def show(ctx: click.Context, recording_id: str, as_json: bool, **connection: Any
             sink.write(b"\n")
         sys.stdout.buffer.flush()
         return
-    recording, _ = _load(context, recording_id)
-    click.echo(show_block(recording))
+    recording = _head(context, recording_id)
+    click.echo(show_block(recording, _event_types(context, recording.id) if recording.protocol == "sse" else []))
 
 
 stream_recordings.add_command(show, "get")
@@ -638,7 +651,7 @@ def delete(ctx: click.Context, recording_id: str, force: bool, permanent: bool, 
       mockd stream-recordings delete 01HXYZ123456 --permanent
     """
     context = _merge(ctx, **connection)
-    recording, _ = _load(context, recording_id)
+    recording = _head(context, recording_id)
     _confirm(f"Delete recording {recording.id[:12]}… ({recording.protocol} {recording.path})?", force,
              "deleting a recording")
     api = context.api()

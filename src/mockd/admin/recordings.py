@@ -9,16 +9,24 @@ import msgspec
 from aiohttp import web
 
 from mockd.admin.openapi import operation, path_parameter, ref
-from mockd.answers import RecordingList, Started
+from mockd.answers import EventPage, ExchangePage, FramePage, RecordingList, Started
 from mockd.config import ConfigFile
 from mockd.convert import ConvertOptions, NoSuchConnection, NothingToConvert, config_bytes, convert
 from mockd.jsonhttp import ApiError, json_response, read_model
-from mockd.recording.format import Recording, Summary, decode_recording
+from mockd.recording.format import (Frame, HttpExchange, Recording, RecordingProtocol, SseEvent, Summary,
+                                    decode_recording, head_bytes)
+from mockd.recording.index import Filter, Page
 from mockd.recording.session import PROTOCOLS, Recorder, SessionLimits
 from mockd.recording.store import SORT_KEYS, ListQuery, StoreError
 
 STATUSES = ("recording", "complete", "incomplete")
 MAX_LIMIT = 10_000
+MAX_OFFSET = 10**12
+DEFAULT_PAGE = 100
+DIRECTIONS = ("c2s", "s2c")
+FRAME_TYPES = ("text", "binary", "ping", "pong", "close")
+PAGE_PARAMETERS = ("offset", "limit", "connection", "direction", "type")
+MAX_EVENT_TYPE = 1000  # characters
 
 
 class StartRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -52,7 +60,7 @@ def _int_param(request: web.Request, name: str, default: int | None, low: int, h
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:  # "²".isdigit() is true
         raise ApiError(400, "invalid_filter", f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -74,6 +82,41 @@ def list_query(request: web.Request) -> ListQuery:
         sort_by=_choice(request, "sortBy", tuple(SORT_KEYS), "startTime") or "startTime",
         sort_order=_choice(request, "sortOrder", ("asc", "desc"), "desc") or "desc",
         limit=_int_param(request, "limit", None, 0, MAX_LIMIT), offset=_int_param(request, "offset", 0, 0, 10**9) or 0)
+
+
+def page_query(request: web.Request, protocol: RecordingProtocol) -> tuple[Filter, int, int]:
+    """The filter, offset and limit of ``GET /stream-recordings/{id}/frames``; 400 on anything else."""
+    for name in request.query:
+        if name not in PAGE_PARAMETERS:
+            raise ApiError(400, "invalid_filter", f"unknown query parameter {name[:40]!r}; the parameters are "
+                           f"{', '.join(PAGE_PARAMETERS)}")
+        if len(request.query.getall(name)) > 1:
+            raise ApiError(400, "invalid_filter", f"{name} is given more than once")
+    direction, kind = request.query.get("direction"), request.query.get("type")
+    if protocol == "websocket":
+        direction, kind = _choice(request, "direction", DIRECTIONS), _choice(request, "type", FRAME_TYPES)
+    elif direction is not None:
+        raise ApiError(400, "invalid_filter", "direction filters the frames of WebSocket recordings only")
+    elif kind is not None and (protocol == "http" or not kind or len(kind) > MAX_EVENT_TYPE):
+        raise ApiError(400, "invalid_filter", "type filters WebSocket frames and SSE events (a non-empty event "
+                       f"type of at most {MAX_EVENT_TYPE} characters)")
+    where = Filter(connection=_int_param(request, "connection", None, 1, 2**31 - 1), direction=direction, type=kind)
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET) or 0
+    limit = _int_param(request, "limit", DEFAULT_PAGE, 0, MAX_LIMIT)
+    return where, offset, DEFAULT_PAGE if limit is None else limit
+
+
+def page_answer(protocol: RecordingProtocol, found: Page, offset: int, limit: int) -> FramePage | EventPage | ExchangePage:
+    """The page as typed entries (decoded from the file's bytes in one call)."""
+    raw = b"[" + b",".join(found.entries) + b"]"
+    if protocol == "websocket":
+        return FramePage(frames=msgspec.json.decode(raw, type=list[Frame]), total=found.total, offset=offset,
+                         limit=limit, types=found.types)
+    if protocol == "sse":
+        return EventPage(events=msgspec.json.decode(raw, type=list[SseEvent]), total=found.total, offset=offset,
+                         limit=limit, types=found.types)
+    return ExchangePage(exchanges=msgspec.json.decode(raw, type=list[HttpExchange]), total=found.total,
+                        offset=offset, limit=limit)
 
 
 def recording_response(source: bytes | Path, status: int = 200, filename: str | None = None) -> web.StreamResponse:
@@ -143,7 +186,27 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
             raise _store_errors(exc) from None
 
     async def get_recording(request: web.Request) -> web.StreamResponse:
-        return recording_response(await sent(request, resolve(request)))
+        recording_id = resolve(request)
+        entries = request.query.get("entries", "true").lower()
+        if entries not in ("true", "false", "1", "0"):
+            raise ApiError(400, "invalid_filter", "entries must be true or false")
+        if entries in ("false", "0"):
+            try:
+                return recording_response(head_bytes(await request.app[key].head(recording_id)))
+            except StoreError as exc:
+                raise _store_errors(exc) from None
+        return recording_response(await sent(request, recording_id))
+
+    async def frames(request: web.Request) -> web.Response:
+        recording_id = resolve(request)
+        recorder = request.app[key]
+        try:
+            protocol = await recorder.protocol_of(recording_id)
+            where, offset, limit = page_query(request, protocol)
+            found = await recorder.page(recording_id, where, offset, limit)
+        except StoreError as exc:
+            raise _store_errors(exc) from None
+        return json_response(page_answer(protocol, found, offset, limit))
 
     async def delete_recording(request: web.Request) -> web.Response:
         recording_id = resolve(request)
@@ -173,6 +236,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
     router.add_post("/stream-recordings/start", start)
     router.add_post("/stream-recordings/vacuum", vacuum)
     router.add_get("/stream-recordings/{id}", get_recording)
+    router.add_get("/stream-recordings/{id}/frames", frames)
     router.add_delete("/stream-recordings/{id}", delete_recording)
     router.add_post("/stream-recordings/{id}/stop", stop)
     async def convert_recording(request: web.Request) -> web.Response:
@@ -207,7 +271,12 @@ _START_BODY = {"type": "object", "required": ["protocol", "path"], "properties":
     "protocol": {"enum": list(PROTOCOLS)}, "path": {"type": "string"}, "name": {"type": "string"},
     "headers": {"type": "object", "additionalProperties": {"type": "string"}},
     "maxDurationMs": {"type": "integer", "minimum": 1}, "maxFrames": {"type": "integer", "minimum": 1}}}
-MODELS = (Recording, Summary, ConvertOptions, ConfigFile, Started, RecordingList)
+_PAGE_QUERY = [{"name": name, "in": "query", "required": False, "schema": schema} for name, schema in (
+    ("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}),
+    ("limit", {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT, "default": DEFAULT_PAGE}),
+    ("connection", {"type": "integer", "minimum": 1}), ("direction", {"enum": list(DIRECTIONS)}),
+    ("type", {"type": "string", "description": "WebSocket: text, binary, ping, pong or close; SSE: an event type"}))]
+MODELS = (Recording, Summary, ConvertOptions, ConfigFile, Started, RecordingList, FramePage, EventPage, ExchangePage)
 PATHS = {
     "/stream-recordings": {"get": operation(
         "List recordings (soft-deleted ones only with includeDeleted)",
@@ -220,12 +289,18 @@ PATHS = {
     "/stream-recordings/vacuum": {"post": operation("Remove soft-deleted recordings for good", {200: {
         "type": "object", "required": ["removed", "freedBytes"]}})},
     "/stream-recordings/{id}": {
-        "get": operation("A recording (a running session shows what it has so far)", {200: ref("Recording")},
-                         (400, 404, 409), parameters=[RECORDING_ID]),
+        "get": operation("A recording (a running session shows what it has so far); entries=false: without its "
+                         "frames, events or exchanges", {200: ref("Recording")}, (400, 404, 409),
+                         parameters=[RECORDING_ID, {"name": "entries", "in": "query", "required": False,
+                                                    "schema": {"type": "boolean", "default": True}}]),
         "delete": operation("Soft-delete a recording (permanent=true removes it)", {204: None}, (400, 404, 409),
                             parameters=[RECORDING_ID, {"name": "permanent", "in": "query", "required": False,
                                                        "schema": {"type": "boolean"}}]),
     },
+    "/stream-recordings/{id}/frames": {"get": operation(
+        "A page of the recording's frames (events for SSE, exchanges for HTTP), read through its frame index",
+        {200: {"oneOf": [ref("FramePage"), ref("EventPage"), ref("ExchangePage")]}}, (400, 404, 409),
+        parameters=[RECORDING_ID, *_PAGE_QUERY])},
     "/stream-recordings/{id}/stop": {"post": operation("Stop a session; returns the finished recording",
                                                        {200: ref("Recording")}, (400, 404, 409),
                                                        parameters=[RECORDING_ID])},

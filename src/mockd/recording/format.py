@@ -316,6 +316,20 @@ def encode_recording(head: Recording, entries: Iterable[bytes], count: int, size
 def recording_bytes(recording: Recording) -> bytes:
     """A recording held in memory, as its file's exact bytes (``stats.fileSizeBytes`` filled in)."""
     entries = [encode_entry(entry) for entry in recording.entries()]
+    head = without_entries(recording)
+    raw = b"".join(encode_recording(head, entries, len(entries), sum(map(len, entries))))
+    recording.stats.file_size_bytes = head.stats.file_size_bytes
+    return raw
+
+
+def head_bytes(recording: Recording) -> bytes:
+    """A recording without its entries (:func:`without_entries`) as JSON in the file's key order, its
+    stats as they are (they describe the whole file)."""
+    return _encoder.encode(_ordered(recording))
+
+
+def without_entries(recording: Recording) -> Recording:
+    """A copy of the recording with its frame, event or exchange list empty (and its own stats)."""
     head = msgspec.structs.replace(recording, stats=msgspec.structs.replace(recording.stats))
     if isinstance(head.websocket, WebSocketSection):
         head.websocket = msgspec.structs.replace(head.websocket, frames=[])
@@ -323,9 +337,7 @@ def recording_bytes(recording: Recording) -> bytes:
         head.sse = msgspec.structs.replace(head.sse, events=[])
     if isinstance(head.http, HttpSection):
         head.http = msgspec.structs.replace(head.http, exchanges=[])
-    raw = b"".join(encode_recording(head, entries, len(entries), sum(map(len, entries))))
-    recording.stats.file_size_bytes = head.stats.file_size_bytes
-    return raw
+    return head
 
 
 def encode_entry(entry: Frame | SseEvent | HttpExchange) -> bytes:

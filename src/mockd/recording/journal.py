@@ -18,9 +18,10 @@ from typing import Literal
 
 import msgspec
 
-from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpSection, Metadata, Recording, RecordingProtocol, SseEvent, SseRequest,
-                                    SseSection, Stats, StopReason, Unset, WebSocketSection, parse_rfc3339,
-                                    rfc3339)
+from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpSection, Metadata, Recording,
+                                    RecordingProtocol, SseEvent, SseRequest, SseSection, Stats, StopReason, Unset,
+                                    WebSocketSection, parse_rfc3339, rfc3339)
+from mockd.recording.index import EntryKey, IndexBuilder
 
 log = logging.getLogger("mockd.recording")
 
@@ -67,6 +68,7 @@ class _EntryStats(msgspec.Struct, rename="camel"):
     """What the stats need of a frame, event or exchange; msgspec skips the rest of the line."""
 
     timestamp: str = ""
+    connection: int = 1
     direction: str | Unset = UNSET
     type: str | Unset = UNSET
     size: int = 0
@@ -199,19 +201,22 @@ def _count(stats: Stats, entry: _EntryStats) -> None:
         stats.ping_pong += 1
 
 
-def _entry_lines(path: Path) -> Iterator[bytes]:
+def _entry_lines(path: Path, index: IndexBuilder | None) -> Iterator[bytes]:
     for line in _lines(path):
         if line[:1] == ENTRY:
             try:
-                _entry_decoder.decode(line)
+                entry = _entry_decoder.decode(line)
             except msgspec.DecodeError:
                 continue
+            if index is not None:
+                index.add(len(line), EntryKey(entry.connection, entry.direction or "", entry.type or ""))
             yield line
 
 
-def assemble(path: Path, status: str, stop_reason: StopReason | Unset, end_ns: int | None = None
-             ) -> tuple[Recording, Iterator[bytes], int, int]:
-    """The recording head, its entries (streamed from the journal), their count and byte size.
+def assemble(path: Path, status: str, stop_reason: StopReason | Unset, end_ns: int | None = None,
+             index: IndexBuilder | None = None) -> tuple[Recording, Iterator[bytes], int, int]:
+    """The recording head, its entries (streamed from the journal), their count and byte size; each
+    entry goes past ``index`` as it is read.
 
     ``end_ns`` is the stop time; after a crash it is the last moment the journal shows.
     """
@@ -237,7 +242,7 @@ def assemble(path: Path, status: str, stop_reason: StopReason | Unset, end_ns: i
         recording.sse = _sse_section(first)
     else:
         recording.http = HttpSection()
-    return recording, _entry_lines(path), scan.stats.frame_count, scan.entries_size
+    return recording, _entry_lines(path, index), scan.stats.frame_count, scan.entries_size
 
 
 def _finished(opened: JournalOpen, close: JournalClose | None) -> ConnectionRecord:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import fnmatch
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,9 @@ from ulid import ULID
 
 from mockd.events import MAX_CAPTURED_BODY, Connection, SseBlock, StreamEvents, WsFrame
 from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpRequestRecord,
-                                    HttpResponseRecord, SseEvent, StopReason, encode_recording, rfc3339)
+                                    HttpResponseRecord, Recording, RecordingProtocol, SseEvent, StopReason,
+                                    encode_recording, rfc3339)
+from mockd.recording.index import Filter, JournalEntries, Page, page
 from mockd.recording.journal import JournalClose, JournalHeader, JournalOpen, JournalWriter, assemble
 from mockd.recording.redact import Redactor
 from mockd.recording.store import Store, StoreError
@@ -282,6 +285,25 @@ class RecordingSession:
                 "frameCount": self.frame_count, "connectionCount": len(self.numbers) + self.exchanges}
 
 
+class _LiveEntries:
+    """A running session's entries for pages, read from its journal (indexed on the first page asked
+    for, then as it grows); pages are read in a worker thread, hence the lock."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._handle = open(path, "rb")  # noqa: SIM115 - open as long as the session runs
+        self._entries = JournalEntries(self._handle)
+
+    def page(self, where: Filter, offset: int, limit: int) -> Page:
+        with self._lock:
+            self._entries.update()
+            return page(self._entries, where, offset, limit)
+
+    def close(self) -> None:
+        with self._lock:
+            self._handle.close()
+
+
 def _or_unset(value: Any) -> Any:
     return UNSET if value is None else value
 
@@ -296,6 +318,7 @@ class Recorder:
         self.sessions: dict[str, RecordingSession] = {}
         self.finishing: dict[str, asyncio.Future[None]] = {}  # stopped, file being written
         self._routes: dict[Connection, list[RecordingSession]] = {}
+        self._live: dict[str, _LiveEntries] = {}  # running sessions someone asked a page of
         self._flusher: asyncio.Task[None] | None = None
         self._warned = False
 
@@ -342,8 +365,7 @@ class Recorder:
         """What to send for a recording: its file (streamed from disk) when it can go as it is, else its
         bytes (a running session's so far, a file in another layout converted)."""
         if recording_id not in self.sessions:
-            if recording_id in self.finishing:
-                await asyncio.shield(self.finishing[recording_id])
+            await self._written(recording_id)
             path = self.store.file_to_send(recording_id)
             if path is not None:
                 return path
@@ -353,13 +375,47 @@ class Recorder:
         """The recording's bytes: a running session's so far, a stopping one's once it is written."""
         if recording_id in self.sessions:
             return self.live_view(recording_id)
+        await self._written(recording_id)
+        return self.store.read_bytes(recording_id)
+
+    async def protocol_of(self, recording_id: str) -> RecordingProtocol:
+        if recording_id in self.sessions:
+            return self.sessions[recording_id].header.protocol
+        await self._written(recording_id)
+        return self.store.summary(recording_id).protocol
+
+    async def page(self, recording_id: str, where: Filter, offset: int, limit: int) -> Page:
+        """A page of the recording's entries (a running session's so far), read off the event loop."""
+        session = self.sessions.get(recording_id)
+        if session is None:
+            await self._written(recording_id)
+            return await asyncio.to_thread(self.store.page, recording_id, where, offset, limit)
+        session.flush()
+        live = self._live.get(recording_id)
+        if live is None:
+            live = self._live[recording_id] = _LiveEntries(session.journal.path)
+        return await asyncio.to_thread(live.page, where, offset, limit)
+
+    async def head(self, recording_id: str) -> Recording:
+        """The recording without its entries (a running session's so far), read off the event loop."""
+        if recording_id in self.sessions:
+            self.sessions[recording_id].flush()
+            path = self.sessions[recording_id].journal.path
+            return (await asyncio.to_thread(assemble, path, "recording", UNSET, time.time_ns()))[0]
+        await self._written(recording_id)
+        return await asyncio.to_thread(self.store.head, recording_id)
+
+    async def _written(self, recording_id: str) -> None:
+        """Wait for a stopped session's file to be written."""
         if recording_id in self.finishing:
             await asyncio.shield(self.finishing[recording_id])
-        return self.store.read_bytes(recording_id)
 
     async def stop(self, recording_id: str, status: str = "complete", reason: StopReason = "api") -> bytes:
         """Close the session and write its recording; returns the file's bytes."""
         session = self.sessions.pop(recording_id)
+        live = self._live.pop(recording_id, None)
+        if live is not None:
+            live.close()
         for connection, sessions in list(self._routes.items()):
             if session in sessions:
                 sessions.remove(session)

@@ -6,11 +6,13 @@ Used by the server and, when no server answers, directly by the CLI.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,11 @@ import msgspec
 
 from mockd.files import write_atomically
 from mockd.recording import journal
-from mockd.recording.format import (Recording, Summary, decode_recording, decode_summary, encode_recording,
-                                    is_foreign, recording_bytes, rfc3339, summarize)
+from mockd.recording.format import (Recording, Summary, decode_recording, decode_summary, encode_entry,
+                                    encode_recording, is_foreign, recording_bytes, rfc3339, summarize,
+                                    without_entries)
+from mockd.recording.index import (INDEX_SUFFIX, FileIndex, Filter, IndexBuilder, IndexError_, MemoryEntries, Page,
+                                   describes, each_entry, entry_key, open_index, page, read_header, scan)
 
 log = logging.getLogger("mockd.recording")
 
@@ -71,6 +76,7 @@ class Store:
         self._entries: dict[str, _IndexEntry] = {}
         # Recordings are finished in a worker thread while the API reads and changes the index.
         self._lock = threading.RLock()
+        self._indexing = threading.Lock()  # one frame index built at a time
 
     # --- opening --------------------------------------------------------------------------------
 
@@ -98,6 +104,9 @@ class Store:
         self._entries = present
         if changed or set(known) != set(present):
             self._write_index()
+        for path in self.directory.glob(f"*{INDEX_SUFFIX}"):
+            if path.name[:-len(INDEX_SUFFIX)] not in present:  # its recording was removed by hand
+                path.unlink(missing_ok=True)
 
     def _read_index(self) -> dict[str, _IndexEntry]:
         try:
@@ -146,6 +155,10 @@ class Store:
             raise StoreError(400, "invalid_id", f"{recording_id[:40]!r} is not a recording id")
         return self.directory / f"{recording_id}.json"
 
+    def index_path(self, recording_id: str) -> Path:
+        self.path_of(recording_id)  # validates
+        return self.directory / f"{recording_id}{INDEX_SUFFIX}"
+
     def journal_path(self, recording_id: str) -> Path:
         self.path_of(recording_id)  # validates
         return self.directory / f"{recording_id}{journal.JOURNAL_SUFFIX}"
@@ -179,6 +192,54 @@ class Store:
     def load(self, recording_id: str) -> Recording:
         return decode_recording(self.read_bytes(recording_id))
 
+    @contextmanager
+    def entries(self, recording_id: str) -> Iterator[FileIndex | MemoryEntries]:
+        """The recording's frames, events or exchanges, read through its frame index (built first when
+        missing or out of date). A file the index cannot describe (another layout, pretty-printed by
+        hand) is read whole."""
+        path, index_path = self.path_of(recording_id), self.index_path(recording_id)
+        entry = self._entries.get(recording_id)
+        if entry is None or not path.exists():
+            raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}")
+        if entry.native and (describes(read_header(index_path), path) or self._build_index(recording_id)):
+            with ExitStack() as stack:
+                try:
+                    index = stack.enter_context(open_index(index_path, path))
+                except FileNotFoundError:  # replaced or deleted meanwhile
+                    raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}") from None
+                yield index
+            return
+        recording = self.load(recording_id)
+        yield MemoryEntries([encode_entry(item) for item in recording.entries()], recording_bytes(without_entries(recording)))
+
+    def _build_index(self, recording_id: str) -> bool:
+        """Scan the file and write its frame index; False when it is not laid out as mockd writes it."""
+        path, index_path = self.path_of(recording_id), self.index_path(recording_id)
+        with self._indexing:
+            if describes(read_header(index_path), path):
+                return True  # built by another request meanwhile
+            started = time.perf_counter()
+            try:
+                builder, entries_start = scan(path, self.summary(recording_id).protocol)
+                builder.write(index_path, path, entries_start)
+            except IndexError_ as exc:
+                log.warning("recording %s has no frame index, so it is read whole: %s", recording_id, exc)
+                return False
+            except FileNotFoundError:
+                raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}") from None
+        log.info("built the frame index of recording %s (%d entries, %.1f s)", recording_id,
+                 len(builder.starts), time.perf_counter() - started)
+        return True
+
+    def head(self, recording_id: str) -> Recording:
+        """The recording without its frames, events or exchanges: what it is, its connections, its stats."""
+        with self.entries(recording_id) as entries:
+            return decode_recording(entries.head())
+
+    def page(self, recording_id: str, where: Filter, offset: int, limit: int) -> Page:
+        with self.entries(recording_id) as entries:
+            return page(entries, where, offset, limit)
+
     def list(self, query: ListQuery) -> tuple[list[Summary], int]:
         if query.sort_by not in SORT_KEYS:
             raise StoreError(400, "invalid_sort", f"sortBy must be one of {', '.join(SORT_KEYS)}")
@@ -195,17 +256,37 @@ class Store:
     # --- writing --------------------------------------------------------------------------------
 
     def save(self, recording: Recording) -> Summary:
-        """Write a recording held in memory (soft delete, import)."""
-        raw = recording_bytes(recording)
-        return self._written(recording.id, write_atomically(self.path_of(recording.id), [raw]), summarize(recording))
+        """Write a recording held in memory (an import) with its frame index."""
+        entries = [encode_entry(item) for item in recording.entries()]
+        head = without_entries(recording)
+        path = self._write(recording.id, head, entries, len(entries), sum(map(len, entries)))
+        return self._written(recording.id, path, summarize(head))
 
     def finish_journal(self, recording_id: str, status: str, stop_reason: str, end_ns: int | None = None) -> Summary:
         """Turn a session's journal into its recording file, streaming the frames, then drop the journal."""
         source = self.journal_path(recording_id)
-        head, entries, count, size = journal.assemble(source, status, stop_reason, end_ns)  # type: ignore[arg-type]
-        path = write_atomically(self.path_of(recording_id), encode_recording(head, entries, count, size))
+        index = IndexBuilder()
+        head, entries, count, size = journal.assemble(source, status, stop_reason, end_ns, index)  # type: ignore[arg-type]
+        path = self._write(recording_id, head, entries, count, size, index)
         source.unlink()
         return self._written(recording_id, path, summarize(head))
+
+    def _write(self, recording_id: str, head: Recording, entries: Iterable[bytes], count: int, size: int,
+               index: IndexBuilder | None = None) -> Path:
+        """Write the recording file from its head and encoded entries, streaming them, and its frame
+        index beside it (``index`` is filled as the entries go past; without one they are keyed here)."""
+        if index is None:
+            index = IndexBuilder()
+            entries = _keyed(entries, index)
+        pieces = encode_recording(head, entries, count, size)
+        start = next(pieces)  # up to the entries' list
+        path = write_atomically(self.path_of(recording_id), itertools.chain([start], pieces))
+        try:
+            index.write(self.index_path(recording_id), path, len(start))
+        except OSError as exc:
+            log.warning("could not write the frame index of recording %s (%s); it is built when needed",
+                        recording_id, exc)
+        return path
 
     def _written(self, recording_id: str, path: Path, summary: Summary) -> Summary:
         info = path.stat()
@@ -234,17 +315,23 @@ class Store:
         return recovered
 
     def soft_delete(self, recording_id: str) -> None:
-        recording = self.load(recording_id)
-        if recording.deleted is True:
-            return
-        recording.deleted = True
-        recording.deleted_at = rfc3339(time.time_ns())
-        self.save(recording)
+        """Mark the recording deleted: its file is written again with ``deleted``, its entries copied
+        from the old file in pieces."""
+        with self.entries(recording_id) as entries:
+            head = decode_recording(entries.head())
+            if head.deleted is True:
+                return
+            head.deleted = True
+            head.deleted_at = rfc3339(time.time_ns())
+            path = self._write(recording_id, head, each_entry(entries, range(entries.count)), entries.count,
+                               entries.entries_size)
+        self._written(recording_id, path, summarize(head))
 
     def delete_permanently(self, recording_id: str) -> int:
         path = self.path_of(recording_id)
         size = path.stat().st_size if path.exists() else 0
         path.unlink(missing_ok=True)
+        self.index_path(recording_id).unlink(missing_ok=True)
         with self._lock:
             self._entries.pop(recording_id, None)
             self._write_index()
@@ -263,6 +350,7 @@ class Store:
             path = self.path_of(recording_id)
             freed += path.stat().st_size if path.exists() else 0
             path.unlink(missing_ok=True)
+            self.index_path(recording_id).unlink(missing_ok=True)
             del self._entries[recording_id]
             if on_removed is not None:
                 on_removed(done, len(deleted))
@@ -311,3 +399,9 @@ class Store:
         if warning:
             result["warning"] = warning
         return result
+
+
+def _keyed(entries: Iterable[bytes], index: IndexBuilder) -> Iterator[bytes]:
+    for raw in entries:
+        index.add(len(raw), entry_key(raw))
+        yield raw
