@@ -212,6 +212,41 @@ def admin_call(base: str, method: str, path: str, body: Any = None, timeout: flo
         return status, raw
 
 
+def download(base: str, method: str, path: str, body: Any = None, chunk: int = 1 << 20,
+             timeout: float = 600) -> tuple[int, float]:
+    """Read an answer's body in ``chunk``-byte pieces and drop them (a body of any size in flat memory):
+    its length and the seconds from sending the request to its last byte."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+    buffer = memoryview(bytearray(chunk))
+    received = 0
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            while piece := response.readinto(buffer):
+                received += piece
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"{method} {path}: {error.code} {error.read()[:500]!r}") from error
+    return received, time.perf_counter() - started
+
+
+@contextmanager
+def on_client_core() -> Iterator[None]:
+    """Run the calling thread on the load generators' core meanwhile (threads it starts inherit it), so
+    a client measured in this process — P6's downloads and pages — does not compete with mockd."""
+    cores = _cores(CLIENT_CORE)
+    if cores is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)  # pid 0: the calling thread only
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 @contextmanager
 def recording(server: Mockd, protocol: str, path: str = "/*") -> Iterator[dict[str, Any]]:
     """A recording session on ``path``; on exit it is stopped and the finished recording is put in the

@@ -22,7 +22,13 @@ HTTP: an ``http`` mock answering the recorded status, headers and body after the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import random
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -33,8 +39,9 @@ from mockd.config import (CONFIG_VERSION, BodyMatch, CloseStep, ConfigFile, Expe
 from mockd.config import SseEvent as ConfigSseEvent
 from mockd.headers import replayable_headers
 from mockd.mocks.http import child_path, decode_json, is_json
-from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpSection, Recording, SseEvent,
-                                    SseRequest, SseSection, WebSocketSection)
+from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, Recording, SseEvent, SseRequest,
+                                    SseSection, WebSocketSection)
+from mockd.recording.reader import RecordingReader
 
 MatchField = Literal["method", "path", "query", "body", "subprotocol"]
 DEFAULT_MATCH_ON: dict[str, tuple[MatchField, ...]] = {
@@ -110,35 +117,85 @@ DEFAULT_OPTIONS = ConvertOptions()
 
 def convert(recording: Recording, options: ConvertOptions = DEFAULT_OPTIONS,
             redact_value: str = DEFAULT_REDACT_VALUE) -> ConfigFile:
-    """Every connection (or the one asked for) as a mock; ``redact_value`` marks recorded values a
-    client's request cannot be compared with (they are left out of the matchers)."""
-    numbers = connection_numbers(recording)
-    if options.connection is not None:
-        if options.connection not in numbers:
-            raise NoSuchConnection(f"the recording has {len(numbers)} connection(s) ({_spans(numbers)}); there is "
-                                   f"no connection {options.connection}")
-        numbers = [options.connection]
-    converter = _Converter(recording, options, redact_value)
-    mocks = [mock for number in numbers if (mock := converter.mock(number)) is not None]
-    if not mocks:
+    """A recording held in memory as a mock config: what :func:`convert_pieces` writes, read back."""
+    return msgspec.json.decode(b"".join(convert_pieces(RecordingReader.of(recording), options, redact_value)),
+                               type=ConfigFile)
+
+
+def convert_pieces(reader: RecordingReader, options: ConvertOptions = DEFAULT_OPTIONS,
+                   redact_value: str = DEFAULT_REDACT_VALUE) -> Iterator[bytes]:
+    """Every connection (or the one asked for) as a mock: the config file's bytes (as
+    :func:`config_bytes` writes them) in pieces, written connection by connection as the frames are
+    read, so a recording of any length converts in bounded memory. ``redact_value`` marks recorded
+    values a client's request cannot be compared with (they are left out of the matchers).
+
+    Raises NoSuchConnection or NothingToConvert here, before the first piece."""
+    converter = _Converter(reader, options, redact_value)
+    keys = [_match_key(planned.mock) for planned in converter.planned()]
+    if not keys:
         which = f"connection {options.connection}" if options.connection is not None else "the recording"
         raise NothingToConvert(f"{which} has no frames a mock could reproduce")
-    return ConfigFile(version=CONFIG_VERSION, mocks=in_sequence(mocks))
+    return _document(converter, keys)
 
 
 def config_bytes(config: ConfigFile) -> bytes:
     return msgspec.json.format(msgspec.json.encode(config), indent=2) + b"\n"
 
 
-def connection_numbers(recording: Recording) -> list[int]:
-    """The captured connections' numbers in recorded order (those only the entries name come last)."""
-    numbers = [record.connection for record in recording.connections]
-    seen = set(numbers)
-    for entry in recording.entries():
-        if entry.connection not in seen:
-            seen.add(entry.connection)
-            numbers.append(entry.connection)
-    return numbers
+def _document(converter: _Converter, keys: list[bytes]) -> Iterator[bytes]:
+    """The config: each planned mock, formatted, with its long lists spliced in as they are read.
+    Mocks that would match the same requests serve them in order: all but the last of each such group
+    serve once (``times: 1``); the last serves every request after."""
+    last = {key: index for index, key in enumerate(keys)}
+    tokens = converter.tokens
+    wrapper = config_bytes(ConfigFile(version=CONFIG_VERSION, mocks=[tokens.item]))  # type: ignore[list-item]
+    found = tokens.line(tokens.item).search(wrapper)
+    assert found is not None
+    indent = found.group(1)
+    yield wrapper[:found.start() + 1]
+    for index, planned in enumerate(converter.planned()):
+        mock = planned.mock if last[keys[index]] == index else msgspec.structs.replace(planned.mock, times=1)
+        text = indent + msgspec.json.format(msgspec.json.encode(mock), indent=2).replace(b"\n", b"\n" + indent)
+        if index:
+            yield b",\n"
+        yield from _spliced(text, planned.lists, tokens)
+    yield wrapper[found.end():]
+
+
+def _spliced(text: bytes, lists: list[tuple[Any, Callable[[], Iterator[Any]]]], tokens: _Tokens) -> Iterator[bytes]:
+    """``text`` with each token's line replaced by the items of its list, formatted at its depth."""
+    position = 0
+    for token, items in lists:
+        found = tokens.line(token).search(text, position)
+        assert found is not None
+        yield text[position:found.start() + 1]
+        yield from _formatted_items(items(), found.group(1))
+        position = found.end()
+    yield text[position:]
+
+
+def _formatted_items(items: Iterator[Any], indent: bytes, batch: int = 1024) -> Iterator[bytes]:
+    """Items as ``msgspec.json.format`` puts them in a list at this depth, a batch at a time."""
+    prefix = indent[:-2]  # format indents a list's items by 2
+    first = True
+    while chunk := list(islice(items, batch)):
+        body = msgspec.json.format(msgspec.json.encode(chunk), indent=2)[2:-2]  # without "[\n" and "\n]"
+        yield (b"" if first else b",\n") + prefix + body.replace(b"\n", b"\n" + prefix)
+        first = False
+
+
+class _Tokens:
+    """Placeholders that stand for a list's items in a mock until they are spliced in: random per
+    conversion, on a line of their own, so recorded data cannot look like them."""
+
+    def __init__(self) -> None:
+        self.item = f"\0mockd-splice-{uuid.uuid4().hex}"
+        self.number = random.randrange(10**18, 10**19)
+
+    @staticmethod
+    @functools.cache
+    def line(token: Any) -> re.Pattern[bytes]:
+        return re.compile(rb"\n( *)" + re.escape(msgspec.json.encode(token)) + rb"(?=\n)")
 
 
 def _spans(numbers: list[int]) -> str:
@@ -191,44 +248,57 @@ def redacted_paths(document: Any, redact_value: str, where: str = "$") -> Iterat
             yield from redacted_paths(value, redact_value, f"{where}[{index}]")
 
 
+@dataclass
+class _Planned:
+    """A connection's mock, its long lists standing as tokens, with what reads their items."""
+
+    mock: Mock
+    lists: list[tuple[Any, Callable[[], Iterator[Any]]]] = field(default_factory=list)
+
+
 class _Converter:
     """Turns one recording's connections into mocks."""
 
-    def __init__(self, recording: Recording, options: ConvertOptions, redact_value: str) -> None:
-        self.recording = recording
+    def __init__(self, reader: RecordingReader, options: ConvertOptions, redact_value: str) -> None:
+        self.reader = reader
+        self.recording = reader.head
         self.options = options
         self.redact_value = redact_value
-        self.records = {record.connection: record for record in recording.connections}
-        self.first = recording.connections[0].connection if recording.connections else None
-        self.entries: dict[int, list[Any]] = {}
-        for entry in recording.entries():
-            self.entries.setdefault(int(entry.connection), []).append(entry)
+        self.tokens = _Tokens()
+        self.records = {record.connection: record for record in self.recording.connections}
+        self.first = self.recording.connections[0].connection if self.recording.connections else None
+        self.numbers = reader.connection_numbers()
+        if options.connection is not None:
+            if options.connection not in self.numbers:
+                raise NoSuchConnection(f"the recording has {len(self.numbers)} connection(s) ({_spans(self.numbers)}); "
+                                       f"there is no connection {options.connection}")
+            self.numbers = [options.connection]
 
-    def mock(self, number: int) -> Mock | None:
-        recording = self.recording
-        mock_id, name = f"{recording.id}-{number}", f"{recording.name} #{number}"
-        entries = self.entries.get(number, [])
-        if not self._wanted(number, entries):
-            return None
-        if isinstance(recording.websocket, WebSocketSection):
-            spec = self._websocket(number, recording.websocket, entries)
-            return None if spec is None else WebSocketMock(id=mock_id, name=name, websocket=spec)
-        if isinstance(recording.sse, SseSection):
-            http = self._sse(number, recording.sse, entries)
-        elif isinstance(recording.http, HttpSection) and entries:
-            http = self._exchange(entries[0])
-        else:
-            return None
-        return None if http is None else HttpMock(id=mock_id, name=name, http=http)
+    def planned(self) -> Iterator[_Planned]:
+        """Each chosen connection's mock, in recorded order (an HTTP recording's: each exchange's)."""
+        if self.recording.protocol == "http":
+            chosen = set(self.numbers)
+            for exchange in self.reader.entries():
+                if exchange.connection in chosen and self._wanted(exchange.connection, exchange.origin):
+                    yield _Planned(HttpMock(id=self._id(exchange.connection), name=self._name(exchange.connection),
+                                            http=self._exchange(exchange)))
+            return
+        for number in self.numbers:
+            record = self.records.get(number)
+            if self._wanted(number, record.origin if record is not None else None):
+                planned = self._websocket(number) if self.recording.protocol == "websocket" else self._sse(number)
+                if planned is not None:
+                    yield planned
 
-    def _wanted(self, number: int, entries: list[Any]) -> bool:
+    def _id(self, number: int) -> str:
+        return f"{self.recording.id}-{number}"
+
+    def _name(self, number: int) -> str:
+        return f"{self.recording.name} #{number}"
+
+    def _wanted(self, number: int, origin: str | None) -> bool:
         """Whether the connection was served the way ``origins`` asks for (any, when unset)."""
-        if self.options.origins is None:
-            return True
-        record = self.records.get(number)
-        origin = record.origin if record is not None else entries[0].origin if isinstance(
-            self.recording.http, HttpSection) and entries else None
-        return origin in self.options.origins
+        return self.options.origins is None or origin in self.options.origins
 
     def _path(self, number: int) -> str:
         """The mock's path: as asked, else the connection's real path (a session path may be a glob)."""
@@ -247,36 +317,53 @@ class _Converter:
 
     # --- WebSocket ----------------------------------------------------------------------------------
 
-    def _websocket(self, number: int, section: WebSocketSection, frames: list[Frame]) -> WebSocketSpec | None:
+    def _websocket(self, number: int) -> _Planned | None:
         record = self.records.get(number)
-        steps = websocket_steps(frames, record.relative_ms if record else 0, self.options)
-        if not steps:
+        opened_ms = record.relative_ms if record else 0
+
+        def steps() -> Iterator[ScenarioStep]:
+            return websocket_steps(self.reader.entries(number), opened_ms, self.options)
+
+        if next(steps(), None) is None:
             return None
+        section = self.recording.websocket
         subprotocol = record.subprotocol if record is not None else UNSET
-        if not isinstance(subprotocol, str) and number == self.first:
+        if not isinstance(subprotocol, str) and number == self.first and isinstance(section, WebSocketSection):
             subprotocol = section.subprotocol
         subprotocols = [subprotocol] if isinstance(subprotocol, str) else []
-        return WebSocketSpec(
+        spec = WebSocketSpec(
             path=self._path(number), query=self._query("websocket", record.query if record else {}),
             subprotocols=subprotocols,
             require_subprotocol=bool(subprotocols) and self.options.matches_on("websocket", "subprotocol"),
-            scenario=Scenario(name=self.recording.name, steps=steps))
+            scenario=Scenario(name=self.recording.name, steps=[self.tokens.item]))  # type: ignore[list-item]
+        return _Planned(WebSocketMock(id=self._id(number), name=self._name(number), websocket=spec),
+                        [(self.tokens.item, steps)])
 
     # --- SSE ----------------------------------------------------------------------------------------
 
-    def _sse(self, number: int, section: SseSection, events: list[SseEvent]) -> HttpSpec | None:
-        if not events:
+    def _sse(self, number: int) -> _Planned | None:
+        if next(self.reader.entries(number), None) is None:
             return None
+        section = self.recording.sse if isinstance(self.recording.sse, SseSection) else SseSection()
         record = self.records.get(number) or ConnectionRecord(connection=number, opened_at="", relative_ms=0,
                                                                origin="proxy")
-        delays, last_ms = [], record.relative_ms
-        for event in events:
-            delays.append(_delay(event.relative_ms - last_ms, self.options))
-            last_ms = event.relative_ms
+
+        def events() -> Iterator[ConfigSseEvent]:
+            return (_config_event(event) for event in self.reader.entries(number))
+
+        def delays() -> Iterator[int]:
+            last_ms = record.relative_ms
+            for event in self.reader.entries(number):
+                yield _delay(event.relative_ms - last_ms, self.options)
+                last_ms = event.relative_ms
+
         status, headers = self.recording.stream_response(number)
-        sse = SseConfig(events=[_config_event(event) for event in events], timing=SseTiming(per_event_delays=delays),
+        sse = SseConfig(events=[self.tokens.item],  # type: ignore[list-item]
+                        timing=SseTiming(per_event_delays=[self.tokens.number]),
                         status_code=status, headers=replayable_headers(headers.items()))
-        return HttpSpec(matcher=self._stream_matcher(number, record, section), sse=sse)
+        http = HttpSpec(matcher=self._stream_matcher(number, record, section), sse=sse)
+        return _Planned(HttpMock(id=self._id(number), name=self._name(number), http=http),
+                        [(self.tokens.item, events), (self.tokens.number, delays)])
 
     def _stream_matcher(self, number: int, record: ConnectionRecord, section: SseSection) -> HttpMatcher:
         method, body = record.method, record.body
@@ -323,8 +410,8 @@ class _Converter:
         return HttpSpec(matcher=matcher, response=answer)
 
 
-def websocket_steps(frames: list[Frame], opened_ms: int, options: ConvertOptions) -> list[ScenarioStep]:
-    steps: list[ScenarioStep] = []
+def websocket_steps(frames: Iterable[Frame], opened_ms: int, options: ConvertOptions) -> Iterator[ScenarioStep]:
+    """The scenario steps that reproduce a connection's frames, as they are read."""
     last_ms = opened_ms
     client_closed = False
     for frame in frames:
@@ -333,26 +420,25 @@ def websocket_steps(frames: list[Frame], opened_ms: int, options: ConvertOptions
             if frame.type == "close":
                 client_closed = True
             elif frame.type in ("text", "binary") and options.include_client_messages:
-                steps.append(ExpectStep(match=_client_match(frame, options)))
+                yield ExpectStep(match=_client_match(frame, options))
                 last_ms = frame.relative_ms
             continue
         if frame.type in ("text", "binary"):
             value = frame.data  # text as sent; binary is already base64
             delay = f"{gap}ms" if gap else None
-            steps.append(SendStep(message=WsMessage(type=frame.type, value=value, delay=delay, template=False)))
+            yield SendStep(message=WsMessage(type=frame.type, value=value, delay=delay, template=False))
         elif frame.type == "ping":
             if gap:
-                steps.append(WaitStep(duration=f"{gap}ms"))
-            steps.append(PingStep(data=frame.data))
+                yield WaitStep(duration=f"{gap}ms")
+            yield PingStep(data=frame.data)
         elif frame.type == "close" and not client_closed:
             code = frame.close_code if isinstance(frame.close_code, int) else 1000
             reason = frame.close_reason if isinstance(frame.close_reason, str) else ""
-            steps.append(CloseStep(code=code, reason=reason, delay=f"{gap}ms" if gap else None))
+            yield CloseStep(code=code, reason=reason, delay=f"{gap}ms" if gap else None)
             break
         else:
             continue  # pongs, and the server's answer to the client's close, produce no step
         last_ms = frame.relative_ms
-    return steps
 
 
 def _client_match(frame: Frame, options: ConvertOptions) -> MessageMatch | None:

@@ -15,6 +15,7 @@ import os
 import sys
 import urllib.parse
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -305,10 +306,17 @@ class Context:
 
 
 def _offline(call: Callable[[], Any]) -> Any:
+    with _store_errors():
+        return call()
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """The data directory's errors as the one line the user sees."""
     from mockd.recording.store import StoreError
 
     try:
-        return call()
+        yield
     except StoreError as exc:
         message = exc.message
         if exc.extra.get("candidates"):
@@ -507,23 +515,35 @@ def export(ctx: click.Context, recording_id: str, output: Path | None, **connect
       mockd stream-recordings export 01HXYZ123456 -o recording.json
     """
     context = _merge(ctx, **connection)
-    with Progress(f"Exporting {recording_id}", human_size) as progress:
+    _write_streamed(output, "recording", f"Exporting {recording_id}", lambda sink, progress: _stream_recording(
+        context, recording_id, "POST", "/export", sink, progress.update))
+
+
+def _write_streamed(output: Path | None, what: str, label: str, write: Callable[[BinaryIO, Progress], int]) -> None:
+    """``write`` the answer to stdout, or to ``output``: a file that appears only when complete; the
+    progress (on a terminal) is labelled ``label``."""
+    with Progress(label, human_size) as progress:
         if output is None:
-            _stream_recording(context, recording_id, "POST", "/export", sys.stdout.buffer, progress.update)
+            write(sys.stdout.buffer, progress)
             sys.stdout.buffer.flush()
             return
-        partial = output.with_name(f".{output.name}.partial")  # the file appears only when complete
-        try:
-            with open(partial, "wb") as sink:
-                size = _stream_recording(context, recording_id, "POST", "/export", sink, progress.update)
-            partial.replace(output)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise CliError(f"cannot write {output}: {exc.strerror}") from None
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-    click.echo(f"Wrote the recording to {output} ({human_size(size)})", err=True)
+        size = _write_file(output, lambda sink: write(sink, progress))
+    click.echo(f"Wrote the {what} to {output} ({human_size(size)})", err=True)
+
+
+def _write_file(output: Path, write: Callable[[BinaryIO], int]) -> int:
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        with open(partial, "wb") as sink:
+            size = write(sink)
+        partial.replace(output)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise CliError(f"cannot write {output}: {exc.strerror}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return size
 
 
 class _LastByte:
@@ -554,18 +574,6 @@ def _stream_recording(context: Context, reference: str, method: str, suffix: str
         return len(raw)
     with open(path, "rb") as source:
         return write_all(pieces(source, os.fstat(source.fileno()).st_size, progress), sink)
-
-
-def _write_output(raw: bytes, output: Path | None, what: str) -> None:
-    if output is None:
-        sys.stdout.buffer.write(raw)
-        sys.stdout.buffer.flush()
-        return
-    try:
-        output.write_bytes(raw)
-    except OSError as exc:
-        raise CliError(f"cannot write {output}: {exc.strerror}") from None
-    click.echo(f"Wrote the {what} to {output} ({human_size(len(raw))})", err=True)
 
 
 @stream_recordings.command("convert")
@@ -612,28 +620,36 @@ def convert_command(ctx: click.Context, recording_id: str, output: Path | None, 
     if ignore_body:
         body["ignoreBody"] = list(ignore_body)
     api = context.api()
-    with Progress(f"Converting {recording_id}", human_size) as progress:
-        if api is not None:
-            raw = api.request("POST", f"/stream-recordings/{api.ref(recording_id)}/convert", body=body,
-                              progress=progress)
-        else:
-            raw = _convert_offline(context, recording_id, body)
-    _write_output(raw, output, "mock config")
+    label = f"Converting {recording_id}"
+    if api is not None:
+        path = f"/stream-recordings/{api.ref(recording_id)}/convert"
+        _write_streamed(output, "mock config", label,
+                        lambda sink, progress: api.download("POST", path, sink, body=body, progress=progress))
+    else:
+        _write_streamed(output, "mock config", label,
+                        lambda sink, _: write_all(_convert_offline(context, recording_id, body), sink))
 
 
-def _convert_offline(context: Context, recording_id: str, body: dict[str, Any]) -> bytes:
-    from mockd.convert import ConvertOptions, NoSuchConnection, NothingToConvert, config_bytes, convert
+def _convert_offline(context: Context, recording_id: str, body: dict[str, Any]) -> Iterator[bytes]:
+    """The config from the data directory, written as the frames are read (bounded memory)."""
+    from mockd.convert import (
+        ConvertOptions,
+        NoSuchConnection,
+        NothingToConvert,
+        convert_pieces,
+    )
 
     try:
         options = msgspec.convert(body, ConvertOptions)
     except msgspec.ValidationError as exc:
         raise CliError(f"invalid convert options: {exc}") from None
     store = context.store()
-    recording = _offline(lambda: store.load(store.resolve(recording_id)))
-    try:
-        return config_bytes(convert(recording, options, context.redact_value))
-    except (NothingToConvert, NoSuchConnection) as exc:
-        raise CliError(str(exc)) from None
+    with _store_errors(), store.reader(store.resolve(recording_id)) as reader:
+        try:
+            pieces = convert_pieces(reader, options, context.redact_value)
+        except (NothingToConvert, NoSuchConnection) as exc:
+            raise CliError(str(exc)) from None
+        yield from pieces
 
 
 @stream_recordings.command("delete")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import tempfile
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 from aiohttp import web
@@ -11,11 +15,12 @@ from aiohttp import web
 from mockd.admin.openapi import operation, path_parameter, ref
 from mockd.answers import EventPage, ExchangePage, FramePage, RecordingList, Started
 from mockd.config import ConfigFile
-from mockd.convert import ConvertOptions, NoSuchConnection, NothingToConvert, config_bytes, convert
+from mockd.convert import ConvertOptions, NoSuchConnection, NothingToConvert, convert_pieces
 from mockd.jsonhttp import ApiError, json_response, read_model
 from mockd.recording.format import (Frame, HttpExchange, Recording, RecordingProtocol, SseEvent, Summary,
                                     decode_recording, head_bytes)
 from mockd.recording.index import Filter, Page
+from mockd.recording.reader import RecordingReader
 from mockd.recording.session import PROTOCOLS, Recorder, SessionLimits
 from mockd.recording.store import SORT_KEYS, ListQuery, StoreError
 
@@ -27,6 +32,7 @@ DIRECTIONS = ("c2s", "s2c")
 FRAME_TYPES = ("text", "binary", "ping", "pong", "close")
 PAGE_PARAMETERS = ("offset", "limit", "connection", "direction", "type")
 MAX_EVENT_TYPE = 1000  # characters
+SEND_PIECE = 256 * 1024
 
 
 class StartRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -126,6 +132,36 @@ def recording_response(source: bytes | Path, status: int = 200, filename: str | 
     if isinstance(source, Path):
         return web.FileResponse(source, status=status, headers={**headers, "Content-Type": "application/json"})
     return web.Response(status=status, body=source, content_type="application/json", headers=headers)
+
+
+def spool_config(source: AbstractContextManager[RecordingReader], options: ConvertOptions, redact_value: str,
+                 directory: Path) -> BinaryIO:
+    """Convert into an unnamed temporary file in the data directory (it goes when closed), so a
+    recording of any length converts in bounded memory and the answer has its ``Content-Length``."""
+    spooled = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - handed to send_spooled, which closes it
+    try:
+        with source as reader:
+            for piece in convert_pieces(reader, options, redact_value):
+                spooled.write(piece)
+        spooled.seek(0)
+    except BaseException:
+        spooled.close()
+        raise
+    return spooled
+
+
+async def send_spooled(request: web.Request, spooled: BinaryIO) -> web.StreamResponse:
+    """Send a spooled answer in pieces, then close (and so remove) its file."""
+    try:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = os.fstat(spooled.fileno()).st_size
+        await response.prepare(request)
+        while piece := spooled.read(SEND_PIECE):
+            await response.write(piece)
+        await response.write_eof()
+        return response
+    finally:
+        spooled.close()
 
 
 def resolve_id(recorder: Recorder, reference: str) -> str:
@@ -239,17 +275,27 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
     router.add_get("/stream-recordings/{id}/frames", frames)
     router.add_delete("/stream-recordings/{id}", delete_recording)
     router.add_post("/stream-recordings/{id}/stop", stop)
-    async def convert_recording(request: web.Request) -> web.Response:
+    async def convert_recording(request: web.Request) -> web.StreamResponse:
         recording_id = resolve(request)
         options = await read_model(request, ConvertOptions, "invalid_options", "convert options")
-        recording = decode_recording(await finished(request, recording_id))
+        recorder = request.app[key]
+        redact_value = recorder.redactor.redact_value
         try:
-            config = convert(recording, options, request.app[key].redactor.redact_value)
+            if recording_id in recorder.sessions:  # a running session: what it has so far, read whole
+                recording = decode_recording(await finished(request, recording_id))
+                spooled = await asyncio.to_thread(spool_config, nullcontext(RecordingReader.of(recording)), options,
+                                                  redact_value, recorder.store.directory)
+            else:
+                await recorder.protocol_of(recording_id)  # waits for a stopping session's file
+                spooled = await asyncio.to_thread(spool_config, recorder.store.reader(recording_id), options,
+                                                  redact_value, recorder.store.directory)
         except NothingToConvert as exc:
             raise ApiError(400, "nothing_to_convert", str(exc)) from None
         except NoSuchConnection as exc:
             raise ApiError(400, "no_such_connection", str(exc)) from None
-        return web.Response(body=config_bytes(config), content_type="application/json")
+        except StoreError as exc:
+            raise _store_errors(exc) from None
+        return await send_spooled(request, spooled)
 
     router.add_post("/stream-recordings/{id}/export", export)
     router.add_post("/stream-recordings/{id}/convert", convert_recording)

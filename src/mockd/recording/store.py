@@ -22,10 +22,11 @@ import msgspec
 from mockd.files import write_atomically
 from mockd.recording import journal
 from mockd.recording.format import (Recording, Summary, decode_recording, decode_summary, encode_entry,
-                                    encode_recording, is_foreign, recording_bytes, rfc3339, summarize,
-                                    without_entries)
+                                    encode_recording, head_bytes, is_foreign, recording_bytes, rfc3339,
+                                    summarize, without_entries)
 from mockd.recording.index import (INDEX_SUFFIX, FileIndex, Filter, IndexBuilder, IndexError_, MemoryEntries, Page,
                                    describes, each_entry, entry_key, open_index, page, read_header, scan)
+from mockd.recording.reader import RecordingReader
 
 log = logging.getLogger("mockd.recording")
 
@@ -210,7 +211,13 @@ class Store:
                 yield index
             return
         recording = self.load(recording_id)
-        yield MemoryEntries([encode_entry(item) for item in recording.entries()], recording_bytes(without_entries(recording)))
+        yield MemoryEntries([encode_entry(item) for item in recording.entries()], head_bytes(without_entries(recording)))
+
+    @contextmanager
+    def reader(self, recording_id: str) -> Iterator[RecordingReader]:
+        """The recording for the converter and the replayer: its head, its entries read as needed."""
+        with self.entries(recording_id) as entries:
+            yield RecordingReader.over(entries, entries.head())
 
     def _build_index(self, recording_id: str) -> bool:
         """Scan the file and write its frame index; False when it is not laid out as mockd writes it."""
