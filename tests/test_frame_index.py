@@ -101,9 +101,9 @@ frames_strategy = st.lists(st.tuples(st.integers(1, 4), st.sampled_from(DIRECTIO
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(shapes=frames_strategy, size=st.integers(1, 7), rebuilt=st.booleans(), overflow=st.booleans())
-def test_pages_cover_every_matching_frame_once_in_order(tmp_path_factory: pytest.TempPathFactory,
-                                                        monkeypatch: pytest.MonkeyPatch, shapes: list[tuple[int, str, str]],
-                                                        size: int, rebuilt: bool, overflow: bool) -> None:
+def test_pages_cover_every_matching_frame_once_in_order(
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, shapes: list[tuple[int, str, str]],
+        size: int, rebuilt: bool, overflow: bool) -> None:
     monkeypatch.setattr(frame_index, "MAX_KEYS", 2 if overflow else 4096)
     store = new_store(tmp_path_factory.mktemp("data"))
     frames = [frame(number, *shape) for number, shape in enumerate(shapes)]

@@ -28,7 +28,6 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -174,14 +173,25 @@ def _spliced(text: bytes, lists: list[tuple[Any, Callable[[], Iterator[Any]]]], 
     yield text[position:]
 
 
-def _formatted_items(items: Iterator[Any], indent: bytes, batch: int = 1024) -> Iterator[bytes]:
-    """Items as ``msgspec.json.format`` puts them in a list at this depth, a batch at a time."""
+def _formatted_items(items: Iterator[Any], indent: bytes, batch_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """Items as ``msgspec.json.format`` puts them in a list at this depth, about ``batch_bytes`` at a time."""
     prefix = indent[:-2]  # format indents a list's items by 2
+    encoded: list[bytes] = []
+    size = 0
     first = True
-    while chunk := list(islice(items, batch)):
-        body = msgspec.json.format(msgspec.json.encode(chunk), indent=2)[2:-2]  # without "[\n" and "\n]"
-        yield (b"" if first else b",\n") + prefix + body.replace(b"\n", b"\n" + prefix)
-        first = False
+    for item in items:
+        encoded.append(msgspec.json.encode(item))
+        size += len(encoded[-1])
+        if size >= batch_bytes:
+            yield _formatted_batch(encoded, prefix, first)
+            encoded, size, first = [], 0, False
+    if encoded:
+        yield _formatted_batch(encoded, prefix, first)
+
+
+def _formatted_batch(encoded: list[bytes], prefix: bytes, first: bool) -> bytes:
+    body = msgspec.json.format(b"[" + b",".join(encoded) + b"]", indent=2)[2:-2]  # without "[\n" and "\n]"
+    return (b"" if first else b",\n") + prefix + body.replace(b"\n", b"\n" + prefix)
 
 
 class _Tokens:

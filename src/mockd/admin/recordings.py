@@ -112,7 +112,8 @@ def page_query(request: web.Request, protocol: RecordingProtocol) -> tuple[Filte
     return where, offset, DEFAULT_PAGE if limit is None else limit
 
 
-def page_answer(protocol: RecordingProtocol, found: Page, offset: int, limit: int) -> FramePage | EventPage | ExchangePage:
+def page_answer(protocol: RecordingProtocol, found: Page, offset: int,
+                limit: int) -> FramePage | EventPage | ExchangePage:
     """The page as typed entries (decoded from the file's bytes in one call)."""
     raw = b"[" + b",".join(found.entries) + b"]"
     if protocol == "websocket":

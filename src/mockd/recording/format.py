@@ -366,11 +366,12 @@ class _SummaryView(msgspec.Struct, rename="camel"):
 _summary_decoder = msgspec.json.Decoder(_SummaryView)
 
 
-def decode_summary(raw: bytes) -> Summary:
+def decode_summary(raw: bytes, file_size: int | None = None) -> Summary:
+    """The summary of a recording file (or of its head, the file being ``file_size`` bytes)."""
     view = _summary_decoder.decode(raw)
     return Summary(id=view.id, name=view.name, protocol=view.protocol, path=view.metadata.path,
                    status=view.status, start_time=view.start_time, duration=view.duration,
-                   frame_count=view.stats.frame_count, file_size=len(raw),
+                   frame_count=view.stats.frame_count, file_size=len(raw) if file_size is None else file_size,
                    connection_count=view.stats.connection_count, deleted=view.deleted)
 
 
@@ -393,8 +394,16 @@ def decode_recording(raw: bytes) -> Recording:
 def _looks_foreign(document: Any) -> bool:
     section = document.get("websocket") or document.get("sse") or {} if isinstance(document, dict) else {}
     items = (section.get("frames") or section.get("events") or []) if isinstance(section, dict) else []
-    return bool(items) and isinstance(items[0], dict) and ("dir" in items[0] or "rel" in items[0]
-                                                            or "event" in items[0])
+    return bool(items) and _foreign_item(items[0])
+
+
+def _foreign_item(item: Any) -> bool:
+    return isinstance(item, dict) and ("dir" in item or "rel" in item or "event" in item)
+
+
+def is_foreign_entry(raw: bytes) -> bool:
+    """Whether a frame or event (as it is in a file) is in the Go mockd's layout."""
+    return any(marker in raw for marker in _GO_MARKERS) and _foreign_item(msgspec.json.decode(raw))
 
 
 _GO_FRAME_KEYS = {"dir": "direction", "ts": "timestamp", "rel": "relativeMs", "msgType": "type",

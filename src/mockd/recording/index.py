@@ -115,6 +115,7 @@ class IndexBuilder:
         self.starts = array("Q")
         self._keys = _Postings()
         self._position = 0
+        self.first_entry: bytes | None = None  # kept by scan(), to tell a file in another layout
 
     def add(self, length: int, key: EntryKey) -> None:
         self._keys.add(len(self.starts), key)
@@ -161,6 +162,9 @@ class Entries:
     def raw(self, numbers: list[int]) -> list[bytes]:
         raise NotImplementedError
 
+    def size_of(self, number: int) -> int:
+        raise NotImplementedError
+
 
 class _Spans(Entries):
     """Entries at known byte spans of an open file; consecutive ones are read with one call."""
@@ -170,6 +174,10 @@ class _Spans(Entries):
 
     def span(self, number: int) -> tuple[int, int]:
         raise NotImplementedError
+
+    def size_of(self, number: int) -> int:
+        start, end = self.span(number)
+        return end - start
 
     def raw(self, numbers: list[int]) -> list[bytes]:
         result: list[bytes] = []
@@ -282,6 +290,9 @@ class MemoryEntries(Entries):
     def raw(self, numbers: list[int]) -> list[bytes]:
         return [self._encoded[number] for number in numbers]
 
+    def size_of(self, number: int) -> int:
+        return len(self._encoded[number])
+
     def head(self) -> bytes:
         return self._head
 
@@ -352,6 +363,18 @@ _ENTRY = re.compile(_object(4), re.DOTALL)  # an HTTP exchange nests three deep 
 _CHUNK = 1 << 22
 
 
+_PROTOCOL = re.compile(rb'"protocol":"(websocket|sse|http)"')
+
+
+def protocol_of(path: Path) -> str:
+    """A recording file's protocol, from its first piece (where mockd writes it); ValueError if not there."""
+    with open(path, "rb") as handle:
+        found = _PROTOCOL.search(handle.read(1 << 16))
+    if found is None:
+        raise ValueError(f"{path.name}: no protocol near the start")
+    return found.group(1).decode()
+
+
 def scan(path: Path, protocol: str) -> tuple[IndexBuilder, int]:
     """Find every entry of a recording file in pieces: the builder and where the entries start.
     Raises IndexError_ when the file is not laid out as mockd writes it (compact JSON: a file
@@ -364,6 +387,8 @@ def scan(path: Path, protocol: str) -> tuple[IndexBuilder, int]:
             return builder, entries_start
         while True:
             raw = reader.match(_ENTRY)
+            if builder.first_entry is None:
+                builder.first_entry = raw
             builder.add(len(raw), entry_key(raw))
             following = reader.take(1)
             if following == b"]":
@@ -482,10 +507,22 @@ def type_counts(entries: Entries, where: Filter) -> dict[str, int] | None:
     return dict(sorted(counts.items()))
 
 
-def each_entry(entries: Entries, numbers: Iterable[int], batch: int = 4096) -> Iterator[bytes]:
-    """Entries by number, read ``batch`` at a time (constant memory whatever the count)."""
-    wanted = iter(numbers)
-    while chunk := list(islice(wanted, batch)):
+BATCH_ENTRIES = 4096
+BATCH_BYTES = 1 << 20
+
+
+def each_entry(entries: Entries, numbers: Iterable[int]) -> Iterator[bytes]:
+    """Entries by number, read a batch at a time (at most ``BATCH_ENTRIES`` or about ``BATCH_BYTES``):
+    constant memory whatever the count or the frames' size."""
+    chunk: list[int] = []
+    size = 0
+    for number in numbers:
+        chunk.append(number)
+        size += entries.size_of(number)
+        if len(chunk) >= BATCH_ENTRIES or size >= BATCH_BYTES:
+            yield from entries.raw(chunk)
+            chunk, size = [], 0
+    if chunk:
         yield from entries.raw(chunk)
 
 

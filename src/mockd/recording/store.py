@@ -22,10 +22,10 @@ import msgspec
 from mockd.files import write_atomically
 from mockd.recording import journal
 from mockd.recording.format import (Recording, Summary, decode_recording, decode_summary, encode_entry,
-                                    encode_recording, head_bytes, is_foreign, recording_bytes, rfc3339,
-                                    summarize, without_entries)
+                                    encode_recording, head_bytes, is_foreign, is_foreign_entry, recording_bytes,
+                                    rfc3339, summarize, without_entries)
 from mockd.recording.index import (INDEX_SUFFIX, FileIndex, Filter, IndexBuilder, IndexError_, MemoryEntries, Page,
-                                   describes, each_entry, entry_key, open_index, page, read_header, scan)
+                                   describes, each_entry, entry_key, open_index, page, protocol_of, read_header, scan)
 from mockd.recording.reader import RecordingReader
 
 log = logging.getLogger("mockd.recording")
@@ -121,18 +121,41 @@ class Store:
             write_atomically(self.directory / INDEX_NAME, [encoded])
 
     def _entry_for(self, path: Path) -> _IndexEntry | None:
-        """Summarize a file; one that does not parse is skipped with a warning, never deleted."""
+        """Summarize a file; one that does not parse is skipped with a warning, never deleted. A file in
+        our layout is read through its frame index (built now if missing), so only its head is held."""
         try:
-            raw = path.read_bytes()
             info = path.stat()
-            summary = decode_summary(raw)
+            head = self._indexed_head(path)
+            if head is None:
+                raw = path.read_bytes()
+                summary, native = decode_summary(raw), not is_foreign(raw)
+            else:
+                summary, native = decode_summary(head, info.st_size), True
         except (OSError, msgspec.DecodeError, RecursionError) as exc:  # a file nested too deep is not ours
             log.warning("skipping %s: not a readable recording (%s)", path.name, exc)
             return None
         if summary.id != path.stem:
             log.warning("skipping %s: its id is %r", path.name, summary.id)
             return None
-        return _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary, native=not is_foreign(raw))
+        return _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary, native=native)
+
+    def _indexed_head(self, path: Path) -> bytes | None:
+        """The file without its entries, through its frame index (written first when there is none);
+        None when the file is not laid out as mockd writes it (another layout, pretty-printed)."""
+        index_path = path.with_suffix(INDEX_SUFFIX)
+        if not describes(read_header(index_path), path):
+            try:
+                builder, entries_start = scan(path, protocol_of(path))
+            except (IndexError_, ValueError):
+                return None
+            if builder.first_entry is not None and is_foreign_entry(builder.first_entry):
+                return None
+            builder.write(index_path, path, entries_start)
+        try:
+            with open_index(index_path, path) as index:
+                return index.head()
+        except FileNotFoundError:
+            return None
 
     # --- ids ------------------------------------------------------------------------------------
 
@@ -211,7 +234,8 @@ class Store:
                 yield index
             return
         recording = self.load(recording_id)
-        yield MemoryEntries([encode_entry(item) for item in recording.entries()], head_bytes(without_entries(recording)))
+        yield MemoryEntries([encode_entry(item) for item in recording.entries()],
+                            head_bytes(without_entries(recording)))
 
     @contextmanager
     def reader(self, recording_id: str) -> Iterator[RecordingReader]:
