@@ -18,8 +18,10 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -32,7 +34,9 @@ from mockd.clock import nap_before, now, sleep_until
 from mockd.events import Connection, SseBlock, StreamEvents, WsFrame, connection_from_request
 from mockd.headers import replayable_headers
 from mockd.mocks.sse import sse_headers
-from mockd.recording.format import Frame, Recording, SseEvent, SseSection, WebSocketSection
+from mockd.recording.format import Frame, Recording, SseEvent, SseSection, WebSocketSection, without_entries
+from mockd.recording.index import Filter, entry_key
+from mockd.recording.store import Store
 from mockd.ssewire import encode_block
 from mockd.wsclose import (CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, CLOSE_TIMEOUT, NO_STATUS,
                            close_payload, release, send_close_frame)
@@ -110,42 +114,171 @@ def _is_server_step(frame: Frame, client_closed: bool) -> bool:
     return frame.type in ("text", "binary", "ping") or (frame.type == "close" and not client_closed)
 
 
-def plan(recording: Recording, options: ReplayOptions) -> list[Step]:
-    """The steps of a replay: server frames (and client frames as ``expect`` steps when synchronized)."""
-    scale = options.timing_scale
-    if isinstance(recording.websocket, WebSocketSection):
-        entries: list[Any] = recording.websocket.frames
-    elif isinstance(recording.sse, SseSection):
-        if options.mode == "synchronized":
-            raise ReplayError("synchronized mode needs client messages, and an SSE recording has none")
-        entries = recording.sse.events
-    else:
+def check_replayable(recording: Recording, options: ReplayOptions) -> None:
+    if recording.protocol == "sse" and options.mode == "synchronized":
+        raise ReplayError("synchronized mode needs client messages, and an SSE recording has none")
+    if recording.protocol not in ("websocket", "sse"):
         raise ReplayError("the recording has nothing to replay")
+
+
+def plan(recording: Recording, options: ReplayOptions) -> list[Step]:
+    """The steps of a replay of a recording held in memory."""
+    check_replayable(recording, options)
+    entries: list[Any] = recording.entries()
     number = _connection(entries, options)
-    opened = _opened_ms(recording, number)
-    steps: list[Step] = []
-    previous = opened
+    return list(plan_steps((entry for entry in entries if entry.connection == number),
+                           _opened_ms(recording, number), options))
+
+
+def plan_steps(entries: Iterable[Frame | SseEvent], opened_ms: int, options: ReplayOptions) -> Iterator[Step]:
+    """The steps of a replay of one connection's entries (in recorded order): server frames, and
+    client frames as ``expect`` steps when synchronized; produced as the entries are read."""
+    scale = options.timing_scale
+    previous = opened_ms
     client_closed = False
     for entry in entries:
-        if entry.connection != number:
-            continue
-        offset, gap = (entry.relative_ms - opened) * scale, (entry.relative_ms - previous) * scale
+        offset, gap = (entry.relative_ms - opened_ms) * scale, (entry.relative_ms - previous) * scale
         if isinstance(entry, SseEvent):
-            steps.append(Step("send", entry, offset, gap))
+            yield Step("send", entry, offset, gap)
         elif entry.direction == "c2s":
             client_closed = client_closed or entry.type == "close"
             if entry.type in ("text", "binary") and options.mode == "synchronized":
-                steps.append(Step("expect", entry, offset, gap))
+                yield Step("expect", entry, offset, gap)
             else:
                 continue
         elif _is_server_step(entry, client_closed):
-            steps.append(Step("send", entry, offset, gap))
+            yield Step("send", entry, offset, gap)
             if entry.type == "close":
-                break
+                return
         else:
             continue
         previous = entry.relative_ms
-    return steps
+
+
+# --- reading a plan ahead of its schedule ------------------------------------------------------------
+
+WINDOW = 2048  # steps read ahead; a replay holds at most about twice this many
+READ_PAGE = 256  # entries decoded per call while a replay plays (the GIL is held that long)
+
+
+@dataclass(frozen=True)
+class ReplaySource:
+    """What a replay reads: the recording without its entries, the connection it replays, and
+    ``read(offset, limit)`` — that connection's entries from ``offset`` (blocking; called in a worker
+    thread, through the frame index for a recording on disk)."""
+
+    head: Recording
+    connection: int
+    read: Callable[[int, int], list[Any]]
+
+    @classmethod
+    def of(cls, recording: Recording, options: ReplayOptions) -> ReplaySource:
+        """A recording held in memory (a running session's so far)."""
+        entries: list[Any] = recording.entries()
+        number = _connection(entries, options)
+        own = [entry for entry in entries if entry.connection == number]
+        return cls(without_entries(recording), number, lambda offset, limit: own[offset:offset + limit])
+
+    @classmethod
+    def stored(cls, store: Store, recording_id: str, head: Recording, options: ReplayOptions) -> ReplaySource:
+        """A recording on disk, read a page at a time through its frame index (blocking: in a thread)."""
+        if options.connection is not None:
+            if store.page(recording_id, Filter(connection=options.connection), 0, 0).total == 0:
+                raise ReplayError(f"connection {options.connection} has no frames to replay")
+            number = options.connection
+        else:
+            first = store.page(recording_id, Filter(), 0, 1).entries
+            if not first:
+                raise ReplayError("the recording has no frames to replay")
+            number = entry_key(first[0]).connection
+        decode = msgspec.json.Decoder(Frame if head.protocol == "websocket" else SseEvent).decode
+        own = Filter(connection=number)
+
+        def read(offset: int, limit: int) -> list[Any]:
+            return [decode(raw) for raw in store.page(recording_id, own, offset, limit).entries]
+
+        return cls(head, number, read)
+
+    def entries(self) -> Iterator[Any]:
+        offset = 0
+        while batch := self.read(offset, READ_PAGE):
+            yield from batch
+            offset += len(batch)
+
+    def steps(self, options: ReplayOptions) -> Iterator[Step]:
+        return plan_steps(self.entries(), _opened_ms(self.head, self.connection), options)
+
+
+@dataclass
+class Prepared:
+    """A plan's first window, the rest still to read, and how many frames it sends in all."""
+
+    first: list[Step]
+    rest: Iterator[Step] | None
+    total_sends: int
+
+
+def prepare(source: ReplaySource, options: ReplayOptions, known_sends: int | None = None) -> Prepared:
+    """Read the first window of the plan (blocking: in a worker thread). A longer plan's frames are
+    counted in a second pass unless ``known_sends`` says (a plan counted before)."""
+    steps = source.steps(options)
+    first = list(islice(steps, WINDOW))
+    if len(first) < WINDOW:
+        return Prepared(first, None, sum(step.kind == "send" for step in first))
+    if known_sends is None:
+        known_sends = sum(step.kind == "send" for step in source.steps(options))
+    return Prepared(first, steps, known_sends)
+
+
+class StepWindow:
+    """A replay's steps in order, read ahead of the schedule in a worker thread whenever fewer than
+    ``WINDOW`` wait, so the event loop never reads the file while a deadline is near."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self._buffer: deque[Step] = deque(prepared.first)
+        self._rest = prepared.rest
+        self._reading: asyncio.Future[list[Step]] | None = None
+
+    def _read_more(self) -> None:
+        if self._rest is not None and self._reading is None:
+            rest = self._rest
+            self._reading = asyncio.ensure_future(asyncio.to_thread(lambda: list(islice(rest, WINDOW))))
+
+    async def _take_read(self) -> bool:
+        """Wait for the read under way (starting one); False when the plan has no more steps."""
+        self._read_more()
+        if self._reading is None:
+            return False
+        more = await self._reading
+        self._reading = None
+        self._buffer.extend(more)
+        if len(more) < WINDOW:
+            self._rest = None
+        return bool(more)
+
+    async def next(self) -> Step | None:
+        if len(self._buffer) < WINDOW:
+            self._read_more()
+        while not self._buffer:
+            if not await self._take_read():
+                return None
+        return self._buffer.popleft()
+
+    async def first_matching(self, wanted: Callable[[Step], bool]) -> int | None:
+        """How many steps from here up to and including the first ``wanted`` one (reading ahead as far
+        as it takes); None when no remaining step is."""
+        index = 0
+        while True:
+            while index < len(self._buffer):
+                if wanted(self._buffer[index]):
+                    return index + 1
+                index += 1
+            if not await self._take_read():
+                return None
+
+    def close(self) -> None:
+        if self._reading is not None:
+            self._reading.cancel()
 
 
 def frame_payload(frame: Frame) -> str | bytes:
@@ -173,9 +306,11 @@ def block_of(event: SseEvent) -> SseBlock:
 
 @dataclass(eq=False)
 class ReplaySession:
-    recording: Recording
+    recording: Recording  # without its entries: the steps come from ``window``
     options: ReplayOptions
-    steps: list[Step]
+    window: StepWindow
+    total_sends: int
+    connection: int  # the recorded connection it replays
     path: str
     id: str = field(default_factory=lambda: str(ULID()))
     status: ReplayState = "pending"
@@ -203,12 +338,12 @@ class ReplaySession:
     def recorded_response(self) -> tuple[int, dict[str, str]]:
         """SSE: the replayed connection's response status and headers as recorded (less those that
         described the bytes on the wire)."""
-        status, headers = self.recording.stream_response(self.steps[0].item.connection if self.steps else 0)
+        status, headers = self.recording.stream_response(self.connection)
         return status, replayable_headers(headers.items())
 
     @property
     def total_frames(self) -> int:
-        return sum(step.kind == "send" for step in self.steps)
+        return self.total_sends
 
     def describe(self) -> ReplayStatus:
         end = self.finished_at if self.finished_at is not None else now()
@@ -225,6 +360,7 @@ class ReplaySession:
             self._cancel_expiry()
             self._wake.set()
             self._advance.put_nowait(None)  # a triggered driver waiting for an advance stops
+            self.window.close()
 
     # --- waiting for a client -------------------------------------------------------------------
 
@@ -365,7 +501,7 @@ class ReplaySession:
                 await self._closer(CLOSE_INTERNAL_ERROR, "replay failed")
 
     async def _run_pure(self, send: Any) -> None:
-        for step in self.steps:
+        while (step := await self.window.next()) is not None:
             if not await self._wait_until(step.offset_ms):
                 return
             await self._send(step, send)
@@ -386,7 +522,7 @@ class ReplaySession:
         client message the last ``expect`` took (so a long replay does not drift)."""
         assert self.started is not None
         anchor, since_anchor_ms = self.started, 0.0
-        for step in self.steps:
+        while (step := await self.window.next()) is not None:
             if self.status in FINISHED:
                 return
             if step.kind == "expect":
@@ -415,8 +551,7 @@ class ReplaySession:
             try:
                 arrived, message = await asyncio.wait_for(self._client_messages.get(), max(remaining, 0))
             except TimeoutError:
-                index = self.steps.index(step) + 1
-                self._finish("error", f"timeout waiting for client frame {index}")
+                self._finish("error", f"timeout waiting for client frame {self.position + 1}")
                 if self._closer is not None:
                     await self._closer(CLOSE_POLICY_VIOLATION, "timeout waiting for client frame")
                 return None
@@ -425,34 +560,36 @@ class ReplaySession:
             self.mismatches += 1
 
     async def _run_triggered(self, send: Any) -> None:
-        sends = [step for step in self.steps if step.kind == "send"]
-        if self.options.auto_advance_on_connect and sends:
-            await self._send(sends[0], send)
-        while self.position < len(sends):
+        if self.options.auto_advance_on_connect:
+            await self._advance_by(1, send)
+        while self.frames_sent < self.total_sends:
             request = await self._advance.get()
             if request is None:  # the replay ended (aborted)
                 return
             try:
-                await self._advance_by(sends, self._how_many(sends, request), send)
+                await self._advance_by(await self._how_many(request), send)
             except ReplayConflict as exc:
                 request.done.set_exception(exc)
             finally:
                 if not request.done.done():
                     request.done.set_result(None)
 
-    def _how_many(self, sends: list[Step], request: PendingAdvance) -> int:
+    async def _how_many(self, request: PendingAdvance) -> int:
         """The frames an advance sends from the current position; ``no_match`` when ``until`` is in none."""
         if request.until is None:
             return request.count or 1
-        for index in range(self.position, len(sends)):
-            if request.until in searchable_text(sends[index].item):
-                return index - self.position + 1
-        raise ReplayConflict(f"no remaining server frame contains {request.until!r}; nothing was sent",
-                             code="no_match")
+        until = request.until
+        count = await self.window.first_matching(lambda step: until in searchable_text(step.item))
+        if count is None:
+            raise ReplayConflict(f"no remaining server frame contains {until!r}; nothing was sent", code="no_match")
+        return count
 
-    async def _advance_by(self, sends: list[Step], count: int, send: Any) -> None:
-        for step in sends[self.position:self.position + count]:
+    async def _advance_by(self, count: int, send: Any) -> None:
+        for _ in range(count):
             if self.status in FINISHED:
+                return
+            step = await self.window.next()
+            if step is None:
                 return
             await self._send(step, send)
 
@@ -507,23 +644,31 @@ class Replays:
     def __init__(self, events: StreamEvents) -> None:
         self.events = events
         self.sessions: OrderedDict[str, ReplaySession] = OrderedDict()
+        # frames sent by the plans of long stored recordings, by (recording, connection, mode): counted once
+        self.counted: OrderedDict[tuple[str, int, str], int] = OrderedDict()
 
-    def create(self, recording: Recording, options: ReplayOptions) -> ReplaySession:
-        path = options.path or self._recorded_path(recording, options)
-        session = ReplaySession(recording, options, plan(recording, options), path)
+    def remember_count(self, key: tuple[str, int, str], prepared: Prepared) -> None:
+        if prepared.rest is not None:
+            self.counted[key] = prepared.total_sends
+            while len(self.counted) > KEEP_FINISHED:
+                self.counted.popitem(last=False)
+
+    def create(self, source: ReplaySource, options: ReplayOptions, prepared: Prepared) -> ReplaySession:
+        """A pending replay of ``source``'s connection (its first window read by :func:`prepare`)."""
+        path = options.path or self._recorded_path(source)
+        session = ReplaySession(source.head, options, StepWindow(prepared), prepared.total_sends, source.connection,
+                                path)
         self.sessions[session.id] = session
         session.arm_expiry()
         self._forget_old()
         return session
 
     @staticmethod
-    def _recorded_path(recording: Recording, options: ReplayOptions) -> str:
-        entries: list[Any] = recording.entries()
-        number = _connection(entries, options)
-        for record in recording.connections:
-            if record.connection == number and isinstance(record.path, str):
+    def _recorded_path(source: ReplaySource) -> str:
+        for record in source.head.connections:
+            if record.connection == source.connection and isinstance(record.path, str):
                 return record.path
-        return recording.metadata.path
+        return source.head.metadata.path
 
     def _forget_old(self) -> None:
         finished = [key for key, session in self.sessions.items() if session.status in FINISHED]

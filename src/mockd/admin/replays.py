@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import msgspec
@@ -10,9 +11,12 @@ from aiohttp import web
 from mockd.admin.openapi import operation, path_parameter, ref
 from mockd.jsonhttp import ApiError, json_response, read_model
 from mockd.admin.recordings import RECORDING_ID, recording_file, resolve_id
-from mockd.recording.format import decode_recording
 from mockd.answers import Advanced, ReplayStarted, ReplayStatus
-from mockd.replay import ReplayBadRequest, ReplayConflict, ReplayError, ReplayOptions, Replays, ReplaySession
+from mockd.recording.format import decode_recording
+from mockd.recording.session import Recorder
+from mockd.recording.store import StoreError
+from mockd.replay import (ReplayBadRequest, ReplayConflict, ReplayError, ReplayOptions, Replays, ReplaySession,
+                          ReplaySource, check_replayable, prepare)
 
 
 class AdvanceRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -39,6 +43,18 @@ def find(replays: Replays, reference: str) -> ReplaySession:
     return matches[0]
 
 
+async def _source(recorder: Recorder, recording_id: str, options: ReplayOptions) -> ReplaySource:
+    """What the replay reads: a running session's recording so far (whole), else the file through
+    its frame index."""
+    if recording_id in recorder.sessions:
+        recording = decode_recording(await recording_file(recorder, recording_id))
+        check_replayable(recording, options)
+        return ReplaySource.of(recording, options)
+    head = await recorder.head(recording_id)
+    check_replayable(head, options)
+    return await asyncio.to_thread(ReplaySource.stored, recorder.store, recording_id, head, options)
+
+
 def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: web.AppKey[Any]) -> None:
     def session(request: web.Request) -> ReplaySession:
         return find(request.app[key].replays, request.match_info["id"])
@@ -47,11 +63,18 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
         recorder = request.app[recorder_key]
         recording_id = resolve_id(recorder, request.match_info["id"])
         options = await read_model(request, ReplayOptions, "invalid_options", "replay options")
-        recording = decode_recording(await recording_file(recorder, recording_id))
+        replays: Replays = request.app[key].replays
         try:
-            replay = request.app[key].replays.create(recording, options)
+            source = await _source(recorder, recording_id, options)
+            counted = (recording_id, source.connection, options.mode)
+            prepared = await asyncio.to_thread(prepare, source, options, replays.counted.get(counted))
         except ReplayError as exc:
             raise ApiError(400, "invalid_replay", str(exc)) from None
+        except StoreError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
+        if recording_id not in recorder.sessions:
+            replays.remember_count(counted, prepared)
+        replay = replays.create(source, options, prepared)
         return json_response(ReplayStarted(session_id=replay.id, status=replay.status), 201)
 
     async def list_replays(request: web.Request) -> web.Response:
