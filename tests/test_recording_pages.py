@@ -169,3 +169,21 @@ def test_unknown_recordings_are_404(paged_server: tuple[RunningMockd, str, str])
     assert reply.status == 404 and reply.json()["error"] == "not_found"
     reply = call("GET", f"{server.admin_url}/stream-recordings/..%2F..%2Fetc/frames")
     assert reply.status in (400, 404) and reply.json()["error"] in ("invalid_id", "not_found")
+
+
+def test_stats_sessions_and_the_list_never_read_the_recordings(mockd: MockdFactory, tmp_path: Path) -> None:
+    """Issue 16 point 4: they answer from the summary index and the sessions' counters — shown by
+    replacing a recording's file with garbage behind the server's back (reading it would fail)."""
+    data_dir = tmp_path / "data"
+    sse_id, http_id = write_recordings(data_dir)
+    server = mockd.start(None, data_dir=data_dir)
+    (data_dir / f"{sse_id}.json").write_bytes(b"\0" * 1000)
+    stats = call("GET", f"{server.admin_url}/stream-recordings/stats")
+    assert stats.status == 200 and (stats.json()["sseCount"], stats.json()["httpCount"]) == (1, 1)
+    listed = call("GET", f"{server.admin_url}/stream-recordings?protocol=sse").json()
+    assert [summary["id"] for summary in listed["recordings"]] == [sse_id] and listed["recordings"][0]["frameCount"] == 9
+    sessions = call("GET", f"{server.admin_url}/stream-recordings/sessions")
+    assert sessions.status == 200 and sessions.json() == []
+    for path in ("/frames", "", "?entries=false"):  # the file itself is unreadable now: said so, not a 500
+        garbage = call("GET", f"{server.admin_url}/stream-recordings/{sse_id}{path}")
+        assert garbage.status == 409 and garbage.json()["error"] == "unreadable_recording", garbage.text

@@ -126,13 +126,16 @@ def page_answer(protocol: RecordingProtocol, found: Page, offset: int,
                         offset=offset, limit=limit)
 
 
-def recording_response(source: bytes | Path, status: int = 200, filename: str | None = None) -> web.StreamResponse:
-    """The recording document: bytes as they are, or a file streamed from disk in chunks (with its
-    ``Content-Length``; constant memory whatever its size)."""
+async def send_recording(request: web.Request, source: bytes | Path | BinaryIO,
+                         filename: str | None = None) -> web.StreamResponse:
+    """The recording document: bytes as they are, or a file (the recording's, or a spooled one) sent
+    in pieces with its ``Content-Length`` — constant memory whatever its size."""
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if filename else {}
     if isinstance(source, Path):
-        return web.FileResponse(source, status=status, headers={**headers, "Content-Type": "application/json"})
-    return web.Response(status=status, body=source, content_type="application/json", headers=headers)
+        return web.FileResponse(source, headers={**headers, "Content-Type": "application/json"})
+    if isinstance(source, bytes):
+        return web.Response(body=source, content_type="application/json", headers=headers)
+    return await send_spooled(request, source, headers)
 
 
 def spool_config(source: AbstractContextManager[RecordingReader], options: ConvertOptions, redact_value: str,
@@ -151,10 +154,11 @@ def spool_config(source: AbstractContextManager[RecordingReader], options: Conve
     return spooled
 
 
-async def send_spooled(request: web.Request, spooled: BinaryIO) -> web.StreamResponse:
+async def send_spooled(request: web.Request, spooled: BinaryIO,
+                       headers: dict[str, str] | None = None) -> web.StreamResponse:
     """Send a spooled answer in pieces, then close (and so remove) its file."""
     try:
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response = web.StreamResponse(headers={**(headers or {}), "Content-Type": "application/json"})
         response.content_length = os.fstat(spooled.fileno()).st_size
         await response.prepare(request)
         while piece := spooled.read(SEND_PIECE):
@@ -216,11 +220,12 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         removed, freed = request.app[key].store.vacuum()
         return json_response({"removed": removed, "freedBytes": freed})
 
-    async def sent(request: web.Request, recording_id: str) -> bytes | Path:
+    async def send(request: web.Request, recording_id: str, filename: str | None = None) -> web.StreamResponse:
         try:
-            return await request.app[key].recording_source(recording_id)
+            source = await request.app[key].recording_source(recording_id)
         except StoreError as exc:
             raise _store_errors(exc) from None
+        return await send_recording(request, source, filename)
 
     async def get_recording(request: web.Request) -> web.StreamResponse:
         recording_id = resolve(request)
@@ -229,10 +234,10 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
             raise ApiError(400, "invalid_filter", "entries must be true or false")
         if entries in ("false", "0"):
             try:
-                return recording_response(head_bytes(await request.app[key].head(recording_id)))
+                return await send_recording(request, head_bytes(await request.app[key].head(recording_id)))
             except StoreError as exc:
                 raise _store_errors(exc) from None
-        return recording_response(await sent(request, recording_id))
+        return await send(request, recording_id)
 
     async def frames(request: web.Request) -> web.Response:
         recording_id = resolve(request)
@@ -261,11 +266,12 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         recorder = request.app[key]
         if recording_id not in recorder.sessions:
             raise ApiError(409, "not_recording", f"Recording {recording_id} is not recording (already stopped)")
-        return recording_response(await recorder.stop(recording_id))
+        await recorder.stop(recording_id)
+        return await send(request, recording_id)
 
     async def export(request: web.Request) -> web.StreamResponse:
         recording_id = resolve(request)
-        return recording_response(await sent(request, recording_id), filename=f"{recording_id}.json")
+        return await send(request, recording_id, f"{recording_id}.json")
 
     router.add_get("/stream-recordings", list_recordings)
     router.add_get("/stream-recordings/stats", stats)

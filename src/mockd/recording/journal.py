@@ -128,11 +128,16 @@ class JournalWriter:
         os.close(self._fd)
 
 
-def _lines(path: Path) -> Iterator[bytes]:
-    """Complete lines only: a torn last line (a crash mid-write) is dropped. An entry line of a journal
-    left by an older mockd (``F`` then the JSON) reads as an entry line of today's."""
+def _lines(path: Path, end: int) -> Iterator[bytes]:
+    """Complete lines of the first ``end`` bytes only (a running session appends meanwhile): a torn last
+    line (a crash mid-write) is dropped. An entry line of a journal left by an older mockd (``F`` then
+    the JSON) reads as an entry line of today's."""
     with open(path, "rb") as handle:
+        read = 0
         for line in handle:
+            read += len(line)
+            if read > end:
+                return
             if line.endswith(b"\n"):
                 yield line[1:-1] if line[:2] == LEGACY_ENTRY else line[:-1]
 
@@ -147,8 +152,8 @@ class _Scan:
     last_ns: int = 0  # the latest moment the journal shows
 
 
-def _scan(path: Path) -> _Scan:
-    lines = _lines(path)
+def _scan(path: Path, end: int) -> _Scan:
+    lines = _lines(path, end)
     first = next(lines, b"")
     if not first.startswith(b"H"):
         raise ValueError(f"{path.name} does not start with a journal header")
@@ -201,8 +206,8 @@ def _count(stats: Stats, entry: _EntryStats) -> None:
         stats.ping_pong += 1
 
 
-def _entry_lines(path: Path, index: IndexBuilder | None) -> Iterator[bytes]:
-    for line in _lines(path):
+def _entry_lines(path: Path, end: int, index: IndexBuilder | None) -> Iterator[bytes]:
+    for line in _lines(path, end):
         if line[:1] == ENTRY:
             try:
                 entry = _entry_decoder.decode(line)
@@ -218,9 +223,11 @@ def assemble(path: Path, status: str, stop_reason: StopReason | Unset, end_ns: i
     """The recording head, its entries (streamed from the journal), their count and byte size; each
     entry goes past ``index`` as it is read.
 
-    ``end_ns`` is the stop time; after a crash it is the last moment the journal shows.
+    ``end_ns`` is the stop time; after a crash it is the last moment the journal shows. The journal is
+    read as far as it was written when this was called (a running session goes on appending).
     """
-    scan = _scan(path)
+    end = path.stat().st_size
+    scan = _scan(path, end)
     header = scan.header
     if end_ns is None:
         end_ns = max(scan.last_ns, header.start_ns)
@@ -242,7 +249,7 @@ def assemble(path: Path, status: str, stop_reason: StopReason | Unset, end_ns: i
         recording.sse = _sse_section(first)
     else:
         recording.http = HttpSection()
-    return recording, _entry_lines(path, index), scan.stats.frame_count, scan.entries_size
+    return recording, _entry_lines(path, end, index), scan.stats.frame_count, scan.entries_size
 
 
 def _finished(opened: JournalOpen, close: JournalClose | None) -> ConnectionRecord:

@@ -11,11 +11,12 @@ import asyncio
 import base64
 import fnmatch
 import logging
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from ulid import ULID
 
@@ -285,6 +286,21 @@ class RecordingSession:
                 "frameCount": self.frame_count, "connectionCount": len(self.numbers) + self.exchanges}
 
 
+def _spool_live(journal: Path, directory: Path) -> BinaryIO:
+    """A running session's recording so far, written from its journal to an unnamed temporary file
+    (it goes when closed): the journal is read once, in pieces, whatever its length."""
+    spooled = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - the caller sends and closes it
+    try:
+        head, entries, count, size = assemble(journal, "recording", UNSET, time.time_ns())
+        for piece in encode_recording(head, entries, count, size):
+            spooled.write(piece)
+        spooled.seek(0)
+    except BaseException:
+        spooled.close()
+        raise
+    return spooled
+
+
 class _LiveEntries:
     """A running session's entries for pages, read from its journal (indexed on the first page asked
     for, then as it grows); pages are read in a worker thread, hence the lock."""
@@ -361,22 +377,48 @@ class Recorder:
     def resolve(self, reference: str) -> str:
         return self.store.resolve(reference, extra=[*self.sessions, *self.finishing])
 
-    async def recording_source(self, recording_id: str) -> bytes | Path:
-        """What to send for a recording: its file (streamed from disk) when it can go as it is, else its
-        bytes (a running session's so far, a file in another layout converted)."""
-        if recording_id not in self.sessions:
-            await self._written(recording_id)
-            path = self.store.file_to_send(recording_id)
-            if path is not None:
-                return path
-        return await self.recording_bytes(recording_id)
+    async def recording_source(self, recording_id: str) -> bytes | Path | BinaryIO:
+        """What to send for a recording: its file (streamed from disk) when it can go as it is; a running
+        session's recording so far spooled to an unnamed file; else its bytes (another layout, converted)."""
+        if recording_id in self.sessions:
+            session = self.sessions[recording_id]
+            session.flush()
+            return await asyncio.to_thread(_spool_live, session.journal.path, self.store.directory)
+        await self._written(recording_id)
+        path = await asyncio.to_thread(self.store.file_to_send, recording_id)  # may summarize a changed file
+        return path if path is not None else await asyncio.to_thread(self.store.read_bytes, recording_id)
 
     async def recording_bytes(self, recording_id: str) -> bytes:
-        """The recording's bytes: a running session's so far, a stopping one's once it is written."""
+        """The recording's bytes, read whole: a running session's so far, a stopping one's once it is
+        written."""
         if recording_id in self.sessions:
             return self.live_view(recording_id)
         await self._written(recording_id)
         return self.store.read_bytes(recording_id)
+
+    async def stop(self, recording_id: str, status: str = "complete", reason: StopReason = "api") -> None:
+        """Close the session and write its recording."""
+        session = self.sessions.pop(recording_id)
+        live = self._live.pop(recording_id, None)
+        if live is not None:
+            live.close()
+        for connection, sessions in list(self._routes.items()):
+            if session in sessions:
+                sessions.remove(session)
+                if not sessions:
+                    del self._routes[connection]
+        if not self.sessions:
+            self.events.unsubscribe(self)  # the flusher ends by itself once no session is left
+        session.flush()
+        session.journal.close()
+        end_ns = time.time_ns()
+        loop = asyncio.get_running_loop()
+        written = self.finishing[recording_id] = loop.create_future()
+        try:  # written off the event loop: a long recording takes a while
+            await loop.run_in_executor(None, self.store.finish_journal, recording_id, status, reason, end_ns)
+        finally:
+            del self.finishing[recording_id]
+            written.set_result(None)
 
     async def protocol_of(self, recording_id: str) -> RecordingProtocol:
         if recording_id in self.sessions:
@@ -409,31 +451,6 @@ class Recorder:
         """Wait for a stopped session's file to be written."""
         if recording_id in self.finishing:
             await asyncio.shield(self.finishing[recording_id])
-
-    async def stop(self, recording_id: str, status: str = "complete", reason: StopReason = "api") -> bytes:
-        """Close the session and write its recording; returns the file's bytes."""
-        session = self.sessions.pop(recording_id)
-        live = self._live.pop(recording_id, None)
-        if live is not None:
-            live.close()
-        for connection, sessions in list(self._routes.items()):
-            if session in sessions:
-                sessions.remove(session)
-                if not sessions:
-                    del self._routes[connection]
-        if not self.sessions:
-            self.events.unsubscribe(self)  # the flusher ends by itself once no session is left
-        session.flush()
-        session.journal.close()
-        end_ns = time.time_ns()
-        loop = asyncio.get_running_loop()
-        written = self.finishing[recording_id] = loop.create_future()
-        try:  # written off the event loop: a long recording takes a while
-            await loop.run_in_executor(None, self.store.finish_journal, recording_id, status, reason, end_ns)
-        finally:
-            del self.finishing[recording_id]
-            written.set_result(None)
-        return self.store.read_bytes(recording_id)
 
     async def stop_all(self, status: str, reason: StopReason) -> None:
         for recording_id in list(self.sessions):

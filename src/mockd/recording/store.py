@@ -194,24 +194,37 @@ class Store:
 
     def read_bytes(self, recording_id: str) -> bytes:
         """The file's bytes; a file in the Go mockd's layout comes back in ours (import)."""
+        entry = self._checked(recording_id)
         try:
             raw = self.path_of(recording_id).read_bytes()
         except FileNotFoundError:
-            raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}") from None
-        return recording_bytes(decode_recording(raw)) if is_foreign(raw) else raw
+            raise _not_found(recording_id) from None
+        return raw if entry.native else recording_bytes(decode_recording(raw))
 
     def file_to_send(self, recording_id: str) -> Path | None:
-        """The file itself when it can be sent as it is (our layout, unchanged since it was indexed), so a
-        recording of any size leaves in chunks from disk; None when it must be read (and converted)."""
-        entry = self._entries.get(recording_id)
+        """The file itself when it can be sent as it is (our layout), so a recording of any size leaves
+        in chunks from disk; None when it must be read (and converted)."""
+        return self.path_of(recording_id) if self._checked(recording_id).native else None
+
+    def _checked(self, recording_id: str) -> _IndexEntry:
+        """The recording's summary entry, brought up to date first when its file changed behind the
+        index (restored from a backup, edited by hand); StoreError when the file is gone or unreadable."""
         path = self.path_of(recording_id)
-        if entry is None or not entry.native:
-            return None
         try:
             info = path.stat()
         except FileNotFoundError:
-            raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}") from None
-        return path if (info.st_size, info.st_mtime_ns) == (entry.size, entry.mtime_ns) else None
+            raise _not_found(recording_id) from None
+        entry = self._entries.get(recording_id)
+        if entry is not None and (entry.size, entry.mtime_ns) == (info.st_size, info.st_mtime_ns):
+            return entry
+        fresh = self._entry_for(path)  # warns when it cannot be read
+        if fresh is None:
+            raise StoreError(409, "unreadable_recording", f"The file of recording {recording_id} is not a readable "
+                             "recording any more (changed outside mockd?); see the server's log")
+        with self._lock:
+            self._entries[recording_id] = fresh
+            self._write_index()
+        return fresh
 
     def load(self, recording_id: str) -> Recording:
         return decode_recording(self.read_bytes(recording_id))
@@ -222,15 +235,13 @@ class Store:
         missing or out of date). A file the index cannot describe (another layout, pretty-printed by
         hand) is read whole."""
         path, index_path = self.path_of(recording_id), self.index_path(recording_id)
-        entry = self._entries.get(recording_id)
-        if entry is None or not path.exists():
-            raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}")
+        entry = self._checked(recording_id)
         if entry.native and (describes(read_header(index_path), path) or self._build_index(recording_id)):
             with ExitStack() as stack:
                 try:
                     index = stack.enter_context(open_index(index_path, path))
                 except FileNotFoundError:  # replaced or deleted meanwhile
-                    raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}") from None
+                    raise _not_found(recording_id) from None
                 yield index
             return
         recording = self.load(recording_id)
@@ -257,7 +268,7 @@ class Store:
                 log.warning("recording %s has no frame index, so it is read whole: %s", recording_id, exc)
                 return False
             except FileNotFoundError:
-                raise StoreError(404, "not_found", f"No stream recording with id {recording_id!r}") from None
+                raise _not_found(recording_id) from None
         log.info("built the frame index of recording %s (%d entries, %.1f s)", recording_id,
                  len(builder.starts), time.perf_counter() - started)
         return True
@@ -436,3 +447,7 @@ def _keyed(entries: Iterable[bytes], index: IndexBuilder) -> Iterator[bytes]:
     for raw in entries:
         index.add(len(raw), entry_key(raw))
         yield raw
+
+
+def _not_found(recording_id: str) -> StoreError:
+    return StoreError(404, "not_found", f"No stream recording with id {recording_id!r}")
