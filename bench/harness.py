@@ -165,16 +165,24 @@ class Mockd:
         return admin_call(self.admin_url, method, path, body)[1]
 
     def rss_kb(self) -> int:
+        return self._status_kb("VmRSS:")
+
+    def peak_rss_kb(self) -> int:
+        """The most RSS it ever had (VmHWM), e.g. while it started."""
+        return self._status_kb("VmHWM:")
+
+    def _status_kb(self, key: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(key):
                 return int(line.split()[1])
         return 0
 
 
 @contextmanager
 def mockd(workdir: Path, data_dir: Path, upstream_url: str | None = None,
-          configs: tuple[Path, ...] = ()) -> Iterator[Mockd]:
-    """``mockd serve`` on free ports, pinned to core 0, started in ``workdir`` (no stray mockd.yaml)."""
+          configs: tuple[Path, ...] = (), ready_timeout: float = READY_TIMEOUT) -> Iterator[Mockd]:
+    """``mockd serve`` on free ports, pinned to core 0, started in ``workdir`` (no stray mockd.yaml);
+    ``ready_timeout``: how long it may take to open ``data_dir`` and listen."""
     ready, settings, output = workdir / "mockd.ready", workdir / "bench-settings.yaml", workdir / "mockd.log"
     ready.unlink(missing_ok=True)
     settings.write_text(f"recording:\n  maxBytes: {QUOTA_BYTES}\n")  # P5 writes more than the default 500 MiB
@@ -187,7 +195,7 @@ def mockd(workdir: Path, data_dir: Path, upstream_url: str | None = None,
     launched = time.perf_counter()
     process = spawn(command, SERVER_CORE, cwd=workdir, stdout=log, stderr=log)
     try:
-        wait_for_file(ready, process, log=output)
+        wait_for_file(ready, process, ready_timeout, log=output)
         started_in = time.perf_counter() - launched
         info = json.loads(ready.read_text())
         yield Mockd(process, info["mockPort"], info["adminUrl"], info["pid"], started_in)
