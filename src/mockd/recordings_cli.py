@@ -624,7 +624,8 @@ def convert_command(ctx: click.Context, recording_id: str, output: Path | None, 
     if api is not None:
         path = f"/stream-recordings/{api.ref(recording_id)}/convert"
         _write_streamed(output, "mock config", label,
-                        lambda sink, progress: api.download("POST", path, sink, body=body, progress=progress))
+                        lambda sink, progress: api.download("POST", path, sink, body=body,
+                                                                progress=progress.update))
     else:
         _write_streamed(output, "mock config", label,
                         lambda sink, _: write_all(_convert_offline(context, recording_id, body), sink))

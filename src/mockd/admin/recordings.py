@@ -261,7 +261,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
             recorder.store.soft_delete(recording_id)
         return web.Response(status=204)
 
-    async def stop(request: web.Request) -> web.Response:
+    async def stop(request: web.Request) -> web.StreamResponse:
         recording_id = resolve(request)
         recorder = request.app[key]
         if recording_id not in recorder.sessions:

@@ -206,7 +206,7 @@ class FileIndex(_Spans):
         self.header = header
         self.count = header.count
         width = struct.calcsize(header.offsets)
-        self._starts = view[body:body + width * self.count].cast(header.offsets)
+        self._starts = view[body:body + width * self.count].cast("I" if header.offsets == "I" else "Q")
         self._views: list[memoryview] = [self._starts]
         if header.keys is not None:
             postings: dict[EntryKey, Sequence[int]] = {}
@@ -535,13 +535,13 @@ class Page:
 
 def page(entries: Entries, where: Filter, offset: int, limit: int) -> Page:
     """The entries ``offset`` to ``offset + limit`` of those matching ``where``."""
-    chosen = select(entries, where, offset, limit)
-    if chosen is not None:
+    chosen, counts = select(entries, where, offset, limit), type_counts(entries, where)
+    if chosen is not None and counts is not None:
         numbers, total = chosen
-        return Page(entries.raw(numbers), total, type_counts(entries, where))
+        return Page(entries.raw(numbers), total, counts)
     found: list[bytes] = []
     total = 0
-    counts: dict[str, int] = {}
+    tally: dict[str, int] = {}
     for raw in each_entry(entries, range(entries.count)):  # no postings: every entry's key is read
         key = entry_key(raw)
         if where.wanted(key):
@@ -549,8 +549,8 @@ def page(entries: Entries, where: Filter, offset: int, limit: int) -> Page:
                 found.append(raw)
             total += 1
             if key.type:
-                counts[key.type] = counts.get(key.type, 0) + 1
-    return Page(found, total, dict(sorted(counts.items())))
+                tally[key.type] = tally.get(key.type, 0) + 1
+    return Page(found, total, dict(sorted(tally.items())))
 
 
 def matching(entries: Entries, where: Filter) -> Iterator[bytes]:
