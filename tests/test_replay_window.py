@@ -18,11 +18,12 @@ from conftest import MockdFactory, RunningMockd, mocks_config, ws_mock
 from httpclient import acall
 
 from mockd import replay as replaying
+from mockd.events import StreamEvents
 from mockd.recording.format import ConnectionRecord, Frame, Metadata, Recording, Stats, WebSocketSection, rfc3339
 from mockd.recording.store import Store
 from mockd.replay import ReplayOptions, ReplaySource, StepWindow, plan, prepare
 
-FRAMES = 5000  # more than two windows (replay.WINDOW is 2048)
+FRAMES = 20_000  # more than two windows (replay.WINDOW is 8192)
 
 
 def long_recording(frames: int = FRAMES, client_every: int = 0) -> Recording:
@@ -158,3 +159,14 @@ async def test_a_replay_of_a_missing_connection_is_400(long_server: tuple[Runnin
     server, recording_id, _ = long_server
     reply = await acall("POST", f"{server.admin_url}/stream-recordings/{recording_id}/replay", {"connection": 9})
     assert reply.status == 400 and "connection 9" in reply.json()["message"]
+
+
+async def test_replays_of_a_stored_recording_share_a_plan_that_fits() -> None:
+    replays = replaying.Replays(StreamEvents())
+    recording = long_recording(300)
+    options = ReplayOptions(connection=1)
+    source = ReplaySource.of(recording, options)
+    first = await replays.prepare(source, options, shared=True)
+    assert await replays.prepare(source, options, shared=True) is first
+    assert await replays.prepare(source, ReplayOptions(connection=1, timing_scale=2), shared=True) is not first
+    assert await replays.prepare(source, options, shared=False) is not first  # a running session's: read again

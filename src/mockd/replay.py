@@ -157,7 +157,7 @@ def plan_steps(entries: Iterable[Frame | SseEvent], opened_ms: int, options: Rep
 
 # --- reading a plan ahead of its schedule ------------------------------------------------------------
 
-WINDOW = 2048  # steps read ahead; a replay holds at most about twice this many
+WINDOW = 8192  # steps read ahead; a replay holds at most about this many (a plan that fits is shared)
 READ_PAGE = 256  # entries decoded per call while a replay plays (the GIL is held that long)
 
 
@@ -230,9 +230,18 @@ def prepare(source: ReplaySource, options: ReplayOptions, known_sends: int | Non
     return Prepared(first, steps, known_sends)
 
 
+SHARED_PLANS = 8  # plans kept for later replays of the same recording (each at most WINDOW steps)
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    cache[key] = value
+    while len(cache) > SHARED_PLANS:
+        cache.popitem(last=False)
+
+
 class StepWindow:
-    """A replay's steps in order, read ahead of the schedule in a worker thread whenever fewer than
-    ``WINDOW`` wait, so the event loop never reads the file while a deadline is near."""
+    """A replay's steps in order, read ahead of the schedule in a worker thread whenever fewer than half
+    of ``WINDOW`` wait, so the event loop never reads the file while a deadline is near."""
 
     def __init__(self, prepared: Prepared) -> None:
         self._buffer: deque[Step] = deque(prepared.first)
@@ -257,7 +266,7 @@ class StepWindow:
         return bool(more)
 
     async def next(self) -> Step | None:
-        if len(self._buffer) < WINDOW:
+        if len(self._buffer) < WINDOW // 2:
             self._read_more()
         while not self._buffer:
             if not await self._take_read():
@@ -644,14 +653,25 @@ class Replays:
     def __init__(self, events: StreamEvents) -> None:
         self.events = events
         self.sessions: OrderedDict[str, ReplaySession] = OrderedDict()
-        # frames sent by the plans of long stored recordings, by (recording, connection, mode): counted once
-        self.counted: OrderedDict[tuple[str, int, str], int] = OrderedDict()
+        # what replays of one stored recording share: plans that fit in a window, whole (by recording,
+        # connection, mode and timing scale), and the frame counts of longer ones (scale aside)
+        self._plans: OrderedDict[tuple[str, int, str, float], Prepared] = OrderedDict()
+        self._counts: OrderedDict[tuple[str, int, str], int] = OrderedDict()
 
-    def remember_count(self, key: tuple[str, int, str], prepared: Prepared) -> None:
-        if prepared.rest is not None:
-            self.counted[key] = prepared.total_sends
-            while len(self.counted) > KEEP_FINISHED:
-                self.counted.popitem(last=False)
+    async def prepare(self, source: ReplaySource, options: ReplayOptions, shared: bool) -> Prepared:
+        """The plan's first window (read in a worker thread); ``shared``: a stored recording's, which
+        other replays of it reuse (the file does not change once finished)."""
+        plan_key = (source.head.id, source.connection, options.mode, options.timing_scale)
+        count_key = plan_key[:3]
+        if shared and plan_key in self._plans:
+            self._plans.move_to_end(plan_key)
+            return self._plans[plan_key]
+        prepared = await asyncio.to_thread(prepare, source, options, self._counts.get(count_key) if shared else None)
+        if shared and prepared.rest is None:
+            _remember(self._plans, plan_key, prepared)
+        elif shared:
+            _remember(self._counts, count_key, prepared.total_sends)
+        return prepared
 
     def create(self, source: ReplaySource, options: ReplayOptions, prepared: Prepared) -> ReplaySession:
         """A pending replay of ``source``'s connection (its first window read by :func:`prepare`)."""

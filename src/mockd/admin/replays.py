@@ -16,7 +16,7 @@ from mockd.recording.format import decode_recording
 from mockd.recording.session import Recorder
 from mockd.recording.store import StoreError
 from mockd.replay import (ReplayBadRequest, ReplayConflict, ReplayError, ReplayOptions, Replays, ReplaySession,
-                          ReplaySource, check_replayable, prepare)
+                          ReplaySource, check_replayable)
 
 
 class AdvanceRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -66,14 +66,11 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
         replays: Replays = request.app[key].replays
         try:
             source = await _source(recorder, recording_id, options)
-            counted = (recording_id, source.connection, options.mode)
-            prepared = await asyncio.to_thread(prepare, source, options, replays.counted.get(counted))
+            prepared = await replays.prepare(source, options, shared=recording_id not in recorder.sessions)
         except ReplayError as exc:
             raise ApiError(400, "invalid_replay", str(exc)) from None
         except StoreError as exc:
             raise ApiError(exc.status, exc.code, exc.message) from None
-        if recording_id not in recorder.sessions:
-            replays.remember_count(counted, prepared)
         replay = replays.create(source, options, prepared)
         return json_response(ReplayStarted(session_id=replay.id, status=replay.status), 201)
 
