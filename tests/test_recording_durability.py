@@ -21,8 +21,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from conftest import MockdFactory, RunningMockd, mocks_config, wait_until, ws_mock
-from httpclient import acall
 from crashes import assert_everything_confirmed_at_t_is_recorded, echo_until_killed, text_frames_by_connection
+from httpclient import acall
+from test_recording_pages import frames_by_page
 
 DEADLINE = 10.0  # for anything that should happen "soon" on a noisy two-core machine
 ECHO_CONFIG = mocks_config(ws_mock("echo", "/ws/echo"))
@@ -97,23 +98,10 @@ async def test_kill_9_loses_nothing_relayed_200ms_before_and_recovers_as_incompl
     fetched = await acall("GET", f"{restarted.admin_url}/stream-recordings/{recording_id}")
     assert fetched.status == 200
     assert fetched.json() == recording
-    assert await all_frames_by_page(restarted, recording_id) == recording["websocket"]["frames"]
+    paged, total = await frames_by_page(restarted, recording_id, size=97)  # a recovered recording pages too
+    assert paged == recording["websocket"]["frames"] and total == len(paged)
 
     assert_everything_confirmed_at_t_is_recorded(recording, killed.at_t)
-
-
-async def all_frames_by_page(server: RunningMockd, recording_id: str, size: int = 97) -> list[dict[str, Any]]:
-    """Every frame through ``GET …/frames`` pages (issue 16: a recovered recording pages too)."""
-    frames: list[dict[str, Any]] = []
-    while True:
-        reply = await acall("GET", f"{server.admin_url}/stream-recordings/{recording_id}/frames?offset={len(frames)}"
-                            f"&limit={size}")
-        assert reply.status == 200, reply.text
-        page = reply.json()
-        frames += page["frames"]
-        if len(page["frames"]) < size:
-            assert page["total"] == len(frames)
-            return frames
 
 
 # --- (b) graceful shutdown ------------------------------------------------------------------------

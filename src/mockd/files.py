@@ -4,9 +4,11 @@ one, never half of one). Used for recordings, the index, the ready file and the 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def write_atomically(path: Path, pieces: Iterable[bytes]) -> Path:
@@ -25,3 +27,18 @@ def write_atomically(path: Path, pieces: Iterable[bytes]) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def spool(directory: Path, pieces: Callable[[], Iterable[bytes]]) -> BinaryIO:
+    """What ``pieces()`` yields, written to an unnamed temporary file in ``directory`` (it goes when
+    closed) and rewound: an answer of any size in bounded memory, its length known before it is sent.
+    The caller closes it; on an error the file is closed here and the error raised."""
+    spooled = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - handed to the caller
+    try:
+        for piece in pieces():
+            spooled.write(piece)
+        spooled.seek(0)
+    except BaseException:
+        spooled.close()
+        raise
+    return spooled

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -16,6 +16,7 @@ from mockd.admin.openapi import operation, path_parameter, ref
 from mockd.answers import EventPage, ExchangePage, FramePage, RecordingList, Started
 from mockd.config import ConfigFile
 from mockd.convert import ConvertOptions, NoSuchConnection, NothingToConvert, convert_pieces
+from mockd.files import spool
 from mockd.jsonhttp import ApiError, json_response, read_model
 from mockd.recording.format import (Frame, HttpExchange, Recording, RecordingProtocol, SseEvent, Summary,
                                     decode_recording, head_bytes)
@@ -140,18 +141,13 @@ async def send_recording(request: web.Request, source: bytes | Path | BinaryIO,
 
 def spool_config(source: AbstractContextManager[RecordingReader], options: ConvertOptions, redact_value: str,
                  directory: Path) -> BinaryIO:
-    """Convert into an unnamed temporary file in the data directory (it goes when closed), so a
-    recording of any length converts in bounded memory and the answer has its ``Content-Length``."""
-    spooled = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - handed to send_spooled, which closes it
-    try:
+    """Convert into an unnamed temporary file in the data directory, so a recording of any length
+    converts in bounded memory and the answer has its ``Content-Length``."""
+    def converted() -> Iterator[bytes]:
         with source as reader:
-            for piece in convert_pieces(reader, options, redact_value):
-                spooled.write(piece)
-        spooled.seek(0)
-    except BaseException:
-        spooled.close()
-        raise
-    return spooled
+            yield from convert_pieces(reader, options, redact_value)
+
+    return spool(directory, converted)
 
 
 async def send_spooled(request: web.Request, spooled: BinaryIO,

@@ -11,9 +11,9 @@ import asyncio
 import base64
 import fnmatch
 import logging
-import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, Literal
 from ulid import ULID
 
 from mockd.events import MAX_CAPTURED_BODY, Connection, SseBlock, StreamEvents, WsFrame
+from mockd.files import spool
 from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpRequestRecord,
                                     HttpResponseRecord, Recording, RecordingProtocol, SseEvent, StopReason,
                                     encode_recording, rfc3339)
@@ -287,18 +288,13 @@ class RecordingSession:
 
 
 def _spool_live(journal: Path, directory: Path) -> BinaryIO:
-    """A running session's recording so far, written from its journal to an unnamed temporary file
-    (it goes when closed): the journal is read once, in pieces, whatever its length."""
-    spooled = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - the caller sends and closes it
-    try:
+    """A running session's recording so far, written from its journal to an unnamed temporary file:
+    the journal is read once, in pieces, whatever its length."""
+    def pieces() -> Iterator[bytes]:
         head, entries, count, size = assemble(journal, "recording", UNSET, time.time_ns())
-        for piece in encode_recording(head, entries, count, size):
-            spooled.write(piece)
-        spooled.seek(0)
-    except BaseException:
-        spooled.close()
-        raise
-    return spooled
+        return encode_recording(head, entries, count, size)
+
+    return spool(directory, pieces)
 
 
 class _LiveEntries:
