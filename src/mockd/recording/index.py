@@ -359,8 +359,9 @@ def _object(depth: int) -> bytes:
     return rb"\{(?:" + inner + rb")*+\}"
 
 
-_ENTRY = re.compile(_object(4), re.DOTALL)  # an HTTP exchange nests three deep (request → headers)
-_CHUNK = 1 << 22
+# an entry and what follows it; an HTTP exchange nests three deep (request → headers)
+_ENTRY = re.compile(rb"(" + _object(4) + rb")([,\]])", re.DOTALL)
+_CHUNK = 1 << 20
 
 
 _PROTOCOL = re.compile(rb'"protocol":"(websocket|sse|http)"')
@@ -385,24 +386,24 @@ def scan(path: Path, protocol: str) -> tuple[IndexBuilder, int]:
         entries_start = reader.find(ENTRY_LISTS[protocol])
         if reader.peek() == b"]":
             return builder, entries_start
+        add, match = builder.add, reader.match
         while True:
-            raw = reader.match(_ENTRY)
+            found = match(_ENTRY)
+            raw = found.group(1)
             if builder.first_entry is None:
                 builder.first_entry = raw
-            builder.add(len(raw), entry_key(raw))
-            following = reader.take(1)
-            if following == b"]":
+            add(len(raw), entry_key(raw))
+            if found.group(2) == b"]":
                 return builder, entries_start
-            if following != b",":
-                raise IndexError_(f"{path.name}: no ',' or ']' after entry {len(builder.starts)}")
 
 
 class _Reader:
-    """A file read forwards in pieces, with the position of the next byte in the file."""
+    """A file read forwards in pieces into one buffer (what was matched is dropped from its front in
+    place), with the file position of the next byte."""
 
     def __init__(self, handle: BinaryIO) -> None:
         self.handle = handle
-        self.buffer = b""
+        self.buffer = bytearray()
         self.at = 0  # position in buffer
         self.base = 0  # the file position of buffer[0]
         self.chunk = _CHUNK
@@ -412,8 +413,9 @@ class _Reader:
         if not piece:
             return False
         self.base += self.at
-        self.buffer = self.buffer[self.at:] + piece
+        del self.buffer[:self.at]
         self.at = 0
+        self.buffer += piece
         return True
 
     def find(self, marker: bytes) -> int:
@@ -430,19 +432,14 @@ class _Reader:
             return b""
         return self.buffer[self.at:self.at + 1]
 
-    def take(self, count: int) -> bytes:
-        piece = self.peek()[:count]
-        self.at += len(piece)
-        return piece
-
-    def match(self, pattern: re.Pattern[bytes]) -> bytes:
+    def match(self, pattern: re.Pattern[bytes]) -> re.Match[bytes]:
         while (found := pattern.match(self.buffer, self.at)) is None:
             self.chunk *= 2  # an entry longer than what is read: read more each time
             if not self._more():
-                raise IndexError_(f"an entry at byte {self.base + self.at} does not end")
+                raise IndexError_(f"no entry followed by ',' or ']' at byte {self.base + self.at}")
         self.chunk = _CHUNK
         self.at = found.end()
-        return found.group()
+        return found
 
 
 # --- pages ------------------------------------------------------------------------------------------
