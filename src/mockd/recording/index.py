@@ -430,7 +430,7 @@ class _Reader:
     def peek(self) -> bytes:
         if self.at >= len(self.buffer) and not self._more():
             return b""
-        return self.buffer[self.at:self.at + 1]
+        return bytes(self.buffer[self.at:self.at + 1])
 
     def match(self, pattern: re.Pattern[bytes]) -> re.Match[bytes]:
         while (found := pattern.match(self.buffer, self.at)) is None:
