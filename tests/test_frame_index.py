@@ -241,3 +241,20 @@ def test_removing_a_recording_removes_its_index(tmp_path: Path) -> None:
     assert not orphan.exists()
     with pytest.raises(StoreError):
         store.page(removed, Filter(), 0, 1)
+
+
+def test_an_index_without_postings_still_pages_unfiltered_without_reading_keys(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HTTP recording of more exchanges than MAX_KEYS (each exchange is a key): no postings, yet an
+    unfiltered page is read by position and its counts come from the header."""
+    monkeypatch.setattr(frame_index, "MAX_KEYS", 8)
+    store = new_store(tmp_path)
+    recording_id = saved(store, http_recording(40))
+    with store.entries(recording_id) as entries:
+        assert entries.postings is None and entries.count == 40
+    calls = []
+    monkeypatch.setattr(frame_index, "entry_key", lambda raw: calls.append(raw))
+    page = store.page(recording_id, Filter(), 30, 5)
+    assert [msgspec.json.decode(raw, type=HttpExchange).request.path for raw in page.entries] == [
+        f"/api/{i}" for i in range(30, 35)]
+    assert (page.total, page.types, calls) == (40, {}, [])

@@ -84,6 +84,7 @@ class IndexHeader(msgspec.Struct, rename="camel"):
     count: int
     offsets: str  # the array type of the entry starts: "I" or "Q"
     keys: list[Posting] | None  # None: more than MAX_KEYS, no postings
+    types: dict[str, int] | None = None  # how many entries have each type (None: more than MAX_KEYS types)
     version: int = VERSION
 
 
@@ -91,12 +92,19 @@ _header_decoder = msgspec.json.Decoder(IndexHeader)
 
 
 class _Postings:
-    """The entry numbers of each key, in order; given up (None) past MAX_KEYS keys."""
+    """The entry numbers of each key, in order, and how many entries have each type; each given up
+    (None) past MAX_KEYS keys or types."""
 
     def __init__(self) -> None:
         self.lists: dict[EntryKey, array[int]] | None = {}
+        self.types: dict[str, int] | None = {}
 
     def add(self, number: int, key: EntryKey) -> None:
+        if self.types is not None and key.type:
+            if key.type in self.types or len(self.types) < MAX_KEYS:
+                self.types[key.type] = self.types.get(key.type, 0) + 1
+            else:
+                self.types = None
         if self.lists is None:
             return
         numbers = self.lists.get(key)
@@ -135,7 +143,8 @@ class IndexBuilder:
         keys = None if lists is None else [Posting(*key, len(numbers)) for key, numbers in lists.items()]
         header = msgspec.json.encode(IndexHeader(
             file_size=info.st_size, file_mtime_ns=info.st_mtime_ns, entries_start=entries_start,
-            entries_end=entries_start + self.entries_size, count=len(self.starts), offsets=offsets, keys=keys))
+            entries_end=entries_start + self.entries_size, count=len(self.starts), offsets=offsets, keys=keys,
+            types=self._keys.types))
         lead = MAGIC + struct.pack("<I", len(header)) + header
         pieces = [lead + b"\0" * (-len(lead) % 8), _little(array(offsets, self.starts))]
         pieces += [_little(numbers) for numbers in (lists or {}).values()]
@@ -158,6 +167,7 @@ class Entries:
 
     count: int = 0
     postings: Mapping[EntryKey, Sequence[int]] | None = None
+    types: dict[str, int] | None = None  # how many entries have each type
 
     def raw(self, numbers: list[int]) -> list[bytes]:
         raise NotImplementedError
@@ -204,7 +214,7 @@ class FileIndex(_Spans):
     def __init__(self, header: IndexHeader, view: memoryview, body: int, handle: BinaryIO) -> None:
         super().__init__(handle)
         self.header = header
-        self.count = header.count
+        self.count, self.types = header.count, header.types
         width = struct.calcsize(header.offsets)
         self._starts = view[body:body + width * self.count].cast("I" if header.offsets == "I" else "Q")
         self._views: list[memoryview] = [self._starts]
@@ -269,7 +279,7 @@ class JournalEntries(_Spans):
             position += len(line)
         self._read = position
         self.count = len(self.starts)
-        self.postings = self._keys.lists
+        self.postings, self.types = self._keys.lists, self._keys.types
 
     def span(self, number: int) -> tuple[int, int]:
         return self.starts[number], self.ends[number]
@@ -285,7 +295,7 @@ class MemoryEntries(Entries):
         keys = _Postings()
         for number, raw in enumerate(encoded):
             keys.add(number, entry_key(raw))
-        self.postings = keys.lists
+        self.postings, self.types = keys.lists, keys.types
 
     def raw(self, numbers: list[int]) -> list[bytes]:
         return [self._encoded[number] for number in numbers]
@@ -463,7 +473,7 @@ class Filter:
 
 def select(entries: Entries, where: Filter, offset: int, limit: int) -> tuple[list[int], int] | None:
     """The numbers of the page's entries and how many match in all; None when the index has no
-    postings (too many keys) and the entries must be scanned (:func:`scan_page`)."""
+    postings (too many keys) and the entries must be read (:func:`page`)."""
     if where.everything:
         return list(range(min(offset, entries.count), min(offset + limit, entries.count))), entries.count
     if entries.postings is None:
@@ -495,6 +505,8 @@ def _nth(lists: list[Sequence[int]], rank: int, count: int) -> int:
 
 def type_counts(entries: Entries, where: Filter) -> dict[str, int] | None:
     """How many of the matching entries have each type (None: no postings to count them with)."""
+    if where.everything and entries.types is not None:
+        return dict(sorted(entries.types.items()))
     if entries.postings is None:
         return None
     counts: dict[str, int] = {}

@@ -264,7 +264,7 @@ class Store:
             try:
                 builder, entries_start = scan(path, self.summary(recording_id).protocol)
                 builder.write(index_path, path, entries_start)
-            except IndexError_ as exc:
+            except (IndexError_, msgspec.DecodeError) as exc:
                 log.warning("recording %s has no frame index, so it is read whole: %s", recording_id, exc)
                 return False
             except FileNotFoundError:
@@ -302,6 +302,7 @@ class Store:
         entries = [encode_entry(item) for item in recording.entries()]
         head = without_entries(recording)
         path = self._write(recording.id, head, entries, len(entries), sum(map(len, entries)))
+        recording.stats.file_size_bytes = head.stats.file_size_bytes
         return self._written(recording.id, path, summarize(head))
 
     def finish_journal(self, recording_id: str, status: str, stop_reason: str, end_ns: int | None = None) -> Summary:
