@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,10 +55,8 @@ def spawn(command: list[str], core: int, **options: Any) -> subprocess.Popen[byt
     process = subprocess.Popen(command, **options)
     cores = _cores(core)
     if cores:
-        try:
+        with suppress(ProcessLookupError):
             os.sched_setaffinity(process.pid, cores)
-        except ProcessLookupError:
-            pass
     return process
 
 

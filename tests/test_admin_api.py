@@ -117,7 +117,7 @@ def schema_errors(value: Any, schema: dict[str, Any], document: dict[str, Any], 
     if "type" in schema:
         types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         if not any(_TYPES[name](value) for name in types):
-            return errors + [f"{where}: {value!r:.60} is not of type {types}"]
+            return [*errors, f"{where}: {value!r:.60} is not of type {types}"]
     if "enum" in schema and value not in schema["enum"]:
         errors.append(f"{where}: {value!r:.60} not in {schema['enum']}")
     if "const" in schema and value != schema["const"]:

@@ -30,13 +30,13 @@ import pytest
 
 pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
 
-from aiohttp import web  # noqa: E402
-from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
+from aiohttp import web
+from playwright.async_api import Browser, Page, async_playwright
 
-from chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium  # noqa: E402
-from conftest import MockdFactory, RunningMockd, http_mock, mocks_config, wait_until  # noqa: E402
-from httpclient import Reply, acall  # noqa: E402
-from upstreams import serve_app  # noqa: E402
+from chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from conftest import MockdFactory, RunningMockd, http_mock, mocks_config, wait_until
+from httpclient import Reply, acall
+from upstreams import serve_app
 
 require_chromium()
 
@@ -222,7 +222,8 @@ def refusals(server: RunningMockd) -> list[str]:
             if entry.get("level") == "warning" and entry.get("logger") != "mockd.access"]
 
 
-async def reached_mockd(server: RunningMockd, method: str, path: str, origin: str, count: int = 1) -> list[dict[str, Any]]:
+async def reached_mockd(server: RunningMockd, method: str, path: str, origin: str,
+                        count: int = 1) -> list[dict[str, Any]]:
     """Wait until mockd has logged ``count`` such requests from ``origin``; returns them."""
     await wait_until(lambda: len(admin_requests(server, method, path, origin)) >= count,
                      f"{count} x {method} {path} from {origin} in mockd's access log;\nseen:\n{seen(server)}")

@@ -14,17 +14,17 @@ import pytest
 
 pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
 
-from playwright.async_api import (  # noqa: E402
+from playwright.async_api import (
     ConsoleMessage,
     Error as PlaywrightError,
     async_playwright,
 )
 
-from websockets.asyncio.server import ServerConnection  # noqa: E402
+from websockets.asyncio.server import ServerConnection
 
-from chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium  # noqa: E402
-from conftest import MockdFactory, RunningMockd, mocks_config  # noqa: E402
-from upstreams import proxy_mock, raw_server, ws_upstream  # noqa: E402
+from chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from conftest import MockdFactory, RunningMockd, mocks_config
+from upstreams import proxy_mock, raw_server, ws_upstream
 
 require_chromium()
 

@@ -636,10 +636,7 @@ def test_convert_gives_a_config_that_serve_loads(recorded: Recorded, mockd: Mock
 def test_delete_soft_permanent_and_vacuum(recorded: Recorded, mockd: MockdFactory, tmp_path: Path, nobody: str,
                                           mode: str) -> None:
     data_dir = recorded.copy(tmp_path / "data")
-    if mode == "live":
-        url = mockd.start(CONFIG, data_dir=data_dir).admin_url
-    else:
-        url = nobody
+    url = mockd.start(CONFIG, data_dir=data_dir).admin_url if mode == "live" else nobody
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         result = offline(url, data_dir, *args) if mode == "offline" else sr(url, *args)
@@ -692,7 +689,7 @@ def test_without_a_terminal_and_without_force_it_refuses(recorded: Recorded, tmp
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     # One clear line; offline, the notice may come first if the data directory was opened.
-    assert len(lines) == 1 or mode == "offline" and len(lines) == 2 and str(data_dir) in lines[0], result.stderr
+    assert len(lines) == 1 or (mode == "offline" and len(lines) == 2 and str(data_dir) in lines[0]), result.stderr
     assert "--force" in lines[-1] and "Traceback" not in result.stderr
     assert recording_files(data_dir) == before
 
@@ -844,7 +841,7 @@ ID_COMMANDS = [["show", "{id}"], ["export", "{id}"], ["convert", "{id}"], ["dele
 @pytest.mark.parametrize("mode", ["live", "offline"])
 def test_ambiguous_prefix_names_the_candidates(recorded: Recorded, tmp_path: Path, nobody: str, mode: str,
                                                command: list[str]) -> None:
-    prefix = os.path.commonprefix(recorded.ids)
+    prefix = os.path.commonprefix(recorded.ids)  # noqa: RUF071 - the ids' common characters, not a path
     assert prefix, recorded.ids
     args = [a.replace("{id}", prefix) for a in command]
     if mode == "live":

@@ -54,7 +54,8 @@ def test_concatenated_parts_add_up(parts: list[tuple[int, str]]) -> None:
     (ws_mock(scenario={"steps": [{"type": "jump"}]}), "websocket.scenario.steps[0].type: invalid value 'jump'"),
     (ws_mock(matchers=[{"match": {"type": "json", "path": "$[["}, "response": {"value": "x"}}]),
      "websocket.matchers[0].match.path: invalid JSONPath"),
-    (ws_mock(matchers=[{"match": {"type": "exact"}, "response": {"value": "x"}}]), "match type 'exact' needs a string value"),
+    (ws_mock(matchers=[{"match": {"type": "exact"}, "response": {"value": "x"}}]),
+     "match type 'exact' needs a string value"),
     (ws_mock(defaultResponse={"type": "binary", "value": "not base64!"}), "must be base64"),
     (ws_mock(scenario={"steps": [{"type": "close", "code": 1006}]}), "close code 1006 may not be sent"),
     ({"id": "a", "type": "grpc"}, "type: unknown mock type 'grpc'"),
@@ -95,7 +96,8 @@ def test_broken_json_is_reported_as_json_and_broken_yaml_with_its_line() -> None
 
 
 def test_duplicate_ids_across_files_name_both(tmp_path: Path) -> None:
-    body = '{"version": "1.0", "mocks": [{"id": "same", "type": "http", "http": {"matcher": {"path": "/"}, "response": {}}}]}'
+    body = ('{"version": "1.0", "mocks": [{"id": "same", "type": "http", '
+            '"http": {"matcher": {"path": "/"}, "response": {}}}]}')
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     first.write_text(body)
     second.write_text(body)

@@ -201,7 +201,7 @@ def step_view(step: Any) -> StepView:
         return ("send", message.type, message.value, ms(message.delay), message.template)
     if isinstance(step, ExpectStep):
         match = step.match
-        if match is None or match.type == "any" and match.message_type is None:
+        if match is None or (match.type == "any" and match.message_type is None):
             return ("expect", "any")
         return ("expect", match.type, match.value, match.message_type)
     if isinstance(step, WaitStep):
@@ -468,7 +468,7 @@ def test_connections_with_nothing_to_reproduce_are_skipped(first: list[Frame], o
     _, mock = loaded(recording, **options)
     assert mock.id == f"{RECORDING_ID}-2"
     assert scenario(mock) == [send("real", 10)]
-    with pytest.raises(NothingToConvert, match="^connection 1 has no frames a mock could reproduce$"):
+    with pytest.raises(NothingToConvert, match=r"^connection 1 has no frames a mock could reproduce$"):
         convert(recording, ConvertOptions(connection=1, **options))
 
 
@@ -478,7 +478,7 @@ def test_connections_with_nothing_to_reproduce_are_skipped(first: list[Frame], o
     ([frame("c2s", "text", "only the client spoke", 3)], {"include_client_messages": False}),
 ], ids=["empty", "only-pongs", "only-client-without-client-messages"])
 def test_nothing_to_convert(frames: list[Frame], options: dict[str, Any]) -> None:
-    with pytest.raises(NothingToConvert, match="^the recording has no frames a mock could reproduce$"):
+    with pytest.raises(NothingToConvert, match=r"^the recording has no frames a mock could reproduce$"):
         convert(ws_recording(frames, connections=ROOMS), ConvertOptions(**options))
 
 
@@ -1004,7 +1004,7 @@ def reference_has_steps(frames: list[Frame], include_client_messages: bool) -> b
             if item.type in ("text", "binary") and include_client_messages:
                 return True
             client_closed = client_closed or item.type == "close"
-        elif item.type in ("text", "binary", "ping") or item.type == "close" and not client_closed:
+        elif item.type in ("text", "binary", "ping") or (item.type == "close" and not client_closed):
             return True
     return False
 

@@ -659,13 +659,15 @@ async def test_an_upstream_dropping_inside_a_frame_ends_the_client_without_a_clo
             else:
                 up.writer.close()
             rest = await client.rest()
-            assert rest == b"", f"after a cut frame nothing may follow (a close frame would be read as payload): {rest!r}"
+            assert rest == b"", \
+                f"after a cut frame nothing may follow (a close frame would be read as payload): {rest!r}"
 
         # mockd is unharmed: the next connection relays both ways
         assert server.process.poll() is None
         async with raw_client(server, "/after-cut") as again:
             up = await upstream.next_connection()
-            ask, tell = wire_frame(Opcode.TEXT, b"still there?", mask=b"\x01\x01\x01\x01"), wire_frame(Opcode.TEXT, b"yes")
+            ask, tell = (wire_frame(Opcode.TEXT, b"still there?", mask=b"\x01\x01\x01\x01"),
+                         wire_frame(Opcode.TEXT, b"yes"))
             await again.send(ask)
             assert await up.receive_exactly(len(ask)) == ask
             await up.send(tell)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import random
 import signal
@@ -243,7 +244,7 @@ async def test_streamed_response_is_relayed_chunk_by_chunk_as_it_arrives(mockd: 
     # timing: each unit reached the client before the upstream sent the next one
     sent, seen = exchange.sent_at, arrival_times(response, units)
     assert len(sent) == len(seen) == UNITS
-    gaps = [later - earlier for earlier, later in zip(seen, seen[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(seen)]
     assert min(gaps) >= MIN_GAP, f"units arrived bunched together: gaps {gaps}"
     assert seen[0] < sent[-1] - 2 * PACE, "the first unit arrived only when the stream was nearly over"
     late = [index for index in range(UNITS - 1) if seen[index] >= sent[index + 1]]

@@ -126,7 +126,7 @@ async def test_messages_byte_for_byte_in_order_both_directions(
                 await client.send(message)
             await client.send(["frag", "ment", "ed ✓"])  # a fragmented message arrives as one message
             await client.send([b"\x00bin", b"ary\xff"])
-            expected = c2s + ["fragmented ✓", b"\x00binary\xff"]
+            expected = [*c2s, "fragmented ✓", b"\x00binary\xff"]
             echoed = [await recv(client) for _ in expected]
         assert typed(upstream_received) == typed(expected)
         assert typed(echoed) == typed(expected)

@@ -324,7 +324,8 @@ async def ws_endpoint(server: RunningMockd, origin: Origin, scenario: Json | Non
         yield path
         return
     prefix = fresh("wsproxy")
-    async with ws_upstream(upstream_handler, subprotocols=[SUBPROTOCOL], select_subprotocol=pick_subprotocol) as upstream:
+    async with ws_upstream(upstream_handler, subprotocols=[SUBPROTOCOL],
+                           select_subprotocol=pick_subprotocol) as upstream:
         await add_mock(server, proxy_mock(upstream.url, prefix, mock_id=prefix.strip("/")))
         yield f"{prefix}/chat"
 
@@ -1371,7 +1372,8 @@ def test_stop_and_export_accept_an_empty_body(shared: RunningMockd, action: str,
 def test_export_returns_the_file_bytes_as_an_attachment(shared: RunningMockd, basic_run: WsRun,
                                                         reference: str) -> None:
     recording_id = basic_run.recording["id"]
-    reply = admin(shared, "POST", f"/stream-recordings/{recording_id if reference == 'full' else recording_id[:12]}/export")
+    reply = admin(shared, "POST",
+                  f"/stream-recordings/{recording_id if reference == 'full' else recording_id[:12]}/export")
     assert reply.status == 200
     assert reply.body == recording_file(shared, recording_id).read_bytes()
     assert reply.headers["Content-Disposition"] == f'attachment; filename="{recording_id}.json"'

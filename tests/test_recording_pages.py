@@ -175,13 +175,14 @@ def test_stats_sessions_and_the_list_never_read_the_recordings(mockd: MockdFacto
     """Issue 16 point 4: they answer from the summary index and the sessions' counters — shown by
     replacing a recording's file with garbage behind the server's back (reading it would fail)."""
     data_dir = tmp_path / "data"
-    sse_id, http_id = write_recordings(data_dir)
+    sse_id, _http_id = write_recordings(data_dir)
     server = mockd.start(None, data_dir=data_dir)
     (data_dir / f"{sse_id}.json").write_bytes(b"\0" * 1000)
     stats = call("GET", f"{server.admin_url}/stream-recordings/stats")
     assert stats.status == 200 and (stats.json()["sseCount"], stats.json()["httpCount"]) == (1, 1)
     listed = call("GET", f"{server.admin_url}/stream-recordings?protocol=sse").json()
-    assert [summary["id"] for summary in listed["recordings"]] == [sse_id] and listed["recordings"][0]["frameCount"] == 9
+    assert [summary["id"] for summary in listed["recordings"]] == [sse_id] \
+        and listed["recordings"][0]["frameCount"] == 9
     sessions = call("GET", f"{server.admin_url}/stream-recordings/sessions")
     assert sessions.status == 200 and sessions.json() == []
     for path in ("/frames", "", "?entries=false"):  # the file itself is unreadable now: said so, not a 500

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import pytest
@@ -235,7 +235,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.model[recording_id] = replace(self.model[recording_id], name=name + "-renamed")
         self.store = open_store(self.directory)
 
-    @rule(recording_id=foreign_ids, content=st.sampled_from([b"", b"garbage", b"{}", b'{"id": 1}', b"[1]", b"\xff\xfe"]))
+    @rule(recording_id=foreign_ids,
+          content=st.sampled_from([b"", b"garbage", b"{}", b'{"id": 1}', b"[1]", b"\xff\xfe"]))
     def foreign_file_then_reopen(self, recording_id: str, content: bytes) -> None:
         if recording_id in self.foreign:
             return
@@ -250,10 +251,10 @@ class StoreMachine(RuleBasedStateMachine):
     @invariant()
     def listing_agrees(self) -> None:
         live = {recording_id for recording_id, entry in self.model.items() if not entry.deleted}
-        listed, total = self.store.list(ListQuery())
+        listed, total = self.store.summaries(ListQuery())
         assert {summary.id for summary in listed} == live
         assert total == len(live)
-        everything, total = self.store.list(ListQuery(include_deleted=True, sort_order="asc"))
+        everything, total = self.store.summaries(ListQuery(include_deleted=True, sort_order="asc"))
         assert total == len(self.model)
         assert [summary.id for summary in everything] == sorted(self.model, key=lambda i: self.model[i].start_time)
         for summary in everything:
@@ -262,10 +263,10 @@ class StoreMachine(RuleBasedStateMachine):
                 expected.name, expected.protocol, expected.start_time, expected.frame_count, expected.deleted)
             assert summary.path.startswith(f"/{expected.protocol}/")
             assert summary.file_size == self._size(summary.id)
-        by_size, _ = self.store.list(ListQuery(include_deleted=True, sort_by="size", sort_order="desc"))
+        by_size, _ = self.store.summaries(ListQuery(include_deleted=True, sort_by="size", sort_order="desc"))
         sizes = [summary.file_size for summary in by_size]
         assert sizes == sorted(sizes, reverse=True)
-        page, total = self.store.list(ListQuery(include_deleted=True, sort_order="asc", limit=2, offset=1))
+        page, total = self.store.summaries(ListQuery(include_deleted=True, sort_order="asc", limit=2, offset=1))
         assert total == len(self.model)
         assert [summary.id for summary in page] == [summary.id for summary in everything][1:3]
 
@@ -333,8 +334,8 @@ SMALL = "01AZ"  # a tiny alphabet, so that ids share long prefixes
 class FileAccess:
     """Every path the process opens, lists, stats, removes or renames while ``active``."""
 
-    EVENTS = {"open", "os.listdir", "os.scandir", "os.remove", "os.rename", "os.mkdir", "os.rmdir", "os.chmod",
-              "os.truncate", "os.utime", "shutil.rmtree", "os.link", "os.symlink"}
+    EVENTS: ClassVar[set[str]] = {"open", "os.listdir", "os.scandir", "os.remove", "os.rename", "os.mkdir", "os.rmdir",
+                                  "os.chmod", "os.truncate", "os.utime", "shutil.rmtree", "os.link", "os.symlink"}
 
     def __init__(self) -> None:
         self.active = False
@@ -419,13 +420,14 @@ def test_resolve_prefixes(tmp_path_factory: pytest.TempPathFactory, stored: list
 HOSTILE = ["../../etc/passwd", "..", ".", "/", "/etc/passwd", "%2e%2e", "%2e%2e%2fetc%2fpasswd", "..%2f..%2f",
            "....//....//etc/passwd", "\\..\\..\\windows", "01ARZ3NDEKTSV4RRFFQ69G5FAV/../../x",
            "01ARZ3NDEKTSV4RRFFQ69G5FAV.json", "../" + "7" * 26, "7" * 26 + "\x00", "\x00", "", " ", "a" * 10_000,
-           "0" * 27, "01ARZ3NDEKTSV4RRFFQ69G5FA!", "~", "$HOME", "*", "0*", "0?", "[0-9]", "01ARZ3NDEKTSV4RRFFQ69G5FA\n",
-           "ÖÄ", "０１"]
+           "0" * 27, "01ARZ3NDEKTSV4RRFFQ69G5FA!", "~", "$HOME", "*", "0*", "0?", "[0-9]",
+           "01ARZ3NDEKTSV4RRFFQ69G5FA\n", "ÖÄ", "０１"]
 
 
 def hostile_operations(store: Store, reference: str) -> list[tuple[str, Any]]:
     return [("resolve", lambda: store.resolve(reference)), ("path_of", lambda: store.path_of(reference)),
-            ("journal_path", lambda: store.journal_path(reference)), ("read_bytes", lambda: store.read_bytes(reference)),
+            ("journal_path", lambda: store.journal_path(reference)),
+            ("read_bytes", lambda: store.read_bytes(reference)),
             ("load", lambda: store.load(reference)), ("soft_delete", lambda: store.soft_delete(reference)),
             ("delete_permanently", lambda: store.delete_permanently(reference))]
 
@@ -571,7 +573,7 @@ def test_store_lists_an_imported_go_file(tmp_path: Path) -> None:
     directory.mkdir(mode=0o700)
     (directory / f"{GO_SSE['id']}.json").write_text(json.dumps(GO_SSE))
     store = open_store(directory)
-    listed, total = store.list(ListQuery())
+    listed, total = store.summaries(ListQuery())
     assert total == 1 and listed[0].id == GO_SSE["id"] and listed[0].protocol == "sse"
     assert len(store.load(GO_SSE["id"]).entries()) == 2
 
@@ -596,13 +598,15 @@ def write_journal(path: Path, entries: list[Frame]) -> None:
 
 def numbered_frames(count: int) -> list[Frame]:
     return [Frame(direction="c2s" if n % 2 else "s2c", type="text", data=f"message {n} ünïcödé \"q\"",
-                  timestamp=rfc3339(BASE_NS + n * 1_000_000), relative_ms=n, size=len(f"message {n} ünïcödé \"q\"".encode()))
+                  timestamp=rfc3339(BASE_NS + n * 1_000_000), relative_ms=n,
+                  size=len(f"message {n} ünïcödé \"q\"".encode()))
             for n in range(count)]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(count=st.integers(1, 8), cut=st.floats(0, 1, exclude_max=True))
-def test_torn_last_line_is_dropped_and_only_it(tmp_path_factory: pytest.TempPathFactory, count: int, cut: float) -> None:
+def test_torn_last_line_is_dropped_and_only_it(tmp_path_factory: pytest.TempPathFactory, count: int,
+                                               cut: float) -> None:
     path = tmp_path_factory.mktemp("journal") / f"{JOURNAL_ID}.journal"
     entries = numbered_frames(count)
     write_journal(path, entries)
@@ -666,6 +670,6 @@ def test_store_recovers_a_torn_journal(tmp_path: Path) -> None:
     assert document["stats"]["fileSizeBytes"] == len(raw)
     assert [frame["data"] for frame in document["websocket"]["frames"]] == [f.data for f in entries[:4]]
     assert mode(path) == 0o600
-    listed, total = open_store(directory).list(ListQuery())
+    listed, total = open_store(directory).summaries(ListQuery())
     assert total == 1 and listed[0].status == "incomplete" and listed[0].frame_count == 4
     assert store.recover_journals() == []  # nothing left to recover

@@ -79,7 +79,8 @@ def test_get_and_export_send_the_file_from_disk_without_holding_it(mockd: MockdF
     assert export_headers["content-disposition"] == f'attachment; filename="{recording_id}.json"'
 
     grown = peak_rss(server) - before
-    assert grown < PEAK_GROWTH_LIMIT, f"peak RSS grew by {grown / 2**20:.0f} MB serving a {len(on_disk) / 2**20:.0f} MB file"
+    assert grown < PEAK_GROWTH_LIMIT, f"peak RSS grew by {grown / 2**20:.0f} MB serving a " \
+                                      f"{len(on_disk) / 2**20:.0f} MB file"
 
 
 def test_a_file_changed_behind_the_index_is_read_again(mockd: MockdFactory,

@@ -530,8 +530,8 @@ async def test_min_or_max_delay_alone_imply_simplify_timing_in_the_cli(world: Wo
         return result.stdout
 
     implied, explicit, plain = await asyncio.gather(
-        asyncio.to_thread(cli, "--min-delay", "1000"), asyncio.to_thread(cli, "--simplify-timing", "--min-delay", "1000"),
-        asyncio.to_thread(cli))
+        asyncio.to_thread(cli, "--min-delay", "1000"),
+        asyncio.to_thread(cli, "--simplify-timing", "--min-delay", "1000"), asyncio.to_thread(cli))
     assert implied == explicit != plain
     assert all(delay in (None, "0ms") for delay in send_delays(json.loads(implied)))
     api_answer = await convert(server, world.chat["id"], {"minDelay": 1000})

@@ -343,7 +343,7 @@ def test_byte_matches_do_not_parse_a_deep_body() -> None:
         "contains-without-value", "bad-base64", "base64-jsonEqual", "bad-ignore-path", "unknown-type"])
 def test_invalid_body_matchers_are_config_errors(fields: dict[str, Any], fragment: str) -> None:
     raw = {"id": "bad", "type": "http", "http": {"matcher": {"path": "/x", "body": fields}, "response": {}}}
-    with pytest.raises(ConfigError, match="http.matcher.body") as error:
+    with pytest.raises(ConfigError, match=r"http\.matcher\.body") as error:
         parse_mock(raw, "mock 'bad'")
     assert fragment in str(error.value)
 

@@ -78,9 +78,8 @@ def parse_stream(raw: bytes) -> Parsed:
         elif name == "id":
             if "\0" not in value:
                 last_id = value
-        elif name == "retry":
-            if value and all(c in "0123456789" for c in value):
-                parsed.retries.append(int(value))
+        elif name == "retry" and value and all(c in "0123456789" for c in value):
+            parsed.retries.append(int(value))
     parsed.pending = in_block or last != ""
     return parsed
 

@@ -11,6 +11,7 @@ Blocks are compared by ``(type, data, id, retry, comment)``; ``at_ns`` is when t
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -386,7 +387,7 @@ def test_property_any_split_parses_like_the_whole_stream(data: st.DataObject,
     # cut positions may repeat or sit at either end: empty chunks are legal input too
     cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=30), label="cuts"))
     bounds = [0, *cuts, len(raw)]
-    chunks = [raw[start:end] for start, end in zip(bounds, bounds[1:])]
+    chunks = [raw[start:end] for start, end in itertools.pairwise(bounds)]
     whole = parse(raw)
     assert whole == expected
     assert parse(*chunks) == whole

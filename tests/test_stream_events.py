@@ -306,7 +306,7 @@ async def test_ws_connection_opened_describes_the_request(running: Running, orig
         assert connection.remote is not None and connection.remote.startswith("127.0.0.1:")
         assert connection.closed_ns is None and recorder.of("closed") == []
     await until(is_closed(recorder), "connection_closed")
-    assert [event.kind for event in recorder.events][0] == "opened"
+    assert recorder.events[0].kind == "opened"
     assert recorder.events[-1].kind == "closed" and recorder.events[-1].connection is connection
     assert all(event.connection is connection for event in recorder.events)
 
@@ -380,7 +380,8 @@ async def test_ws_frame_timestamps_are_wall_clock_and_keep_the_pause(running: Ru
     by_data = {(frame.direction, frame.data): frame.at_ns for frame in recorder.frames if frame.type == "text"}
     gap = by_data[("c2s", "two")] - by_data[("c2s", "one")]
     client_gap = sent_two - sent_one
-    assert abs(gap - PAUSE * 1e9) <= PAUSE_TOLERANCE_NS or abs(gap - client_gap) <= PAUSE_TOLERANCE_NS, (gap, client_gap)
+    assert abs(gap - PAUSE * 1e9) <= PAUSE_TOLERANCE_NS or abs(gap - client_gap) <= PAUSE_TOLERANCE_NS, \
+        (gap, client_gap)
     assert gap >= PAUSE * 1e9 - PAUSE_TOLERANCE_NS
     echo_gap = by_data[("s2c", "two")] - by_data[("s2c", "one")]
     assert abs(echo_gap - gap) <= PAUSE_TOLERANCE_NS
@@ -555,5 +556,5 @@ async def test_sse_without_subscribers_works(running: Running, target: str, expe
     again = await http_stream(running.port, "GET", target)
     assert again.body == expected_body
     await until(is_closed(recorder), "connection_closed")
-    assert [event.kind for event in recorder.events][0] == "opened"
+    assert recorder.events[0].kind == "opened"
     assert len(recorder.blocks) == 5

@@ -96,7 +96,8 @@ async def acurl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 async def admin(server: RunningMockd, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     result = await acurl(f"{server.admin_url}{path}", "-X", method, "-w", "\n%{http_code}",
-                         *(["-H", "Content-Type: application/json", "-d", json.dumps(body)] if body is not None else []))
+                         *(["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+                           if body is not None else []))
     text, _, status = result.stdout.rpartition("\n")
     return int(status), json.loads(text) if text else None
 
@@ -161,7 +162,7 @@ async def test_a_tls_failure_is_a_502_naming_why_and_a_warning_in_the_log(
     if issue == "name mismatch":
         cert = authority.issue_cert("other.example")
     elif issue == "expired":
-        past = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+        past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
         cert = authority.issue_cert("localhost", not_before=past, not_after=past + datetime.timedelta(days=1))
     else:
         cert = authority.issue_cert("localhost")

@@ -52,7 +52,7 @@ async def test_several_upstreams_by_prefix_longest_first_and_ws_urls_serve_plain
         upgraded = await chat.next_connection()
         assert upgraded.request is not None and upgraded.request.path == "/ws/chat"
 
-        status, listed = await afetch(f"{server.admin_url}/mocks")
+        _status, listed = await afetch(f"{server.admin_url}/mocks")
         ids = [mock["id"] for mock in json.loads(listed)["mocks"]]
         assert ids == ["local", "upstream:/api/v2", "upstream:/api", "upstream:/ws", "upstream:/"]
 
@@ -109,9 +109,10 @@ async def test_start_takes_every_serve_flag_and_prints_its_stop_command(tmp_path
     config = write_config(tmp_path, mocks_config(http_mock("hello", "/hello", "hi")))
     async with http_upstream() as api:
         started = await asyncio.to_thread(
-            run_mockd, "start", "--config", config.name, "--port", "0", "--admin-port", "0", "--data-dir", str(detached),
-            "--tls-self-signed", "--access-log", "--log-format", "json", "--upstream", f"/api={api.url}",
-            "--upstream", f"/other={api.url}", cwd=tmp_path)  # a relative --config: resolved before detaching
+            run_mockd, "start", "--config", config.name, "--port", "0", "--admin-port", "0",
+            "--data-dir", str(detached), "--tls-self-signed", "--access-log", "--log-format", "json",
+            "--upstream", f"/api={api.url}", "--upstream", f"/other={api.url}",
+            cwd=tmp_path)  # a relative --config: resolved before detaching
         assert started.returncode == 0, started.stderr
         ready = json.loads((detached / "mockd.ready").read_text())
         assert ready["mockUrl"].startswith("https://")

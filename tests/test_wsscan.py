@@ -3,6 +3,8 @@ library (an independent implementation), fed in arbitrary chunks."""
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
@@ -15,10 +17,7 @@ SIZES = st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 70000])
 @st.composite
 def frames(draw: st.DrawFn) -> Frame:
     kind = draw(st.sampled_from([Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG, Opcode.CLOSE]))
-    if kind in (Opcode.TEXT, Opcode.BINARY):
-        size = draw(SIZES)
-    else:
-        size = draw(st.sampled_from([0, 2, 125]))
+    size = draw(SIZES) if kind in (Opcode.TEXT, Opcode.BINARY) else draw(st.sampled_from([0, 2, 125]))
     return Frame(kind, b"x" * size, fin=True)
 
 
@@ -28,7 +27,7 @@ def wire(frame: Frame, mask: bool) -> bytes:
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({0, len(data), *(cut % (len(data) + 1) for cut in cuts)})
-    return [data[start:end] for start, end in zip(points, points[1:])]
+    return [data[start:end] for start, end in itertools.pairwise(points)]
 
 
 @settings(max_examples=200, deadline=None)

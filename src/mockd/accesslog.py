@@ -25,7 +25,7 @@ log = logging.getLogger("mockd.access")
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer
 # Set on a request by whatever answered it: a mock's id, or "replay <id>".
-ANSWERED_BY = web.RequestKey("mockd.answered_by", str)
+ANSWERED_BY: web.RequestKey[str | None] = web.RequestKey("mockd.answered_by")
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 Describe = Callable[[str], str]  # a mock id -> how the line names it ("mock=chat", "upstream=https://…")

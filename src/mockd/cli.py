@@ -96,7 +96,8 @@ def _serve_options(kwargs: dict[str, Any]) -> Any:
         admin_host=kwargs["admin_host"], admin_port=kwargs["admin_port"], admin_token=kwargs["admin_token"],
         data_dir=kwargs["data_dir"], settings_path=kwargs["settings_path"], ready_file=kwargs.get("ready_file"),
         upstreams=list(kwargs["upstreams"]), log_format=kwargs["log_format"],
-        admin_allowed_hosts=list(kwargs["admin_allowed_hosts"]), admin_allow_origins=list(kwargs["admin_allow_origins"]),
+        admin_allowed_hosts=list(kwargs["admin_allowed_hosts"]),
+        admin_allow_origins=list(kwargs["admin_allow_origins"]),
         **{name: kwargs[name] for name in TLS_OPTIONS})
 
 

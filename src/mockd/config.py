@@ -80,7 +80,7 @@ def check_jsonpath(path: str, field: str) -> None:
 BodyMatchType = Literal["exact", "jsonEqual", "contains", "jsonPath"]
 
 
-class BodyMatch(_Model):
+class BodyMatch(_Model, frozen=True):
     """How a request body is matched: ``exact`` (byte for byte), ``jsonEqual`` (as JSON: key order and
     whitespace do not matter; ``ignore`` lists JSONPaths left out on both sides), ``contains`` (a
     substring), ``jsonPath`` (``path`` finds a value, equal to ``value`` when given)."""
@@ -106,7 +106,7 @@ class BodyMatch(_Model):
             if self.type not in ("exact", "contains"):
                 raise ValueError("encoding: base64 values work with exact and contains body matches")
             try:
-                base64.b64decode(self.value, validate=True)
+                base64.b64decode(self.value if isinstance(self.value, str) else "", validate=True)
             except binascii.Error:
                 raise ValueError("value: not valid base64") from None
 
@@ -114,7 +114,7 @@ class BodyMatch(_Model):
 RequestField = Literal["method", "path", "query", "headers", "body"]
 
 
-class HttpMatcher(_Model):
+class HttpMatcher(_Model, frozen=True):
     method: str | None = None
     path: str | None = None
     path_pattern: str | None = None
@@ -136,7 +136,7 @@ class HttpMatcher(_Model):
         return self.match_on is None or field in self.match_on
 
 
-class HttpResponse(_Model):
+class HttpResponse(_Model, frozen=True):
     status_code: int = 200
     headers: dict[str, str] = {}
     body: Any = None
@@ -155,7 +155,7 @@ class HttpResponse(_Model):
             raise ValueError("delayMs must not be negative")
 
 
-class SseEvent(_Model):
+class SseEvent(_Model, frozen=True):
     """One SSE block. Only the fields it has are written, so a block may be just a comment or a retry."""
 
     type: str | None = None
@@ -175,7 +175,7 @@ class SseEvent(_Model):
             raise ValueError("delay: must not be negative")
 
 
-class SseTiming(_Model):
+class SseTiming(_Model, frozen=True):
     initial_delay: int = 0
     fixed_delay: int = 0
     per_event_delays: list[int] = []
@@ -185,11 +185,11 @@ class SseTiming(_Model):
             raise ValueError("SSE delays must not be negative")
 
 
-class SseTermination(_Model):
+class SseTermination(_Model, frozen=True):
     final_event: SseEvent | None = None
 
 
-class SseLifecycle(_Model):
+class SseLifecycle(_Model, frozen=True):
     keepalive_interval: float = 0
     max_events: int = 0
     connection_timeout: float = 0
@@ -200,11 +200,11 @@ class SseLifecycle(_Model):
             raise ValueError("keepaliveInterval, maxEvents and connectionTimeout must not be negative")
 
 
-class SseResume(_Model):
+class SseResume(_Model, frozen=True):
     enabled: bool = False
 
 
-class SseConfig(_Model):
+class SseConfig(_Model, frozen=True):
     events: list[SseEvent] = []
     timing: SseTiming = SseTiming()
     lifecycle: SseLifecycle = SseLifecycle()
@@ -218,7 +218,7 @@ class SseConfig(_Model):
             raise ValueError("loop needs at least one event")
 
 
-class HttpSpec(_Model):
+class HttpSpec(_Model, frozen=True):
     matcher: HttpMatcher
     response: HttpResponse | None = None
     sse: SseConfig | None = None
@@ -233,7 +233,7 @@ class HttpSpec(_Model):
 MatchType = Literal["exact", "contains", "prefix", "suffix", "regex", "json", "any"]
 
 
-class MessageMatch(_Model):
+class MessageMatch(_Model, frozen=True):
     """How a client message is matched. A ``json`` match without ``value`` only asks that ``path`` exists."""
 
     type: MatchType = "any"
@@ -256,11 +256,11 @@ class MessageMatch(_Model):
             check_jsonpath(self.path, "path")
         elif self.type != "any" and not isinstance(self.value, str):
             raise ValueError(f"match type {self.type!r} needs a string `value`")
-        if self.type == "regex":
+        if self.type == "regex" and isinstance(self.value, str):
             _check_regex(self.value, "value")
 
 
-class WsMessage(_Model):
+class WsMessage(_Model, frozen=True):
     """A message the mock sends: text, JSON (serialised compactly) or binary (base64 in the config)."""
 
     type: Literal["text", "json", "binary"] = "text"
@@ -274,12 +274,12 @@ class WsMessage(_Model):
             raise ValueError(f"a {self.type} message needs a string `value`")
         if self.type == "binary":
             try:
-                base64.b64decode(self.value, validate=True)
+                base64.b64decode(self.value if isinstance(self.value, str) else "", validate=True)
             except binascii.Error:
                 raise ValueError("a binary message `value` must be base64") from None
 
 
-class WsMatcher(_Model):
+class WsMatcher(_Model, frozen=True):
     match: MessageMatch = MessageMatch()
     response: WsMessage | None = None
     no_response: bool = False
@@ -289,11 +289,11 @@ class WsMatcher(_Model):
             raise ValueError("a matcher needs a `response` or `noResponse: true`")
 
 
-class SendStep(_Model, tag="send", tag_field="type"):
+class SendStep(_Model, tag="send", tag_field="type", frozen=True):
     message: WsMessage
 
 
-class ExpectStep(_Model, tag="expect", tag_field="type"):
+class ExpectStep(_Model, tag="expect", tag_field="type", frozen=True):
     match: MessageMatch | None = None
     timeout: Duration = "30s"
     optional: bool = False
@@ -302,18 +302,18 @@ class ExpectStep(_Model, tag="expect", tag_field="type"):
         _check_duration(self.timeout, "timeout")
 
 
-class WaitStep(_Model, tag="wait", tag_field="type"):
+class WaitStep(_Model, tag="wait", tag_field="type", frozen=True):
     duration: Duration
 
     def __post_init__(self) -> None:
         _check_duration(self.duration, "duration")
 
 
-class PingStep(_Model, tag="ping", tag_field="type"):
+class PingStep(_Model, tag="ping", tag_field="type", frozen=True):
     data: str = ""
 
 
-class CloseStep(_Model, tag="close", tag_field="type"):
+class CloseStep(_Model, tag="close", tag_field="type", frozen=True):
     code: int = 1000
     reason: str = ""
     delay: Duration | None = None
@@ -333,13 +333,13 @@ class CloseStep(_Model, tag="close", tag_field="type"):
 ScenarioStep = SendStep | ExpectStep | WaitStep | PingStep | CloseStep
 
 
-class Scenario(_Model):
+class Scenario(_Model, frozen=True):
     steps: list[ScenarioStep]
     name: str | None = None
     loop: bool = False
 
 
-class Heartbeat(_Model):
+class Heartbeat(_Model, frozen=True):
     enabled: bool = True
     interval: Duration = "30s"
     timeout: Duration = "10s"
@@ -351,7 +351,7 @@ class Heartbeat(_Model):
             raise ValueError("interval must be positive")
 
 
-class WebSocketSpec(_Model):
+class WebSocketSpec(_Model, frozen=True):
     path: str
     query: dict[str, str] = {}  # every listed query parameter must be present with this value
     subprotocols: list[str] = []
@@ -411,7 +411,7 @@ def check_upstream_url(url: str) -> None:
         raise ValueError(f"{url!r}: an upstream URL cannot have a fragment")
 
 
-class ProxySpec(_Model):
+class ProxySpec(_Model, frozen=True):
     """Where a proxy mock forwards: ``target`` may be http(s) or ws(s); each serves both plain HTTP and
     WebSocket upgrades of the same host (``ws://`` stands for ``http://``, ``wss://`` for ``https://``)."""
 
@@ -432,7 +432,7 @@ class ProxySpec(_Model):
 # --- Mocks and the config file --------------------------------------------------------------------
 
 
-class _MockBase(_Model, tag_field="type"):
+class _MockBase(_Model, tag_field="type", frozen=True):
     id: str | None = None
     name: str | None = None
     enabled: bool = True
@@ -443,7 +443,7 @@ class _MockBase(_Model, tag_field="type"):
             raise ValueError("times: must be positive")
 
 
-class HttpMock(_MockBase, tag="http"):
+class HttpMock(_MockBase, tag="http", frozen=True):
     http: HttpSpec | None = None
 
     def __post_init__(self) -> None:
@@ -452,7 +452,7 @@ class HttpMock(_MockBase, tag="http"):
             raise ValueError("an http mock needs an `http` block")
 
 
-class WebSocketMock(_MockBase, tag="websocket"):
+class WebSocketMock(_MockBase, tag="websocket", frozen=True):
     websocket: WebSocketSpec | None = None
 
     def __post_init__(self) -> None:
@@ -461,7 +461,7 @@ class WebSocketMock(_MockBase, tag="websocket"):
             raise ValueError("a websocket mock needs a `websocket` block")
 
 
-class ProxyMock(_MockBase, tag="proxy"):
+class ProxyMock(_MockBase, tag="proxy", frozen=True):
     proxy: ProxySpec | None = None
 
     def __post_init__(self) -> None:
@@ -511,7 +511,7 @@ Mock = HttpMock | WebSocketMock | ProxyMock
 MOCK_TYPES = ("http", "websocket", "proxy")
 
 
-class ConfigFile(_Model):
+class ConfigFile(_Model, frozen=True):
     version: str
     mocks: list[Mock] = []
 

@@ -112,6 +112,12 @@ def connection_from_request(request: BaseRequest, protocol: Protocol_, origin: O
         remote=f"{peer[0]}:{peer[1]}" if peer else None, subprotocol=subprotocol)
 
 
+class LiveConnection(Protocol):
+    """An open stream the registry may have to close: a WebSocket mock session or a proxy relay."""
+
+    def request_close(self, code: int, reason: str = "") -> None: ...
+
+
 class StreamSubscriber(Protocol):
     def connection_opened(self, connection: Connection) -> None: ...
     def ws_frame(self, connection: Connection, frame: WsFrame) -> None: ...

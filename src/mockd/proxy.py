@@ -23,7 +23,8 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from mockd.config import ProxySpec
-from mockd.events import BodyCapture, Connection, Protocol_, StreamEvents, WsFrame, connection_from_request
+from mockd.events import (BodyCapture, Connection, LiveConnection, Protocol_, StreamEvents, WsFrame,
+                          connection_from_request)
 from mockd.headers import HOP_BY_HOP
 from mockd.jsonhttp import json_error
 from mockd.ssewire import SseParser
@@ -112,7 +113,7 @@ class Upstream:
         if self._session is not None:
             await self._session.close()
 
-    async def serve(self, request: web.BaseRequest, spec: ProxySpec, relays: set[Relay],
+    async def serve(self, request: web.BaseRequest, spec: ProxySpec, relays: set[LiveConnection],
                     body: bytes | None = None) -> web.StreamResponse:
         """Relay the request; ``body`` is its body when a mock already read it for matching."""
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -121,7 +122,7 @@ class Upstream:
 
     # --- plain HTTP and SSE ---------------------------------------------------------------------
 
-    async def _serve_http(self, request: web.BaseRequest, spec: ProxySpec, relays: set[Relay],
+    async def _serve_http(self, request: web.BaseRequest, spec: ProxySpec, relays: set[LiveConnection],
                           read: bytes | None) -> web.StreamResponse:
         started_ns = time.time_ns()
         captured = BodyCapture()
@@ -134,7 +135,7 @@ class Upstream:
             upstream = await self.session.request(
                 request.method, upstream_url(spec, request), headers=forwarded_headers(request, spec), data=body,
                 allow_redirects=False)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return _bad_gateway(request, spec, exc)
         relay = HttpRelay(request, upstream, self.events, captured if body is not None else None, started_ns)
         relays.add(relay)
@@ -147,7 +148,7 @@ class Upstream:
     # --- WebSocket ------------------------------------------------------------------------------
 
     async def _serve_websocket(self, request: web.BaseRequest, spec: ProxySpec,
-                               relays: set[Relay]) -> web.StreamResponse:
+                               relays: set[LiveConnection]) -> web.StreamResponse:
         refusal = byte_path_refusal(request)
         if refusal is None:
             return await self._relay_websocket_bytes(request, spec, relays)
@@ -155,12 +156,12 @@ class Upstream:
         return await self._relay_websocket_messages(request, spec, relays)
 
     async def _relay_websocket_bytes(self, request: web.BaseRequest, spec: ProxySpec,
-                                     relays: set[Relay]) -> web.StreamResponse:
+                                     relays: set[LiveConnection]) -> web.StreamResponse:
         try:
             upstream = await self.session.request(
                 "GET", upstream_url(spec, request), headers=upgrade_headers(forwarded_headers(request, spec)),
                 read_until_eof=False, allow_redirects=False)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return _bad_gateway(request, spec, exc)
         if problem := handshake_problem(upstream):
             upstream.close()
@@ -180,7 +181,7 @@ class Upstream:
         return response
 
     async def _relay_websocket_messages(self, request: web.BaseRequest, spec: ProxySpec,
-                                        relays: set[Relay]) -> web.StreamResponse:
+                                        relays: set[LiveConnection]) -> web.StreamResponse:
         offered = [token.strip() for token in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
                    if token.strip()]
         try:
@@ -190,7 +191,7 @@ class Upstream:
                 max_msg_size=0, compress=15)
         except aiohttp.WSServerHandshakeError as exc:
             return _upgrade_refused(request, spec, exc.status, exc.message)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return _bad_gateway(request, spec, exc)
         client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), autoping=False,
                                        autoclose=False, max_msg_size=0, compress=True)
@@ -204,7 +205,7 @@ class Upstream:
         return client
 
 
-async def _run(relay: ByteRelay | WebSocketRelay, relays: set[Relay]) -> None:
+async def _run(relay: ByteRelay | WebSocketRelay, relays: set[LiveConnection]) -> None:
     """Run a WebSocket relay, known to ``relays`` (so shutdown and mock removal reach it) meanwhile."""
     relays.add(relay)
     try:
@@ -322,7 +323,7 @@ class HttpRelay:
                     observe(chunk)
         except ConnectionError:
             return False  # the client went away
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             if not self._stopping:
                 log.info("upstream broke off a response: %s", exc or type(exc).__name__)
                 if self.request.transport is not None:
@@ -348,6 +349,7 @@ class WebSocketRelay:
         self.connection = connection
         self.events = events
         self._close_sent: set[int] = set()  # id() of each socket a close frame was written to
+        self._closing: set[asyncio.Task[None]] = set()  # request_close's writes, held until done
 
     async def run(self) -> None:
         self.events.connection_opened(self.connection)
@@ -375,8 +377,11 @@ class WebSocketRelay:
         """Close the client with ``code`` (shutdown: 1001, mock removed: 1012) and the upstream with 1001;
         the pumps carry the answers and end."""
         loop = asyncio.get_running_loop()
-        loop.create_task(self._send_close(self.client, "s2c", code, reason))
-        loop.create_task(self._send_close(self.upstream, "c2s", CLOSE_GOING_AWAY, reason))
+        for write in (self._send_close(self.client, "s2c", code, reason),
+                      self._send_close(self.upstream, "c2s", CLOSE_GOING_AWAY, reason)):
+            task = loop.create_task(write)
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def _send_close(self, target: AnyWebSocket, direction: str, code: int, reason: str) -> None:
         if id(target) in self._close_sent:

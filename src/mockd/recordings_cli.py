@@ -253,7 +253,7 @@ class Context:
     def api(self, required_for: str | None = None) -> ApiBackend | None:
         """The admin API when a server answers; ``None`` (offline) otherwise, or an error when
         ``required_for`` names a command that needs a server."""
-        if self._api is not None or self._offline is not None and not required_for:
+        if self._api is not None or (self._offline is not None and not required_for):
             return self._api
         url, live = self.server_url()
         if url is None:
@@ -335,7 +335,8 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--admin-url", envvar="MOCKD_ADMIN_URL", default=None,
                      help=f"Admin API of the running mockd (env MOCKD_ADMIN_URL; default: the server of --data-dir, "
                           f"else {DEFAULT_ADMIN_URL})."),
-        click.option("--admin-token", envvar="MOCKD_ADMIN_TOKEN", default=None, help="Admin token (env MOCKD_ADMIN_TOKEN)."),
+        click.option("--admin-token", envvar="MOCKD_ADMIN_TOKEN", default=None,
+                     help="Admin token (env MOCKD_ADMIN_TOKEN)."),
         click.option("--data-dir", envvar="MOCKD_DATA_DIR", default=None,
                      help="Data directory (env MOCKD_DATA_DIR): talk to the mockd serving it, or work on it "
                           "directly when none does."),
@@ -467,7 +468,7 @@ def _list(context: Context, options: dict[str, Any]) -> tuple[list[Summary], int
     from mockd.recording.store import ListQuery
 
     store = context.store()
-    return _offline(lambda: store.list(ListQuery(**{key: options[key] for key in (
+    return _offline(lambda: store.summaries(ListQuery(**{key: options[key] for key in (
         "protocol", "status", "path", "limit", "offset", "sort_by", "sort_order", "include_deleted")})))
 
 

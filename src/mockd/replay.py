@@ -19,7 +19,7 @@ import base64
 import contextlib
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Annotated, Any, Literal
@@ -332,12 +332,13 @@ class ReplaySession:
     finished_at: float | None = None
     expires_at: float | None = None  # now() after which a pending replay expires
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    # advance requests for the triggered driver; None (put by _finish) stops it
+    # advance requests for the triggered driver; None (put by finish) stops it
     _advance: asyncio.Queue[PendingAdvance | None] = field(default_factory=asyncio.Queue)
     _client_messages: asyncio.Queue[tuple[float, str | bytes]] = field(default_factory=asyncio.Queue)
     _paused_at: float | None = None
     _shift: float = 0.0
-    _closer: Any = None  # how to end the client connection (set by the driver)
+    closer: Callable[[int, str], Coroutine[Any, Any, None]] | None = None  # how the driver ends the client
+    _aborting: asyncio.Task[None] | None = None  # abort's close, held until done
     _expiry: asyncio.TimerHandle | None = None
 
     @property
@@ -362,7 +363,7 @@ class ReplaySession:
                             frames_sent=self.frames_sent, elapsed_ms=elapsed, mismatches=self.mismatches,
                             error=self.error, client=self.client, path=self.path)
 
-    def _finish(self, status: ReplayState, error: str | None = None) -> None:
+    def finish(self, status: ReplayState, error: str | None = None) -> None:
         if self.status not in FINISHED:
             self.status, self.error = status, error
             self.finished_at = now()
@@ -386,7 +387,7 @@ class ReplaySession:
         if remaining > 0:  # the loop's timers tick coarser than the clock: not quite due yet
             self._expiry = asyncio.get_running_loop().call_later(remaining, self._expire)
             return
-        self._finish("expired", f"no client connected to {self.path} within {self.options.expires_after:g} s")
+        self.finish("expired", f"no client connected to {self.path} within {self.options.expires_after:g} s")
         log.info("replay %s (recording %s) expired: %s", self.id, self.recording.id, self.error)
 
     def _cancel_expiry(self) -> None:
@@ -400,7 +401,7 @@ class ReplaySession:
         self._cancel_expiry()
 
     def handshake_failed(self, exc: BaseException) -> None:
-        self._finish("error", f"the client's connection could not be set up: {type(exc).__name__}: {exc}")
+        self.finish("error", f"the client's connection could not be set up: {type(exc).__name__}: {exc}")
 
     # --- control from the API -------------------------------------------------------------------
 
@@ -446,9 +447,9 @@ class ReplaySession:
 
     def abort(self) -> None:
         if self.status not in FINISHED:
-            self._finish("aborted")
-            if self._closer is not None:
-                asyncio.get_running_loop().create_task(self._closer(CLOSE_GOING_AWAY, "replay aborted"))
+            self.finish("aborted")
+            if self.closer is not None:
+                self._aborting = asyncio.get_running_loop().create_task(self.closer(CLOSE_GOING_AWAY, "replay aborted"))
 
     # --- carrying out the plan ------------------------------------------------------------------
 
@@ -488,14 +489,14 @@ class ReplaySession:
             else:
                 await self._run_triggered(send)
         except ConnectionError:
-            self._finish("aborted", "the client went away")
+            self.finish("aborted", "the client went away")
         except asyncio.CancelledError:
-            self._finish("aborted", "the replay was cancelled")
+            self.finish("aborted", "the replay was cancelled")
             raise
         except Exception as exc:  # noqa: BLE001 - any fault ends the replay in error, with its cause
             await self._fail(exc)
         else:
-            self._finish("complete")
+            self.finish("complete")
         finally:
             self._drain_advances()
 
@@ -504,10 +505,10 @@ class ReplaySession:
             return
         reason = str(exc) if isinstance(exc, ReplayFailed) else f"the replay failed: {type(exc).__name__}: {exc}"
         log.warning("replay %s (recording %s): %s", self.id, self.recording.id, reason, exc_info=exc)
-        self._finish("error", reason)
-        if self._closer is not None:
+        self.finish("error", reason)
+        if self.closer is not None:
             with contextlib.suppress(Exception):  # the connection may be what broke
-                await self._closer(CLOSE_INTERNAL_ERROR, "replay failed")
+                await self.closer(CLOSE_INTERNAL_ERROR, "replay failed")
 
     async def _run_pure(self, send: Any) -> None:
         while (step := await self.window.next()) is not None:
@@ -560,9 +561,9 @@ class ReplaySession:
             try:
                 arrived, message = await asyncio.wait_for(self._client_messages.get(), max(remaining, 0))
             except TimeoutError:
-                self._finish("error", f"timeout waiting for client frame {self.position + 1}")
-                if self._closer is not None:
-                    await self._closer(CLOSE_POLICY_VIOLATION, "timeout waiting for client frame")
+                self.finish("error", f"timeout waiting for client frame {self.position + 1}")
+                if self.closer is not None:
+                    await self.closer(CLOSE_POLICY_VIOLATION, "timeout waiting for client frame")
                 return None
             if not self.options.strict_matching or message == expected:
                 return arrived
@@ -709,7 +710,7 @@ class Replays:
     def _method(session: ReplaySession) -> str:
         recording = session.recording
         if isinstance(recording.sse, SseSection) and not isinstance(recording.sse.request, type(msgspec.UNSET)):
-            return recording.sse.request.method  # type: ignore[union-attr]
+            return recording.sse.request.method
         return recording.metadata.method if isinstance(recording.metadata.method, str) else "GET"
 
     def shut_down(self) -> None:
@@ -729,7 +730,7 @@ class Replays:
         connection = connection_from_request(request, "websocket", "replay", ws.ws_protocol)
         session.client = connection.remote
         driver = _WebSocketDriver(ws, connection, self.events, session)
-        session._closer = driver.close
+        session.closer = driver.close
         self.events.connection_opened(connection)
         try:
             await driver.run()
@@ -763,13 +764,13 @@ class Replays:
             if request.transport is not None:
                 request.transport.close()
 
-        session._closer = end  # an aborted or failed replay cuts the stream (no normal end)
+        session.closer = end  # an aborted or failed replay cuts the stream (no normal end)
         try:
             await session.run(send)
             if session.status == "complete":
                 await response.write_eof()
         except ConnectionError:
-            session._finish("aborted", "the client went away")
+            session.finish("aborted", "the client went away")
         finally:
             self.events.connection_closed(connection)
         return response
@@ -819,7 +820,7 @@ class _WebSocketDriver:
         finally:
             if not player.done():
                 if self.session.status not in FINISHED:
-                    self.session._finish("aborted", "the client went away")
+                    self.session.finish("aborted", "the client went away")
                 player.cancel()
 
     async def _read(self) -> None:

@@ -36,7 +36,7 @@ log = logging.getLogger("mockd")
 SHUTDOWN_TIMEOUT = 5.0
 # Long request lines and headers reach the handlers (and get a JSON answer) instead of aiohttp's
 # plain-text 400 at 8 KiB.
-HTTP_LIMITS = {"max_line_size": 64 * 1024, "max_field_size": 64 * 1024}
+MAX_LINE_SIZE = MAX_FIELD_SIZE = 64 * 1024  # a request line, a header field
 
 
 class StartupError(Exception):
@@ -184,11 +184,13 @@ class MockdServer:
         self.recorder = Recorder(self.events, self.store, redactor)
         self.access_log = self._access_log(redactor) if access_log_enabled() else None
         handler = self.access_log.wrap(self.registry.handle, "mock") if self.access_log else self.registry.handle
-        mock_server = web.Server(handler, handler_cancellation=True, access_log=None, **HTTP_LIMITS)
+        mock_server = web.Server(handler, handler_cancellation=True, access_log=None, max_line_size=MAX_LINE_SIZE,
+                                 max_field_size=MAX_FIELD_SIZE)
         self.mock_runner = web.ServerRunner(mock_server, shutdown_timeout=SHUTDOWN_TIMEOUT)
-        admin = create_admin_app(self.registry, self.recorder, prepared.admin_token,
-                                 [self.access_log.middleware("admin")] if self.access_log else [], prepared.admin_access)
-        self.admin_runner = web.AppRunner(admin, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, **HTTP_LIMITS)
+        middlewares = [self.access_log.middleware("admin")] if self.access_log else []
+        admin = create_admin_app(self.registry, self.recorder, prepared.admin_token, middlewares, prepared.admin_access)
+        self.admin_runner = web.AppRunner(admin, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                                          max_line_size=MAX_LINE_SIZE, max_field_size=MAX_FIELD_SIZE)
         self.mock_ssl = prepared.mock_ssl
         self.ca_file: Path | None = None  # --tls-self-signed: the CA certificate clients should trust
 

@@ -22,6 +22,7 @@ A connection takes this path unless the client offers an extension the decoder d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -234,10 +235,8 @@ class _Leg:
         self.relay.closes_written.add(asyncio.get_running_loop().create_task(self._send_close_frame(code, reason)))
 
     async def _send_close_frame(self, code: int, reason: str) -> None:
-        try:
+        with contextlib.suppress(ConnectionError):  # the target is gone too
             await self.writer.send_frame(close_payload(code, reason), WSMsgType.CLOSE)
-        except ConnectionError:
-            pass  # the target is gone too
 
 
 class ByteRelay:

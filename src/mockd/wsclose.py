@@ -10,6 +10,7 @@ only asked to settle its state without writing a second frame (:func:`release`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
@@ -43,8 +44,9 @@ def close_payload(code: int, reason: str) -> bytes:
 @contextmanager
 def _writer_close(ws: AnyWebSocket, replacement: Callable[..., Awaitable[None]]) -> Iterator[None]:
     writer = ws._writer  # noqa: SLF001 - see the module docstring
+    assert writer is not None, "the WebSocket is prepared"
     original = writer.close
-    writer.close = replacement  # type: ignore[method-assign]
+    writer.close = replacement  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
@@ -56,10 +58,8 @@ async def send_close_frame(ws: AnyWebSocket, code: int, reason: str = "") -> Non
     writer = ws._writer  # noqa: SLF001
     if writer is None:
         return
-    try:
+    with contextlib.suppress(ConnectionError):  # the peer is already gone
         await writer.send_frame(close_payload(code, reason), WSMsgType.CLOSE)
-    except ConnectionError:
-        pass  # the peer is already gone
 
 
 async def release(ws: AnyWebSocket) -> None:
@@ -71,8 +71,5 @@ async def release(ws: AnyWebSocket) -> None:
     async def nothing(code: int = CLOSE_NORMAL, message: bytes | str = b"") -> None:
         return None
 
-    with _writer_close(ws, nothing):
-        try:
-            await asyncio.wait_for(ws.close(), RELEASE_TIMEOUT)
-        except (TimeoutError, ConnectionError):
-            pass
+    with _writer_close(ws, nothing), contextlib.suppress(TimeoutError, ConnectionError):
+        await asyncio.wait_for(ws.close(), RELEASE_TIMEOUT)

@@ -17,7 +17,7 @@ _CONTROL = 0x8  # opcodes from 0x8 up are control frames: never fragmented, may 
 class FrameScanner:
     """Follows the frame headers of a byte stream fed to it in arbitrary chunks."""
 
-    __slots__ = ("_remaining", "_head", "_message_open", "close_seen", "want_message_start", "message_start")
+    __slots__ = ("_head", "_message_open", "_remaining", "close_seen", "message_start", "want_message_start")
 
     def __init__(self) -> None:
         self._remaining = 0  # bytes of the current frame not yet seen

@@ -11,6 +11,7 @@ import json
 import os
 import struct
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -178,10 +179,8 @@ class RawWebSocket:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with suppress(ConnectionError):
             await self.writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 # --- tests the fault suite relies on, kept in other files ------------------------------------------

@@ -3,7 +3,8 @@ binary garbage on a WebSocket — answered with 400/404/413 (JSON) or a 1002/100
 connection), the server still serving, and nothing outside the data directory read or written.
 
 Already covered elsewhere: list filters with bad values (``tests/test_recording_store_api.py::
-test_list_bad_filter_value_is_400``); the data directory's permissions (``::test_data_directory_is_0700_and_files_0600``).
+test_list_bad_filter_value_is_400``); the data directory's permissions
+(``::test_data_directory_is_0700_and_files_0600``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import json
 import os
 import random
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -67,7 +69,8 @@ def body_routes(server: RunningMockd) -> list[str]:
 def on_real_ids(path: str, recording_id: str) -> str:
     """``path`` with ``{id}`` filled: a recording route gets the seeded recording (so the handler goes on to
     read the body); a replay route gets an id that exists nowhere (404 is then an acceptable answer)."""
-    return path.replace("{id}", recording_id if path.startswith("/stream-recordings/") else "01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    return path.replace("{id}",
+                        recording_id if path.startswith("/stream-recordings/") else "01ARZ3NDEKTSV4RRFFQ69G5FAV")
 
 
 @pytest.fixture
@@ -123,7 +126,8 @@ async def test_r6_huge_bodies_are_413_json(guarded: tuple[RunningMockd, str, Pat
     server, canary_id, _ = guarded
     recording_id = canary_id[::-1]
     huge = b'{"x": "' + b"a" * (BODY_LIMIT + 1024) + b'"}'
-    body: bytes | list[bytes] = huge if kind == "content-length" else [huge[i:i + 1 << 20] for i in range(0, len(huge), 1 << 20)]
+    body: bytes | list[bytes] = huge if kind == "content-length" else [huge[i:i + (1 << 20)]
+                                                                       for i in range(0, len(huge), 1 << 20)]
     bad: list[str] = []
     routes = body_routes(server)
     assert "/mocks" in routes and "/stream-recordings/start" in routes, routes
@@ -180,10 +184,8 @@ async def test_r6_binary_garbage_after_the_upgrade_closes_1002_or_1009(mockd: Mo
         raw = await RawWebSocket.open(server.mock_port, path)
         rng = random.Random(seed)
         garbage = bytes([0x8F | 0x70]) + rng.randbytes(64 * 1024)  # reserved opcode + RSV bits, then noise
-        try:
+        with suppress(ConnectionError):  # dropped while we were still writing: allowed
             await raw.send(garbage)
-        except ConnectionError:
-            pass  # dropped while we were still writing: allowed
         _, code = await raw.read_until_close()
         await raw.close()
         assert code in (None, 1002, 1009), f"closed with {code}"

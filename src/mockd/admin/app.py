@@ -57,7 +57,8 @@ def token_auth(token: str) -> Callable[[web.Request, Handler], Awaitable[web.Str
     async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in OPEN_ROUTES:
             authorization = request.headers.get("Authorization", "")
-            given = authorization[7:] if authorization[:7].lower() == "bearer " else request.headers.get("X-API-Key", "")
+            bearer = authorization[:7].lower() == "bearer "
+            given = authorization[7:] if bearer else request.headers.get("X-API-Key", "")
             if not hmac.compare_digest(given.encode(), expected):
                 return json_error(401, "unauthorized",
                                   "This admin API needs a token: send 'Authorization: Bearer <token>' or 'X-API-Key'.")

@@ -191,7 +191,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
     async def list_recordings(request: web.Request) -> web.Response:
         query = list_query(request)
         try:
-            summaries, total = request.app[key].store.list(query)
+            summaries, total = request.app[key].store.summaries(query)
         except StoreError as exc:
             raise _store_errors(exc) from None
         return json_response(RecordingList(recordings=summaries, total=total, limit=query.limit, offset=query.offset))

@@ -10,7 +10,6 @@ import asyncio
 from collections import deque
 from collections.abc import Sequence
 from ssl import SSLContext
-from typing import Protocol
 
 import msgspec
 from aiohttp import web
@@ -18,7 +17,7 @@ from ulid import ULID
 
 from mockd.accesslog import ANSWERED_BY
 from mockd.config import HttpMock, Mock, ProxyMock, WebSocketMock, WebSocketSpec
-from mockd.events import StreamEvents
+from mockd.events import LiveConnection, StreamEvents
 from mockd.jsonhttp import json_error
 from mockd.mocks.http import FIELD_ORDER, mismatch, needs_body, path_matches, serve_response
 from mockd.mocks.sse import serve_sse
@@ -28,12 +27,6 @@ from mockd.replay import Replays
 from mockd.wsclose import CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART
 
 MISSES_KEPT = 100
-
-
-class LiveConnection(Protocol):
-    """An open stream the registry may have to close: a WebSocket mock session or a proxy relay."""
-
-    def request_close(self, code: int, reason: str = "") -> None: ...
 
 
 def is_websocket_upgrade(request: web.BaseRequest) -> bool:
@@ -217,7 +210,7 @@ class MockRegistry:
         return [mock.id for mock in self._order if mock.enabled and mock.id is not None
                 and not isinstance(mock, ProxyMock) and not self._served.get(mock.id)]
 
-    async def _body_if_matched_on(self, request: web.BaseRequest) -> bytes | None | web.Response:
+    async def _body_if_matched_on(self, request: web.BaseRequest) -> bytes | web.Response | None:
         """The request body when an HTTP mock that compares bodies matches everything else (read once,
         then shared with whatever serves the request); None otherwise, so proxied bodies keep streaming."""
         if not request.body_exists or not any(
@@ -259,7 +252,7 @@ class MockRegistry:
             missed = mismatch(mock.http.matcher, request, body)
             field, why = missed if missed is not None else (  # it matched, but has served all it may
                 "times", f"has already served the {mock.times} request(s) it may")
-            rank = FIELD_ORDER.index(field) if field in FIELD_ORDER else len(FIELD_ORDER)  # type: ignore[arg-type]
+            rank = FIELD_ORDER.index(field) if field in FIELD_ORDER else len(FIELD_ORDER)
             if best is None or rank > best[0]:
                 best = (rank, mock, field, why)
         return None if best is None else best[1:]

@@ -59,10 +59,10 @@ def message_matches(match: MessageMatch | None, data: str | bytes) -> bool:
         return False
     if match.type == "any":
         return True
+    value = match.value if isinstance(match.value, str) else ""  # a string for every type but "any" (checked)
     if match.encoding == "base64":
-        return _bytes_match(match.type, base64.b64decode(match.value), data.encode() if isinstance(data, str) else data)
+        return _bytes_match(match.type, base64.b64decode(value), data.encode() if isinstance(data, str) else data)
     text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-    value = match.value
     if match.type == "exact":
         return text == value
     if match.type == "contains":

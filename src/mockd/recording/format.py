@@ -69,7 +69,7 @@ class SseEvent(_Model):
         """The ``event:`` line's value as it was on the wire (None: the block had no such line)."""
         if self.type is UNSET or (self.type == "message" and self.event_line is not True):
             return None
-        return self.type  # type: ignore[return-value]
+        return self.type
 
 
 class Metadata(_Model):
@@ -420,7 +420,8 @@ def from_go_layout(document: dict[str, Any]) -> dict[str, Any]:
         result["websocket"] = section
     if isinstance(document.get("sse"), dict):
         section = dict(document["sse"])
-        section["events"] = [_message_by_default(_rename(event, _GO_EVENT_KEYS)) for event in section.get("events") or []]
+        section["events"] = [_message_by_default(_rename(event, _GO_EVENT_KEYS))
+                             for event in section.get("events") or []]
         result["sse"] = section
     result.setdefault("version", FORMAT_VERSION)
     metadata = dict(result.get("metadata") or {})

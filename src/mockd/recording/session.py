@@ -156,7 +156,7 @@ class RecordingSession:
                     self.journal.entries(entries)
                     entries = []
                     self._journal_connection(kind, numbers[connection], connection)
-            except Exception:  # noqa: BLE001 - one odd frame must not cost the others their place on disk
+            except Exception:
                 log.exception("recording %s: could not record a %s event", self.id, kind)
         self.journal.entries(entries)
 
@@ -200,7 +200,7 @@ class RecordingSession:
             for block in blocks:
                 try:
                     kept.append(self._event(number, block))
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("recording %s: could not record an sse event", self.id)
             return kept
 
@@ -465,7 +465,7 @@ class Recorder:
             for session in list(self.sessions.values()):
                 try:
                     await self._flush(session)
-                except Exception:  # noqa: BLE001 - one broken session must not stop the others' journals
+                except Exception:
                     log.exception("recording %s: flushing failed", session.id)
 
     async def _flush(self, session: RecordingSession) -> None:

@@ -282,7 +282,7 @@ class Store:
         with self.entries(recording_id) as entries:
             return page(entries, where, offset, limit)
 
-    def list(self, query: ListQuery) -> tuple[list[Summary], int]:
+    def summaries(self, query: ListQuery) -> tuple[list[Summary], int]:
         if query.sort_by not in SORT_KEYS:
             raise StoreError(400, "invalid_sort", f"sortBy must be one of {', '.join(SORT_KEYS)}")
         summaries = [entry.summary for entry in self._snapshot()
