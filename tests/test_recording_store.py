@@ -32,7 +32,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from mockd.recording.format import (UNSET, ConnectionRecord, Frame, Metadata, Recording, SseEvent, SseSection, Stats,
                                     WebSocketSection, decode_recording, encode_recording, recording_bytes, rfc3339)
 from mockd.recording.journal import JournalHeader, JournalOpen, JournalWriter, assemble
-from mockd.recording.store import ListQuery, Store, StoreError
+from mockd.recording.store import AmbiguousId, InvalidId, ListQuery, NotFound, Store, StoreError
 
 MAX_BYTES = 500 * 1024 * 1024
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -188,7 +188,7 @@ class StoreMachine(RuleBasedStateMachine):
         if recording_id not in self.model:
             with pytest.raises(StoreError) as failure:
                 self.store.soft_delete(recording_id)
-            assert failure.value.status == 404
+            assert isinstance(failure.value, NotFound)
             return
         self.store.soft_delete(recording_id)
         self.model[recording_id] = replace(self.model[recording_id], deleted=True)
@@ -318,7 +318,7 @@ class StoreMachine(RuleBasedStateMachine):
         for recording_id in self.foreign:
             with pytest.raises(StoreError) as failure:
                 self.store.resolve(recording_id)
-            assert failure.value.status == 404
+            assert isinstance(failure.value, NotFound)
 
 
 TestStoreMachine = StoreMachine.TestCase
@@ -408,13 +408,13 @@ def test_resolve_prefixes(tmp_path_factory: pytest.TempPathFactory, stored: list
         else:
             with pytest.raises(StoreError) as failure:
                 store.resolve(prefix, extra=live)
-            assert (failure.value.status, failure.value.code) == (409, "ambiguous_id")
+            assert isinstance(failure.value, AmbiguousId) and failure.value.code == "ambiguous_id"
             assert failure.value.extra["candidates"] == candidates
     unknown = data.draw(st.text(alphabet=CROCKFORD, min_size=1, max_size=26), "unknown")
     assume(not any(i.startswith(unknown) for i in everything))
     with pytest.raises(StoreError) as failure:
         store.resolve(unknown, extra=live)
-    assert (failure.value.status, failure.value.code) == (404, "not_found")
+    assert isinstance(failure.value, NotFound) and failure.value.code == "not_found"
 
 
 HOSTILE = ["../../etc/passwd", "..", ".", "/", "/etc/passwd", "%2e%2e", "%2e%2e%2fetc%2fpasswd", "..%2f..%2f",
@@ -443,7 +443,7 @@ def check_hostile(tmp_path: Path, watched: FileAccess, reference: str) -> None:
     for name, operation in hostile_operations(store, reference):
         failure = watched.run(operation)
         assert isinstance(failure, StoreError), f"{name}({reference[:30]!r}) returned {failure!r}"
-        assert failure.status in (400, 404), f"{name}({reference[:30]!r}) -> {failure.status}"
+        assert isinstance(failure, (InvalidId, NotFound)), f"{name}({reference[:30]!r}) -> {failure!r}"
         assert failure.code in ("invalid_id", "not_found")
         assert len(failure.message) < 200  # a 10 kB id is not echoed back whole
     assert watched.outside(directory) == [], f"touched outside the data directory: {watched.outside(directory)}"
@@ -477,7 +477,7 @@ def test_unknown_valid_id_is_404_and_only_looks_inside(tmp_path: Path, watched: 
             assert result == 0
         else:
             assert isinstance(result, StoreError), f"{name} returned {result!r}"
-            assert (result.status, result.code) == (404, "not_found")
+            assert isinstance(result, NotFound) and result.code == "not_found"
     assert watched.outside(tmp_path / "recordings") == []
 
 

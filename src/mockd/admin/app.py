@@ -16,6 +16,8 @@ from mockd.admin import replays as replay_routes
 from mockd.admin.guard import AdminAccess, admin_guard
 from mockd.admin.openapi import openapi_document, operation
 from mockd.jsonhttp import ApiError, json_error, json_response
+from mockd.recording.store import (AmbiguousId, InvalidId, InvalidSort, NotFound, StorageFull, StoreError,
+                                   UnreadableRecording)
 from mockd.mocks.registry import MockRegistry
 from mockd.recording.session import Recorder
 
@@ -29,6 +31,10 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 _ERROR_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type"}
 
+# the store's failures as the API answers them (mockd.recording.store: the domain knows no HTTP)
+STORE_STATUS: dict[type[StoreError], int] = {
+    InvalidId: 400, InvalidSort: 400, NotFound: 404, AmbiguousId: 409, UnreadableRecording: 409, StorageFull: 507}
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -39,6 +45,8 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except ApiError as exc:
         return json_error(exc.status, exc.code, exc.message, **exc.extra)
+    except StoreError as exc:
+        return json_error(STORE_STATUS[type(exc)], exc.code, exc.message, **exc.extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

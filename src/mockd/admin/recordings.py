@@ -23,7 +23,7 @@ from mockd.recording.format import (Frame, HttpExchange, Recording, RecordingPro
 from mockd.recording.index import Filter, Page
 from mockd.recording.reader import RecordingReader
 from mockd.recording.session import PROTOCOLS, Recorder, SessionLimits
-from mockd.recording.store import SORT_KEYS, ListQuery, StoreError
+from mockd.recording.store import SORT_KEYS, ListQuery
 
 STATUSES = ("recording", "complete", "incomplete")
 MAX_LIMIT = 10_000
@@ -43,10 +43,6 @@ class StartRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     headers: dict[str, str] = {}
     max_duration_ms: int | None = None
     max_frames: int | None = None
-
-
-def _store_errors(error: StoreError) -> ApiError:
-    return ApiError(error.status, error.code, error.message, **error.extra)
 
 
 async def _parse_start(http_request: web.Request) -> StartRequest:
@@ -165,35 +161,13 @@ async def send_spooled(request: web.Request, spooled: BinaryIO,
         spooled.close()
 
 
-def resolve_id(recorder: Recorder, reference: str) -> str:
-    """The recording id for an id or unique prefix, or the API's 400/404/409."""
-    try:
-        return recorder.resolve(reference)
-    except StoreError as exc:
-        raise _store_errors(exc) from None
-
-
-async def recording_file(recorder: Recorder, recording_id: str) -> bytes:
-    """The recording's bytes; a running session's recording so far."""
-    try:
-        return await recorder.recording_bytes(recording_id)
-    except StoreError as exc:
-        raise _store_errors(exc) from None
-
-
 def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
     def resolve(request: web.Request) -> str:
-        return resolve_id(request.app[key], request.match_info["id"])
-
-    async def finished(request: web.Request, recording_id: str) -> bytes:
-        return await recording_file(request.app[key], recording_id)
+        return request.app[key].resolve(request.match_info["id"])
 
     async def list_recordings(request: web.Request) -> web.Response:
         query = list_query(request)
-        try:
-            summaries, total = request.app[key].store.summaries(query)
-        except StoreError as exc:
-            raise _store_errors(exc) from None
+        summaries, total = request.app[key].store.summaries(query)
         return json_response(RecordingList(recordings=summaries, total=total, limit=query.limit, offset=query.offset))
 
     async def stats(request: web.Request) -> web.Response:
@@ -204,12 +178,9 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
 
     async def start(request: web.Request) -> web.Response:
         body = await _parse_start(request)
-        try:
-            session, warning = request.app[key].start(
-                body.protocol, body.path, body.name, body.headers,
-                SessionLimits(max_duration_ms=body.max_duration_ms, max_frames=body.max_frames))
-        except StoreError as exc:
-            raise _store_errors(exc) from None
+        session, warning = request.app[key].start(
+            body.protocol, body.path, body.name, body.headers,
+            SessionLimits(max_duration_ms=body.max_duration_ms, max_frames=body.max_frames))
         return json_response(Started(session_id=session.id, recording_id=session.id, warning=warning), 201)
 
     async def vacuum(request: web.Request) -> web.Response:
@@ -217,10 +188,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         return json_response({"removed": removed, "freedBytes": freed})
 
     async def send(request: web.Request, recording_id: str, filename: str | None = None) -> web.StreamResponse:
-        try:
-            source = await request.app[key].recording_source(recording_id)
-        except StoreError as exc:
-            raise _store_errors(exc) from None
+        source = await request.app[key].recording_source(recording_id)
         return await send_recording(request, source, filename)
 
     async def get_recording(request: web.Request) -> web.StreamResponse:
@@ -229,21 +197,15 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         if entries not in ("true", "false", "1", "0"):
             raise ApiError(400, "invalid_filter", "entries must be true or false")
         if entries in ("false", "0"):
-            try:
-                return await send_recording(request, head_bytes(await request.app[key].head(recording_id)))
-            except StoreError as exc:
-                raise _store_errors(exc) from None
+            return await send_recording(request, head_bytes(await request.app[key].head(recording_id)))
         return await send(request, recording_id)
 
     async def frames(request: web.Request) -> web.Response:
         recording_id = resolve(request)
         recorder = request.app[key]
-        try:
-            protocol = await recorder.protocol_of(recording_id)
-            where, offset, limit = page_query(request, protocol)
-            found = await recorder.page(recording_id, where, offset, limit)
-        except StoreError as exc:
-            raise _store_errors(exc) from None
+        protocol = await recorder.protocol_of(recording_id)
+        where, offset, limit = page_query(request, protocol)
+        found = await recorder.page(recording_id, where, offset, limit)
         return json_response(page_answer(protocol, found, offset, limit))
 
     async def delete_recording(request: web.Request) -> web.Response:
@@ -285,7 +247,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         redact_value = recorder.redactor.redact_value
         try:
             if recording_id in recorder.sessions:  # a running session: what it has so far, read whole
-                recording = decode_recording(await finished(request, recording_id))
+                recording = decode_recording(await recorder.recording_bytes(recording_id))
                 spooled = await asyncio.to_thread(spool_config, nullcontext(RecordingReader.of(recording)), options,
                                                   redact_value, recorder.store.directory)
             else:
@@ -296,8 +258,6 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
             raise ApiError(400, "nothing_to_convert", str(exc)) from None
         except NoSuchConnection as exc:
             raise ApiError(400, "no_such_connection", str(exc)) from None
-        except StoreError as exc:
-            raise _store_errors(exc) from None
         return await send_spooled(request, spooled)
 
     router.add_post("/stream-recordings/{id}/export", export)

@@ -10,11 +10,10 @@ from aiohttp import web
 
 from mockd.admin.openapi import operation, path_parameter, ref
 from mockd.jsonhttp import ApiError, json_response, read_model
-from mockd.admin.recordings import RECORDING_ID, recording_file, resolve_id
+from mockd.admin.recordings import RECORDING_ID
 from mockd.answers import Advanced, ReplayStarted, ReplayStatus
 from mockd.recording.format import decode_recording
 from mockd.recording.session import Recorder
-from mockd.recording.store import StoreError
 from mockd.replay import (ReplayBadRequest, ReplayConflict, ReplayError, ReplayOptions, Replays, ReplaySession,
                           ReplaySource, check_replayable)
 
@@ -47,7 +46,7 @@ async def _source(recorder: Recorder, recording_id: str, options: ReplayOptions)
     """What the replay reads: a running session's recording so far (whole), else the file through
     its frame index."""
     if recording_id in recorder.sessions:
-        recording = decode_recording(await recording_file(recorder, recording_id))
+        recording = decode_recording(await recorder.recording_bytes(recording_id))
         check_replayable(recording, options)
         return ReplaySource.of(recording, options)
     head = await recorder.head(recording_id)
@@ -61,7 +60,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
 
     async def start_replay(request: web.Request) -> web.Response:
         recorder = request.app[recorder_key]
-        recording_id = resolve_id(recorder, request.match_info["id"])
+        recording_id = recorder.resolve(request.match_info["id"])
         options = await read_model(request, ReplayOptions, "invalid_options", "replay options")
         replays: Replays = request.app[key].replays
         try:
@@ -69,8 +68,6 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
             prepared = await replays.prepare(source, options, shared=recording_id not in recorder.sessions)
         except ReplayError as exc:
             raise ApiError(400, "invalid_replay", str(exc)) from None
-        except StoreError as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
         replay = replays.create(source, options, prepared)
         return json_response(ReplayStarted(session_id=replay.id, status=replay.status), 201)
 

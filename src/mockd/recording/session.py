@@ -28,7 +28,7 @@ from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange
 from mockd.recording.index import Filter, JournalEntries, Page, page
 from mockd.recording.journal import JournalClose, JournalHeader, JournalOpen, JournalWriter, assemble
 from mockd.recording.redact import Redactor
-from mockd.recording.store import Store, StoreError
+from mockd.recording.store import StorageFull, Store
 
 log = logging.getLogger("mockd.recording")
 
@@ -339,10 +339,10 @@ class Recorder:
     def start(self, protocol: Literal["websocket", "sse", "http"], path: str, name: str | None = None,
               headers: dict[str, str] | None = None, limits: SessionLimits | None = None,
               source: str = "manual") -> tuple[RecordingSession, str | None]:
-        """Open a session; returns it and the storage warning, if any. Raises StoreError when full."""
+        """Open a session; returns it and the storage warning, if any. Raises StorageFull when full."""
         if self.store.used_bytes + self._journal_bytes() >= self.store.max_bytes:
-            raise StoreError(507, "storage_full", f"Recording storage is full ({self.store.used_bytes} of "
-                             f"{self.store.max_bytes} bytes); delete or vacuum recordings first")
+            raise StorageFull(f"Recording storage is full ({self.store.used_bytes} of "
+                              f"{self.store.max_bytes} bytes); delete or vacuum recordings first")
         recording_id = str(ULID())
         header = JournalHeader(id=recording_id, name=name or f"{protocol} {path}", protocol=protocol, path=path,
                                start_ns=time.time_ns(), source=source,

@@ -37,11 +37,46 @@ SORT_KEYS = {"startTime": lambda s: s.start_time, "name": lambda s: s.name.lower
 
 
 class StoreError(Exception):
-    """A recording-store failure with the HTTP status and error code the API answers with."""
+    """A recording-store failure: ``code`` names it (the admin API answers with it, mapping each kind to
+    its HTTP status in one place), ``message`` says it in one sentence, ``extra`` adds facts."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    code = "store_error"
+
+    def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.message, self.extra = message, extra
+
+
+class InvalidId(StoreError):
+    """A reference that cannot be a recording id (too long, not a ULID where a whole id is needed)."""
+
+    code = "invalid_id"
+
+
+class NotFound(StoreError):
+    code = "not_found"
+
+
+class AmbiguousId(StoreError):
+    """A prefix more than one recording starts with (``candidates``)."""
+
+    code = "ambiguous_id"
+
+
+class UnreadableRecording(StoreError):
+    """A recording whose file no longer parses (changed outside mockd)."""
+
+    code = "unreadable_recording"
+
+
+class InvalidSort(StoreError):
+    code = "invalid_sort"
+
+
+class StorageFull(StoreError):
+    """The quota is used up: no session may start."""
+
+    code = "storage_full"
 
 
 class _IndexEntry(msgspec.Struct, rename="camel"):
@@ -162,21 +197,21 @@ class Store:
     def resolve(self, reference: str, extra: Iterable[str] = ()) -> str:
         """The full id for an id or a unique prefix of one (``extra``: ids of live sessions too)."""
         if not ID_PREFIX.fullmatch(reference):
-            raise StoreError(400 if len(reference) > 26 or not reference else 404, "invalid_id" if len(reference) > 26
-                             else "not_found", f"{reference[:40]!r} is not a recording id")
+            kind = InvalidId if len(reference) > 26 or not reference else NotFound
+            raise kind(f"{reference[:40]!r} is not a recording id")
         wanted = reference.upper()
         candidates = sorted({*(i for i in self._entries if i.startswith(wanted)),
                              *(i for i in extra if i.startswith(wanted))})
         if not candidates:
-            raise StoreError(404, "not_found", f"No stream recording with id {reference!r}")
+            raise NotFound(f"No stream recording with id {reference!r}")
         if len(candidates) > 1:
-            raise StoreError(409, "ambiguous_id", f"{reference!r} matches {len(candidates)} recordings; "
-                             "give more characters", candidates=candidates)
+            raise AmbiguousId(f"{reference!r} matches {len(candidates)} recordings; give more characters",
+                              candidates=candidates)
         return candidates[0]
 
     def path_of(self, recording_id: str) -> Path:
         if not ULID.fullmatch(recording_id):
-            raise StoreError(400, "invalid_id", f"{recording_id[:40]!r} is not a recording id")
+            raise InvalidId(f"{recording_id[:40]!r} is not a recording id")
         return self.directory / f"{recording_id}.json"
 
     def index_path(self, recording_id: str) -> Path:
@@ -219,8 +254,8 @@ class Store:
             return entry
         fresh = self._entry_for(path)  # warns when it cannot be read
         if fresh is None:
-            raise StoreError(409, "unreadable_recording", f"The file of recording {recording_id} is not a readable "
-                             "recording any more (changed outside mockd?); see the server's log")
+            raise UnreadableRecording(f"The file of recording {recording_id} is not a readable recording any more "
+                                      "(changed outside mockd?); see the server's log")
         with self._lock:
             self._entries[recording_id] = fresh
             self._write_index()
@@ -284,7 +319,7 @@ class Store:
 
     def summaries(self, query: ListQuery) -> tuple[list[Summary], int]:
         if query.sort_by not in SORT_KEYS:
-            raise StoreError(400, "invalid_sort", f"sortBy must be one of {', '.join(SORT_KEYS)}")
+            raise InvalidSort(f"sortBy must be one of {', '.join(SORT_KEYS)}")
         summaries = [entry.summary for entry in self._snapshot()
                      if (query.include_deleted or not entry.summary.deleted)
                      and (query.protocol is None or entry.summary.protocol == query.protocol)
@@ -450,5 +485,5 @@ def _keyed(entries: Iterable[bytes], index: IndexBuilder) -> Iterator[bytes]:
         yield raw
 
 
-def _not_found(recording_id: str) -> StoreError:
-    return StoreError(404, "not_found", f"No stream recording with id {recording_id!r}")
+def _not_found(recording_id: str) -> NotFound:
+    return NotFound(f"No stream recording with id {recording_id!r}")
