@@ -275,20 +275,20 @@ class StoreMachine(RuleBasedStateMachine):
         stats = self.store.stats()
         live = {i: entry for i, entry in self.model.items() if not entry.deleted}
         deleted = [i for i, entry in self.model.items() if entry.deleted]
-        assert stats["usedBytes"] == sum(self._size(i) for i in self.model)
-        assert stats["recordingCount"] == len(live)
-        assert stats["websocketCount"] == sum(entry.protocol == "websocket" for entry in live.values())
-        assert stats["sseCount"] == sum(entry.protocol == "sse" for entry in live.values())
-        assert stats["deletedCount"] == len(deleted)
-        assert stats["deletedBytes"] == sum(self._size(i) for i in deleted)
-        assert stats["maxBytes"] == MAX_BYTES
+        assert stats.used_bytes == sum(self._size(i) for i in self.model)
+        assert stats.recording_count == len(live)
+        assert stats.websocket_count == sum(entry.protocol == "websocket" for entry in live.values())
+        assert stats.sse_count == sum(entry.protocol == "sse" for entry in live.values())
+        assert stats.deleted_count == len(deleted)
+        assert stats.deleted_bytes == sum(self._size(i) for i in deleted)
+        assert stats.max_bytes == MAX_BYTES
         if live:
             oldest = min(live, key=lambda i: live[i].start_time)
             newest = max(live, key=lambda i: live[i].start_time)
-            assert (stats["oldestRecording"], stats["oldestDate"]) == (oldest, live[oldest].start_time)
-            assert (stats["newestRecording"], stats["newestDate"]) == (newest, live[newest].start_time)
+            assert (stats.oldest_recording, stats.oldest_date) == (oldest, live[oldest].start_time)
+            assert (stats.newest_recording, stats.newest_date) == (newest, live[newest].start_time)
         else:
-            assert "oldestRecording" not in stats
+            assert stats.oldest_recording is None and b"oldestRecording" not in msgspec.json.encode(stats)
 
     @invariant()
     def disk_agrees(self) -> None:

@@ -39,6 +39,47 @@ class RecordingList(msgspec.Struct):
     offset: int = 0
 
 
+class StorageStats(msgspec.Struct, rename="camel", omit_defaults=True):
+    """``GET /stream-recordings/stats``: the quota's use and the recordings' counts (from the summary
+    index: never a recording file read). The oldest and newest are there when a recording is."""
+
+    used_bytes: int
+    max_bytes: int
+    used_percent: float
+    warn_percent: int | float  # as configured (80 or 75.5)
+    recording_count: int
+    websocket_count: int
+    sse_count: int
+    http_count: int
+    deleted_count: int
+    deleted_bytes: int
+    oldest_recording: str | None = None
+    oldest_date: str | None = None
+    newest_recording: str | None = None
+    newest_date: str | None = None
+    warning: str | None = None
+
+
+class SessionSummary(msgspec.Struct, rename="camel"):
+    """The items of ``GET /stream-recordings/sessions``: a running session with its live counts."""
+
+    id: str
+    name: str
+    protocol: Literal["websocket", "sse", "http"]
+    path: str
+    start_time: str
+    duration_ms: int
+    frame_count: int
+    connection_count: int
+
+
+class Vacuumed(msgspec.Struct, rename="camel"):
+    """``POST /stream-recordings/vacuum``."""
+
+    removed: int
+    freed_bytes: int
+
+
 class _Page(msgspec.Struct):
     total: int  # how many entries match the filter
     offset: int

@@ -24,7 +24,7 @@ import click
 import msgspec
 
 from mockd.answers import (DEFAULT_EXPIRES_AFTER, MAX_EXPIRES_AFTER, MAX_TIMING_SCALE, EventPage, RecordingList,
-                           ReplayStatus)
+                           ReplayStatus, SessionSummary, Started, StorageStats, Vacuumed)
 from mockd.client import ApiError, Client, ServerUnavailable, pieces, write_all
 from mockd.progress import Progress
 from mockd.recording.format import Recording, Summary, decode_recording
@@ -105,9 +105,9 @@ def recordings_table(summaries: list[Summary]) -> str:
                  minimum={"ID": 12, "PATH": 13}, shrink="PATH")
 
 
-def sessions_table(sessions: list[dict[str, Any]]) -> str:
-    rows = [[str(s["id"])[:12], str(s["protocol"]), str(s["path"]), human_duration(int(s["durationMs"])),
-             str(s["frameCount"]), str(s["connectionCount"])] for s in sessions]
+def sessions_table(sessions: list[SessionSummary]) -> str:
+    rows = [[s.id[:12], s.protocol, s.path, human_duration(s.duration_ms), str(s.frame_count),
+             str(s.connection_count)] for s in sessions]
     return table(["ID", "PROTOCOL", "PATH", "DURATION", "FRAMES", "CONNECTIONS"], rows, minimum={"ID": 12},
                  shrink="PATH")
 
@@ -147,18 +147,18 @@ def show_block(recording: Recording, event_types: list[str]) -> str:
     return "\n".join(text)
 
 
-def stats_block(stats: dict[str, Any]) -> str:
-    lines = [f"Used:        {human_size(stats['usedBytes'])} / {human_size(stats['maxBytes'])} "
-             f"({stats['usedPercent']:.1f}%)",
-             f"Recordings:  {stats['recordingCount']} ({stats['websocketCount']} websocket, {stats['sseCount']} sse, "
-             f"{stats.get('httpCount', 0)} http)",
-             f"Deleted:     {stats['deletedCount']} ({human_size(stats['deletedBytes'])}; "
+def stats_block(stats: StorageStats) -> str:
+    lines = [f"Used:        {human_size(stats.used_bytes)} / {human_size(stats.max_bytes)} "
+             f"({stats.used_percent:.1f}%)",
+             f"Recordings:  {stats.recording_count} ({stats.websocket_count} websocket, {stats.sse_count} sse, "
+             f"{stats.http_count} http)",
+             f"Deleted:     {stats.deleted_count} ({human_size(stats.deleted_bytes)}; "
              "`mockd stream-recordings vacuum` removes them)"]
-    if "oldestRecording" in stats:
-        lines.append(f"Oldest:      {stats['oldestRecording'][:12]}  {seconds_precision(stats['oldestDate'])}")
-        lines.append(f"Newest:      {stats['newestRecording'][:12]}  {seconds_precision(stats['newestDate'])}")
-    if stats.get("warning"):
-        lines.append(f"Warning:     {stats['warning']}")
+    if stats.oldest_recording is not None and stats.newest_recording is not None:
+        lines.append(f"Oldest:      {stats.oldest_recording[:12]}  {seconds_precision(stats.oldest_date or '')}")
+        lines.append(f"Newest:      {stats.newest_recording[:12]}  {seconds_precision(stats.newest_date or '')}")
+    if stats.warning:
+        lines.append(f"Warning:     {stats.warning}")
     return "\n".join(lines)
 
 
@@ -699,7 +699,8 @@ def stats(ctx: click.Context, as_json: bool, **connection: Any) -> None:
     """
     context = _merge(ctx, **connection)
     api = context.api()
-    figures = json.loads(api.request("GET", "/stream-recordings/stats")) if api else context.store().stats()
+    figures = msgspec.json.decode(api.request("GET", "/stream-recordings/stats"), type=StorageStats) if api \
+        else context.store().stats()
     if as_json:
         _echo_json(figures)
     else:
@@ -722,8 +723,8 @@ def vacuum(ctx: click.Context, force: bool, **connection: Any) -> None:
     api = context.api()
     with Progress("Vacuuming", lambda count: f"{count} files") as progress:
         if api is not None:
-            answer = json.loads(api.request("POST", "/stream-recordings/vacuum"))
-            removed, freed = answer["removed"], answer["freedBytes"]
+            answer = msgspec.json.decode(api.request("POST", "/stream-recordings/vacuum"), type=Vacuumed)
+            removed, freed = answer.removed, answer.freed_bytes
         else:
             removed, freed = context.store().vacuum(progress.update)
     click.echo(f"Removed {removed} recordings, freed {human_size(freed)}")
@@ -741,7 +742,7 @@ def sessions(ctx: click.Context, as_json: bool, **connection: Any) -> None:
       mockd stream-recordings sessions
     """
     api = _merge(ctx, **connection).need_api("sessions")
-    active = json.loads(api.request("GET", "/stream-recordings/sessions"))
+    active = msgspec.json.decode(api.request("GET", "/stream-recordings/sessions"), type=list[SessionSummary])
     _echo_rows(active, as_json, sessions_table, "No active recording sessions")
 
 
@@ -767,13 +768,13 @@ def start(ctx: click.Context, protocol: str, path: str, name: str | None, max_du
     for key, value in (("name", name), ("maxDurationMs", max_duration), ("maxFrames", max_frames)):
         if value is not None:
             body[key] = value
-    answer = json.loads(api.request("POST", "/stream-recordings/start", body=body))
+    answer = msgspec.json.decode(api.request("POST", "/stream-recordings/start", body=body), type=Started)
     if quiet:
-        click.echo(answer["sessionId"])
+        click.echo(answer.session_id)
         return
-    click.echo(f"Recording {answer['sessionId']} started ({protocol} {path})")
-    if answer.get("warning"):
-        click.echo(f"Warning: {answer['warning']}", err=True)
+    click.echo(f"Recording {answer.session_id} started ({protocol} {path})")
+    if answer.warning:
+        click.echo(f"Warning: {answer.warning}", err=True)
 
 
 @stream_recordings.command("stop")

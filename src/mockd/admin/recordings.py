@@ -13,7 +13,8 @@ import msgspec
 from aiohttp import web
 
 from mockd.admin.openapi import operation, path_parameter, ref
-from mockd.answers import EventPage, ExchangePage, FramePage, RecordingList, Started
+from mockd.answers import (EventPage, ExchangePage, FramePage, RecordingList, SessionSummary, Started, StorageStats,
+                           Vacuumed)
 from mockd.config import ConfigFile
 from mockd.convert import ConvertOptions, NoSuchConnection, NothingToConvert, convert_pieces
 from mockd.files import spool
@@ -185,7 +186,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
 
     async def vacuum(request: web.Request) -> web.Response:
         removed, freed = request.app[key].store.vacuum()
-        return json_response({"removed": removed, "freedBytes": freed})
+        return json_response(Vacuumed(removed=removed, freed_bytes=freed))
 
     async def send(request: web.Request, recording_id: str, filename: str | None = None) -> web.StreamResponse:
         source = await request.app[key].recording_source(recording_id)
@@ -272,10 +273,6 @@ _QUERY = [{"name": name, "in": "query", "required": False, "schema": schema} for
     ("name", {"type": "string"}), ("limit", {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT}),
     ("offset", {"type": "integer", "minimum": 0}), ("sortBy", {"enum": list(SORT_KEYS)}),
     ("sortOrder", {"enum": ["asc", "desc"]}), ("includeDeleted", {"type": "boolean"}))]
-_SESSION = {"type": "object", "required": ["id", "name", "protocol", "path", "startTime", "durationMs", "frameCount",
-                                           "connectionCount"]}
-_STATS = {"type": "object", "required": ["usedBytes", "maxBytes", "usedPercent", "warnPercent", "recordingCount",
-                                         "websocketCount", "sseCount", "deletedCount", "deletedBytes"]}
 _START_BODY = {"type": "object", "required": ["protocol", "path"], "properties": {
     "protocol": {"enum": list(PROTOCOLS)}, "path": {"type": "string"}, "name": {"type": "string"},
     "headers": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -285,18 +282,19 @@ _PAGE_QUERY = [{"name": name, "in": "query", "required": False, "schema": schema
     ("limit", {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT, "default": DEFAULT_PAGE}),
     ("connection", {"type": "integer", "minimum": 1}), ("direction", {"enum": list(DIRECTIONS)}),
     ("type", {"type": "string", "description": "WebSocket: text, binary, ping, pong or close; SSE: an event type"}))]
-MODELS = (Recording, Summary, ConvertOptions, ConfigFile, Started, RecordingList, FramePage, EventPage, ExchangePage)
+MODELS = (Recording, Summary, ConvertOptions, ConfigFile, Started, RecordingList, FramePage, EventPage, ExchangePage,
+          StorageStats, SessionSummary, Vacuumed)
 PATHS = {
     "/stream-recordings": {"get": operation(
         "List recordings (soft-deleted ones only with includeDeleted)",
         {200: ref("RecordingList")}, (400,), parameters=_QUERY)},
-    "/stream-recordings/stats": {"get": operation("Storage statistics", {200: _STATS})},
+    "/stream-recordings/stats": {"get": operation("Storage statistics", {200: ref("StorageStats")})},
     "/stream-recordings/sessions": {"get": operation("Active recording sessions",
-                                                     {200: {"type": "array", "items": _SESSION}})},
+                                                     {200: {"type": "array", "items": ref("SessionSummary")}})},
     "/stream-recordings/start": {"post": operation("Start recording the connections on a path", {201: ref("Started")},
                                                    (400, 413, 507), body=_START_BODY)},
-    "/stream-recordings/vacuum": {"post": operation("Remove soft-deleted recordings for good", {200: {
-        "type": "object", "required": ["removed", "freedBytes"]}})},
+    "/stream-recordings/vacuum": {"post": operation("Remove soft-deleted recordings for good",
+                                                    {200: ref("Vacuumed")})},
     "/stream-recordings/{id}": {
         "get": operation("A recording (a running session shows what it has so far); entries=false: without its "
                          "frames, events or exchanges", {200: ref("Recording")}, (400, 404, 409),

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, Literal
 
 from ulid import ULID
 
+from mockd.answers import SessionSummary
 from mockd.events import MAX_CAPTURED_BODY, Connection, SseBlock, StreamEvents, WsFrame
 from mockd.files import spool
 from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpRequestRecord,
@@ -280,11 +281,11 @@ class RecordingSession:
                             duration_ms=duration, connection=number, origin=exchange.origin,
                             redaction_failed=True if request_failed or response_failed else UNSET)
 
-    def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.header.name, "protocol": self.header.protocol, "path": self.header.path,
-                "startTime": rfc3339(self.header.start_ns),
-                "durationMs": (time.time_ns() - self.header.start_ns) // 1_000_000,
-                "frameCount": self.frame_count, "connectionCount": len(self.numbers) + self.exchanges}
+    def summary(self) -> SessionSummary:
+        return SessionSummary(id=self.id, name=self.header.name, protocol=self.header.protocol,
+                              path=self.header.path, start_time=rfc3339(self.header.start_ns),
+                              duration_ms=(time.time_ns() - self.header.start_ns) // 1_000_000,
+                              frame_count=self.frame_count, connection_count=len(self.numbers) + self.exchanges)
 
 
 def _spool_live(journal: Path, directory: Path) -> BinaryIO:

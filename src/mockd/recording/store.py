@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from mockd.answers import StorageStats
 from mockd.files import write_atomically
 from mockd.recording import journal
 from mockd.recording.format import (Recording, Summary, decode_recording, decode_summary, encode_entry,
@@ -454,28 +455,24 @@ class Store:
                     f"warning at {self.warn_percent:g}%)")
         return None
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> StorageStats:
         entries = self._snapshot()
         live = [entry for entry in entries if not entry.summary.deleted]
         deleted = [entry for entry in entries if entry.summary.deleted]
         used = self.used_bytes
-        result: dict[str, Any] = {
-            "usedBytes": used, "maxBytes": self.max_bytes,
-            "usedPercent": round(100 * used / self.max_bytes, 2), "warnPercent": self.warn_percent,
-            "recordingCount": len(live),
-            "websocketCount": sum(entry.summary.protocol == "websocket" for entry in live),
-            "sseCount": sum(entry.summary.protocol == "sse" for entry in live),
-            "httpCount": sum(entry.summary.protocol == "http" for entry in live),
-            "deletedCount": len(deleted), "deletedBytes": sum(entry.size for entry in deleted),
-        }
+        result = StorageStats(
+            used_bytes=used, max_bytes=self.max_bytes, used_percent=round(100 * used / self.max_bytes, 2),
+            warn_percent=self.warn_percent, recording_count=len(live),
+            websocket_count=sum(entry.summary.protocol == "websocket" for entry in live),
+            sse_count=sum(entry.summary.protocol == "sse" for entry in live),
+            http_count=sum(entry.summary.protocol == "http" for entry in live),
+            deleted_count=len(deleted), deleted_bytes=sum(entry.size for entry in deleted),
+            warning=self.over_warning())
         if live:
             oldest = min(live, key=lambda entry: entry.summary.start_time).summary
             newest = max(live, key=lambda entry: entry.summary.start_time).summary
-            result.update(oldestRecording=oldest.id, oldestDate=oldest.start_time,
-                          newestRecording=newest.id, newestDate=newest.start_time)
-        warning = self.over_warning()
-        if warning:
-            result["warning"] = warning
+            result.oldest_recording, result.oldest_date = oldest.id, oldest.start_time
+            result.newest_recording, result.newest_date = newest.id, newest.start_time
         return result
 
 
