@@ -1,9 +1,14 @@
-"""Progress of the CLI's long operations on a terminal (spec 04): export or convert of a huge recording,
-vacuum over many files.
+"""Progress of the CLI's long operations on a terminal (docs/cli.md): export or convert of a huge
+recording, vacuum over many files.
 
 One line on stderr, redrawn in place and cleared at the end, and only when stderr is a terminal: a pipe,
 a file or a script sees nothing of it. A background thread redraws it every ``REDRAW`` seconds, so a
 wait with no news (the server still converting, before the first byte) shows the time passing.
+
+Hand-written on purpose: ``click.progressbar`` draws a bar of items, needs the length up front (an
+answer's ``Content-Length`` may be unknown, and a wait before the first byte must still show time
+passing) and redraws only when told; rich would add a large import to every CLI start for one line.
+This is one line of text and a timer thread, in the exact format docs/cli.md shows.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Process settings (``mockd.yaml``): the ``recording:`` block of the seed, and where data lives."""
+"""Process settings (``mockd.yaml``, docs/config.md): the ``recording:``, ``upstream:`` and ``admin:``
+blocks, and where data lives."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import msgspec
@@ -82,14 +82,11 @@ def load_settings(path: Path | None) -> tuple[Settings, Path | None]:
 
 
 def platform_data_dir() -> Path:
-    """The seed's defaults: XDG data home on Linux, Application Support on macOS, LOCALAPPDATA on Windows."""
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "mockd" / "recordings"
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "mockd" / "recordings"
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "mockd" / "recordings"
+    """``recordings`` in the platform's user data directory, as platformdirs knows it: the XDG data home
+    on Linux, Application Support on macOS, LOCALAPPDATA on Windows (imported here: only this needs it)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("mockd", appauthor=False)) / "recordings"
 
 
 def resolve_data_dir(flag: str | None, settings: Settings) -> Path:
