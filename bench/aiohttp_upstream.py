@@ -1,5 +1,6 @@
-"""A fast upstream for spec 05 P9 ("relay against the limit"): the same two upstreams as bench/peers.py,
-served by aiohttp (on uvloop when it is importable) instead of ``websockets`` and raw asyncio.
+"""A fast upstream for P9 ("relay against the limit", docs/benchmarks.md): the same two upstreams as
+bench/peers.py, served by aiohttp (on uvloop when it is importable) instead of ``websockets`` and raw
+asyncio.
 
     python bench/aiohttp_upstream.py ws-echo --ready FILE
     python bench/aiohttp_upstream.py sse --ready FILE

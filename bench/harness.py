@@ -2,9 +2,9 @@
 bench/aiohttp_upstream.py), the peer relays put beside mockd, and the load generators.
 
 The peer relays are mitmdump in reverse mode (when installed), and for P9 nginx and the minimal aiohttp
-relay ``relay.py``, both started from the shared peer directory (``../shared/bench`` beside the project,
-or ``$MOCKD_BENCH_PEERS``), never copied into the project. A peer that cannot run here is skipped with
-a note (:func:`relay_missing`).
+relay ``relay.py``, both started from the peer relays' directory, ``$MOCKD_BENCH_PEERS``, by default
+``../shared/bench`` beside the project (:data:`PEER_RELAYS`), never copied into the project. A peer that
+cannot run here is skipped with a note (:func:`relay_missing`).
 
 CPU placement (when ``os.sched_setaffinity`` exists and there are at least 2 cores): the upstreams,
 mockd and the peer relays run on core 0, every load generator on core 1 (set with
@@ -286,13 +286,14 @@ def _mitmdump_command(directory: Path, port: int, upstream_port: int) -> list[st
 
 
 def _nginx_command(directory: Path, port: int, upstream_port: int) -> list[str]:
-    """The shared nginx_conf.sh: writes ``directory``/nginx.conf, then runs nginx (one worker) in the
-    foreground."""
+    """``nginx_conf.sh`` from the peer relays' directory: writes ``directory``/nginx.conf, then runs nginx
+    (one worker) in the foreground."""
     return ["bash", str(PEER_RELAYS / "nginx_conf.sh"), str(directory), str(port), str(upstream_port)]
 
 
 def _relay_py_command(directory: Path, port: int, upstream_port: int) -> list[str]:
-    """The shared minimal aiohttp relay (records every frame in memory), on this Python (aiohttp, uvloop)."""
+    """``relay.py`` from the peer relays' directory, a minimal aiohttp relay that records every frame in
+    memory, on this Python (aiohttp, uvloop)."""
     return [PYTHON, str(PEER_RELAYS / "relay.py"), str(port), str(upstream_port)]
 
 

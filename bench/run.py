@@ -1,12 +1,12 @@
-"""Run the mockd performance suite (spec 05, P1–P9): a table on stdout, JSON results in a file.
+"""Run the mockd performance suite (P1–P9, docs/benchmarks.md): a table on stdout, JSON results in a file.
 
     .venv/bin/python bench/run.py [--quick] [--json OUT] [--only P1,P3]
 
 Every speed figure is a ratio against a baseline measured in the same run (the same client against
 the upstream directly; mitmdump in reverse mode when installed; for P9 also nginx and the minimal
-aiohttp relay from ../shared/bench, or $MOCKD_BENCH_PEERS) or a timing error. A peer that cannot run
-here is skipped with a note. ``--quick`` runs every scenario at a small size (well under a minute);
-CI runs it to keep the suite working.
+aiohttp relay from the peer relays' directory, $MOCKD_BENCH_PEERS, by default ../shared/bench beside
+the project) or a timing error. A peer that cannot run here is skipped with a note. ``--quick`` runs
+every scenario at a small size (well under a minute); CI runs it to keep the suite working.
 """
 
 from __future__ import annotations

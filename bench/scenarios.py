@@ -1,5 +1,5 @@
-"""The performance scenarios P1–P9 of spec 05 (P10, the converted mock, as a P4 row; P11, the pytest
-fixture, as a P7 row). Each takes a :class:`Context` and returns result rows.
+"""The performance scenarios P1–P9 of docs/benchmarks.md (P10, the converted mock, as a P4 row; P11, the
+pytest fixture, as a P7 row). Each takes a :class:`Context` and returns result rows.
 
 P1–P3 and P8 put mockd (recording on) and mitmdump in front of bench/peers.py's upstreams; P9 puts
 mockd (with and without a recording session), nginx, relay.py and mitmdump in front of the fast aiohttp
@@ -408,7 +408,7 @@ def rtt_row(column: Column) -> Row:
 def starving_row(column: Column) -> Row:
     """Issue 15's check that the recorder's batches (every 100 ms, or 256 frames) do not starve the relay:
     the 100 connections' round-trip p99 with recording on beside the same without a session. Shown, not
-    judged (spec 05 sets no bound)."""
+    judged (it has no target)."""
     shown = {path: column.rtt(path, "p99") for path in ("direct", "nginx", "no session", "recording")}
     text = ", ".join(f"{path} {value:.3f}" for path, value in shown.items() if value is not None)
     recorded, bare = shown["recording"], shown["no session"]
@@ -503,7 +503,7 @@ def p4(context: Context) -> list[Row]:
                        "p50 ≤ 0.5, p99 ≤ 2 ms; drift ≤ 2 ms", lambda e: e["p50"] <= 0.5 and e["p99"] <= 2.0),
             replay_row(f"replay timing, {crowd} concurrent replays", many, CONCURRENT_REPLAYS_BAR,
                        concurrent_replays_within),
-            replay_row(f"converted mock (spec P10), 1 client, {seconds:g} s WebSocket stream", converted,
+            replay_row(f"converted mock (P10), 1 client, {seconds:g} s WebSocket stream", converted,
                        "p99 ≤ 2 ms; drift ≤ 2 ms", lambda e: e["p99"] <= 2.0)]
 
 
@@ -811,7 +811,7 @@ def frames_page(server: Mockd, recording_id: str, query: str) -> Any:
 def index_row(server: Mockd, shape: LongShape, index: Path) -> Row:
     """The file came without a frame index: mockd builds it when it first needs it, which is while it
     opens the data directory (it reads each new file's summary through the index). So this is mockd's
-    start-up, launch → ready, and its peak RSS then (VmHWM). Shown, not judged (spec 05 sets no target)."""
+    start-up, launch → ready, and its peak RSS then (VmHWM). Shown, not judged (it has no target)."""
     peak_mb = server.peak_rss_kb() / 1024
     return Row("P6", f"build the frame index of a {shape.frames}-frame file (mockd start-up: launch → ready)",
                f"{server.started_in * 1000:.0f} ms", f"index written at start-up: {index.exists()}",
@@ -963,7 +963,7 @@ PYTEST_CASSETTE = Path(__file__).resolve().parent.parent / "examples" / "pytest"
 
 
 def p11(context: Context) -> Row:
-    """Spec 05 P11, beside P7: the pytest fixture's set-up and teardown in replay mode — what the
+    """P11, beside P7: the pytest fixture's set-up and teardown in replay mode — what the
     ``mockd`` fixture does around a test (an in-process server loading the cassette, started, then
     stopped with its misses checked), timed in this process."""
     from mockd.cassettes import Cassette

@@ -1,9 +1,10 @@
 """kill -9 in the middle of recorded traffic, and what the recording must hold afterwards: shared by the
-durability test (spec 02: clients on a mock) and fault R1 (spec 05: 100 proxied connections).
+durability test (clients on a mock; docs/recording.md, "Sessions") and fault R1 (100 proxied connections;
+docs/faults.md).
 
 The moment T is when every client has ``warm_up`` echoes; traffic then goes on for ``after_t`` seconds
 before the SIGKILL, so "everything confirmed at T" is everything relayed at least ``after_t`` before the
-kill — the spec allows losing only the last 200 ms.
+kill — only the last 200 ms may be lost (docs/recording.md promises at most the last 100 ms).
 """
 
 from __future__ import annotations

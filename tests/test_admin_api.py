@@ -1,8 +1,8 @@
 """The admin API over real HTTP, with clients independent of the server's stack (urllib, raw asyncio).
 
-Covers spec 01 (``/health``, ``/mocks``, ``/openapi.json``, token auth, 1012 on replaced or removed
-WebSocket mocks) and spec 05 R4/R6 (every error is ``{"error", "message"}`` JSON and documented,
-huge bodies get 413, hostile ids never escape as 5xx).
+Covers docs/admin-api.md (``/health``, ``/mocks``, ``/openapi.json``, token auth, 1012 on replaced or
+removed WebSocket mocks) and the fault rows R4/R6 of docs/faults.md (every error is ``{"error", "message"}``
+JSON and documented, huge bodies get 413, hostile ids never escape as 5xx).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The admin API against web pages in the developer's own browser (docs/security.md): a foreign ``Host``
 (DNS rebinding) is refused on every route, a foreign ``Origin`` on every state-changing route, a body
-that is not JSON everywhere — and nothing changes; ``curl`` as the seed shows it, the CLI and the
+that is not JSON everywhere — and nothing changes; ``curl`` as docs/recording.md shows it, the CLI and the
 Python client keep working, the latter two with the token read from the data directory's ready file."""
 
 from __future__ import annotations

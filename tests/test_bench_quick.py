@@ -1,6 +1,6 @@
 """CI keeps the benchmark suite working: ``bench/run.py --quick`` must run every scenario P1–P9 and
-write its JSON. The figures are not asserted (shared CI machines are noisy); spec 05 judges them from
-full runs, see docs/benchmarks.md."""
+write its JSON. The figures are not asserted (shared CI machines are noisy); they are judged from full
+runs, in docs/benchmarks.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``mockd stream-recordings`` (alias ``mockd sr``), black-box (the seed's "CLI Commands"; spec 04).
+"""``mockd stream-recordings`` (alias ``mockd sr``), black-box (docs/cli.md).
 
 The installed ``mockd`` executable runs as a subprocess (a pseudo-terminal where a terminal matters),
 (a) against a live server (``--admin-url``, ``MOCKD_ADMIN_URL``) and (b) with no server answering,
@@ -10,8 +10,8 @@ Its data directory stays untouched (the "stopped server" of offline mode; tests 
 recordings work on copies), and a second server serves a copy of it for the live tests, so live and
 offline output can be compared byte for byte.
 
-The formatting helpers of :mod:`mockd.recordings_cli` are also tested directly against the seed's
-literal examples (``12.3s``, ``850ms``, ``2m05s``, ``8.2 KB``).
+The formatting helpers of :mod:`mockd.recordings_cli` are also tested directly against the literal
+examples of docs/cli.md and the README (``12.3s``, ``850ms``, ``2m05s``, ``8.2 KB``).
 """
 
 from __future__ import annotations
@@ -318,7 +318,7 @@ def test_human_duration(ms: int, text: str) -> None:
     (1_258_291, "1.2 MB"), (8_598_323, "8.2 MB"), (524_288_000, "500.0 MB"),
 ])
 def test_human_size(size: int, text: str) -> None:
-    """Powers of 1024: the seed's recording of ``fileSizeBytes: 8432`` is listed as ``8.2 KB``."""
+    """Powers of 1024: a recording of ``fileSizeBytes: 8432`` is listed as ``8.2 KB``."""
     assert human_size(size) == text
 
 
@@ -363,7 +363,7 @@ def test_seed_table_is_reproduced_exactly() -> None:
 
 
 def test_list_is_the_seeds_table_and_says_when_it_is_cut(recorded: Recorded) -> None:
-    """The newest three have both protocols and short paths: the seed's header exactly, aligned rows."""
+    """The newest three have both protocols and short paths: the header of docs/cli.md exactly, aligned rows."""
     output = ok(sr(recorded.live.admin_url, "list", "--limit", "3"))
     header, rows = table_rows(output, LIST_COLUMNS)
     assert header == SEED_HEADER
@@ -531,7 +531,7 @@ def test_show_json_is_the_full_recording_and_feeds_jq(recorded: Recorded) -> Non
     assert [item["type"] for item in expected].count("text") == 4
     jq = shutil.which("jq")
     if jq is None:
-        pytest.skip("jq is not installed: the JSON was checked in Python, the seed's jq pipeline was not run")
+        pytest.skip("jq is not installed: the JSON was checked in Python, the pipeline of docs/cli.md was not run")
     show = f"{' '.join(mockd_command())} stream-recordings show {recorded.chat[:12]} --json"
     seed_filter = "'.websocket.frames[] | {relativeMs, direction, type}'"
     command = f"{show} --admin-url {recorded.live.admin_url} | {jq} -c {seed_filter}"
@@ -725,7 +725,7 @@ def test_delete_asks_on_a_terminal(recorded: Recorded, mockd: MockdFactory, tmp_
     assert len(state) == (3 if permanent else 4)
 
 
-# --- progress on a terminal (spec 04) ----------------------------------------------------------------
+# --- progress on a terminal (docs/cli.md, "Progress") ------------------------------------------------
 
 
 @pytest.mark.parametrize(("command", "label", "what"), [("export", "Exporting", "recording"),

@@ -1,4 +1,4 @@
-"""Recording → mock config (spec 03, "Convert"; spec 04 `convert`).
+"""Recording → mock config (docs/replay.md, "Convert to a mock config"; docs/cli.md `convert`).
 
 (a) Pure unit tests of :func:`mockd.convert.convert` and :func:`mockd.convert.websocket_steps` on
     hand-built :class:`~mockd.recording.format.Recording` models: the whole recording converts, one
@@ -87,8 +87,8 @@ from mockd.recording.format import (
 )
 
 DEADLINE = 10.0  # seconds: an upper bound for anything that should happen "soon" on a noisy machine
-# Timing tolerance of a replayed (or recorded) gap against the one it must reproduce. The spec's own
-# replay target is far tighter (P4, measured by the benchmark); this is a black-box check across three
+# Timing tolerance of a replayed (or recorded) gap against the one it must reproduce. The replay target
+# of docs/benchmarks.md is far tighter (P4, measured by the benchmark); this is a black-box check across three
 # processes on a shared 2-core machine. Observed errors here are 0-5 ms; ±15 ms leaves room for one
 # scheduling hiccup without hiding a real timing bug (a lost or doubled delay is 50 ms or more).
 TOLERANCE_MS = 15.0

@@ -1,9 +1,9 @@
 """HTTP mocks, black-box: a real ``mockd serve`` reached over 127.0.0.1 with ``http.client``.
 
-Contract: spec 01 "HTTP mocks" (matcher: method, exact ``path`` or full-match ``pathPattern``, headers
-with case-insensitive names, query; first match wins; ``enabled: false`` skipped; response status,
-headers, string or JSON body, ``delayMs``) and "The config file" (unmatched → 404 JSON naming method
-and path).
+Contract: docs/config.md, "HTTP mocks" (matcher: method, exact ``path`` or full-match ``pathPattern``,
+headers with case-insensitive names, query; first match wins; ``enabled: false`` skipped; response
+status, headers, string or JSON body, ``delayMs``) and the config file at its top (unmatched → 404 JSON
+naming method and path).
 """
 
 from __future__ import annotations

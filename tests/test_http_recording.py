@@ -1,5 +1,6 @@
-"""Plain HTTP exchanges recorded by a session of protocol ``http`` (spec 02 ``http.exchanges``), and the
-convert options around them, over real sockets: an aiohttp upstream behind the proxy, aiohttp clients."""
+"""Plain HTTP exchanges recorded by a session of protocol ``http`` (docs/recording.md, "HTTP recordings"),
+and the convert options around them, over real sockets: an aiohttp upstream behind the proxy, aiohttp
+clients."""
 
 from __future__ import annotations
 

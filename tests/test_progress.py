@@ -1,4 +1,5 @@
-"""``mockd.progress``: the CLI's progress line (spec 04: long operations show progress on a terminal).
+"""``mockd.progress``: the CLI's progress line (docs/cli.md, "Progress": long operations show progress on a
+terminal).
 
 The line is a pure function of the figures (:func:`progress_line`); :class:`Progress` draws it on a
 stream only when that stream is a terminal, redraws it while nothing happens, and clears it at the

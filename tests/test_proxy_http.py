@@ -1,4 +1,4 @@
-"""The upstream proxy, HTTP side (spec 01, "Upstream proxy"): plain HTTP, streamed responses and SSE,
+"""The upstream proxy, HTTP side (docs/config.md, "Proxy mocks"): plain HTTP, streamed responses and SSE,
 prefix matching, failures and shutdown — black-box over real sockets.
 
 Upstreams are aiohttp's web server (requests recorded as received) or a raw asyncio server that paces

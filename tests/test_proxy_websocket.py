@@ -1,4 +1,4 @@
-"""The upstream proxy, WebSocket side (spec 01, "Upstream proxy"), black-box over real sockets.
+"""The upstream proxy, WebSocket side (docs/config.md, "Proxy mocks"), black-box over real sockets.
 
 A real ``mockd serve`` sits between a ``websockets`` client and a ``websockets`` server (or a hand-made
 asyncio upstream where a test needs to misbehave at the TCP level). Both ends log every frame they

@@ -1,4 +1,4 @@
-"""Stream recording (spec 02 and the seed ``stream-recording.md``), black-box over real sockets.
+"""Stream recording (docs/recording.md), black-box over real sockets.
 
 A real ``mockd serve`` process sits between independent peers: the ``websockets`` library as the
 WebSocket client and (behind ``proxy`` mocks) as the WebSocket upstream, raw asyncio HTTP/1.1 for SSE
@@ -83,7 +83,7 @@ def run_in_thread(factory: Callable[[], Awaitable[T]]) -> T:
 
 
 def write_settings(directory: Path, **recording: Any) -> Path:
-    """A ``mockd.yaml`` holding the seed's ``recording:`` block."""
+    """A ``mockd.yaml`` holding a ``recording:`` block (docs/config.md, "Settings file")."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "mockd.yaml"
     path.write_text(yaml.safe_dump({"recording": recording}, sort_keys=False))
@@ -383,12 +383,12 @@ def settings_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def shared(mockd_module: MockdFactory, settings_path: Path) -> RunningMockd:
-    """One server for the module: the seed's ``/ws/chat`` echo mock; tests add their own mocks."""
+    """One server for the module: an echo mock on the quick start's ``/ws/chat``; tests add their own mocks."""
     return mockd_module.start(mocks_config(ws_mock("chat", "/ws/chat", subprotocols=[SUBPROTOCOL])),
                               "--settings", str(settings_path))
 
 
-# ==== 1. the seed's quick start =======================================================================
+# ==== 1. the quick start of README.md and docs/recording.md ===========================================
 
 
 async def test_quick_start_from_the_seed(shared: RunningMockd) -> None:

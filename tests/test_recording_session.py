@@ -1,7 +1,7 @@
 """``mockd.recording.session.RecordingSession`` on its own: what it journals, in what order, with what
 timestamps. No sockets: frames and events are handed to the session as the stream events would.
 
-Contract (spec 02, "Recording sessions"): every frame or event reaches the journal in the order it was
+Contract (docs/recording.md, "Sessions"): every frame or event reaches the journal in the order it was
 appended, between the records of its connection's opening and closing, whatever batches the session
 encodes them in (``ENCODE_BATCH`` as soon as that many wait, the rest at the flush); each entry's
 ``timestamp`` is its moment in RFC 3339 with microseconds and ``relativeMs`` the whole milliseconds

@@ -1,4 +1,5 @@
-"""The recordings directory and the file format, in process (spec 02, "The recording file" and "Storage").
+"""The recordings directory and the file format, in process (docs/recording.md, "The recording file" and
+"Storage").
 
 * a stateful test drives ``mockd.recording.store.Store`` through saves, soft and permanent deletes,
   vacuums, re-opens, lost indexes, outside rewrites and foreign files, checking it after every step

@@ -1,4 +1,4 @@
-"""The recordings store through the admin API (spec 02, "Storage" and "Admin API for recordings"):
+"""The recordings store through the admin API (docs/recording.md, "Storage" and "Admin API"):
 listing and its filters, soft and permanent delete, vacuum, stats, the quota, file modes, recordings in
 the Go mockd's key layout, and files that are not recordings.
 

@@ -1,4 +1,4 @@
-"""Redaction (spec 02, "Redaction"): unit and property tests of ``mockd.recording.redact``.
+"""Redaction (docs/recording.md, "Redaction"): unit and property tests of ``mockd.recording.redact``.
 
 The oracle is independent of the implementation: the expected document is computed by walking the
 Python value (plain keys at any depth; JSONPath matches from python-jsonpath's ``finditer(...).parts``),
@@ -278,7 +278,7 @@ def test_non_json_examples_unchanged(text: str) -> None:
     assert Redactor(filter_body_keys=CATCH_ALL).body(text) == text
 
 
-# --- body: examples from the spec -----------------------------------------------------------------
+# --- body: the documented examples (docs/recording.md, "Redaction") and edge cases ----------------
 
 
 @pytest.mark.parametrize(("keys_", "text", "expected"), [

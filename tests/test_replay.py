@@ -1,7 +1,8 @@
-"""Replaying recordings through the admin API (spec 03, "Replay"), black-box over real sockets.
+"""Replaying recordings through the admin API (docs/replay.md, "Replay through the admin API"), black-box
+over real sockets.
 
 One ``mockd serve`` process is shared by the module. Before the tests run, the fixture makes real
-recordings on it through the seed's API (``POST /stream-recordings/start`` ... ``/stop``):
+recordings on it through the admin API (``POST /stream-recordings/start`` ... ``/stop``):
 
 * ``chat`` — a WebSocket scenario mock (subprotocol ``chat.v1``) driven by a ``websockets`` client:
   a JSON text at once, another 150 ms later, a binary frame 150 ms after that, then it waits for a
@@ -171,13 +172,9 @@ async def start_session(server: RunningMockd, protocol: str, path: str, name: st
 
 
 async def settle_session(server: RunningMockd, recording_id: str, frames: int) -> None:
-    """Wait until the session has taken in ``frames`` frames, then read it once (which writes them out).
-
-    Work-around, see ``test_a_replayed_connection_is_recorded_whole_when_the_client_pings``: a ping or
-    pong from the client (aiohttp hands its payload over as a ``bytearray``) makes the recorder's flush
-    raise, and a stop whose final flush raises loses the whole session (500). Reading the live recording
-    first lets that flush fail on its own (answering 500, or 200 once fixed), so the stop that follows
-    succeeds and keeps every frame written before the failing one."""
+    """Wait until the session has taken in ``frames`` frames, then read it once: the live recording
+    answers 200 with them (a ping or pong from the client, whose payload aiohttp hands over as a
+    ``bytearray``, once made the flush raise and this read answer 500)."""
     deadline = time.monotonic() + DEADLINE
     while True:
         sessions = (await admin(server, "GET", "/stream-recordings/sessions")).json()
@@ -186,7 +183,9 @@ async def settle_session(server: RunningMockd, recording_id: str, frames: int) -
             break
         assert time.monotonic() < deadline, f"session {recording_id} took in {counts} frames, {frames} expected"
         await asyncio.sleep(0.01)
-    assert (await admin(server, "GET", f"/stream-recordings/{recording_id}")).status in (200, 500)
+    live = await admin(server, "GET", f"/stream-recordings/{recording_id}")
+    assert live.status == 200, live.text
+    assert len(live.json()["websocket"]["frames"]) >= frames
 
 
 async def stop_session(server: RunningMockd, recording_id: str) -> dict[str, Any]:
@@ -238,7 +237,7 @@ def opened_ms(recording: dict[str, Any], connection: int) -> int:
 
 
 def server_items(recording: dict[str, Any]) -> list[Expected]:
-    """The spec's list of what a replay sends, for the first connection with frames: server text,
+    """What a replay sends, for the first connection with frames: server text,
     binary and ping frames and a close the server started (never a pong, nor the answer to a client
     close), or every SSE event."""
     items = entries(recording)

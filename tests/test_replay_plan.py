@@ -1,7 +1,7 @@
 """Unit tests of ``mockd.replay.plan``: which frames a replay sends, and when. No sockets.
 
-Contract: spec 03, "Replay". The plan is built on hand-made :class:`mockd.recording.format.Recording`
-models, so every relative time below is exact:
+Contract: docs/replay.md, "Replay through the admin API". The plan is built on hand-made
+:class:`mockd.recording.format.Recording` models, so every relative time below is exact:
 
 * pure mode: one ``send`` step per server frame (text, binary, ping, and a close the server started),
   at ``offset_ms = (relativeMs - the connection's opening) * timingScale``;

@@ -1,5 +1,5 @@
-"""HTTP request matching (spec 01 "HTTP mocks": matcher ``body``, ``matchOn``, ``ignoreQuery``; ``times``;
-the 404 that names the closest mock).
+"""HTTP request matching (docs/config.md, "HTTP mocks": matcher ``body``, ``matchOn``, ``ignoreQuery``;
+``times``; the 404 that names the closest mock).
 
 (a) Pure unit tests of :mod:`mockd.mocks.http`: JSON comparison (:func:`json_difference`,
     :func:`without_paths`), each :class:`~mockd.config.BodyMatch` type (:func:`body_mismatch`) and

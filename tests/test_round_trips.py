@@ -1,4 +1,5 @@
-"""Round trips with clients nobody in this project wrote (spec 02 recording, spec 03 "Convert").
+"""Round trips with clients nobody in this project wrote (docs/recording.md; docs/replay.md, "Convert to a
+mock config").
 
 Each test records real traffic through a ``proxy`` mock to a local, independent upstream (the
 ``websockets`` library's server, aiohttp's web server, or a raw asyncio server), converts the recording

@@ -1,4 +1,5 @@
-"""WebSocket scenarios keep what a client sends early (the inbox) and run on deadlines (spec 01).
+"""WebSocket scenarios keep what a client sends early (the inbox) and run on deadlines (docs/config.md,
+"WebSocket mocks").
 
 The pure parts — :class:`Inbox`, :func:`step_delay` and the runner's schedule, driven through a fake
 connection object (no network is faked: the runner only calls three methods) — are tested without

@@ -1,9 +1,9 @@
 """The ``mockd serve`` process and its detached twin ``mockd start`` / ``mockd stop``, black-box.
 
-Covers spec 01 "Processes and ports" and "The config file", the exit codes of spec 04, and the
-start-up security rule of spec 05: banner, ready file, ports, start-up errors (one stderr line, no
-traceback, non-zero exit), JSON/YAML chosen by content, the settings file, signals, start/stop,
-version and help.
+Covers docs/cli.md (``mockd serve``, ``mockd start`` / ``mockd stop``, the exit statuses), the config file
+of docs/config.md, and the start-up rule of docs/security.md (no admin API off loopback without a token):
+banner, ready file, ports, start-up errors (one stderr line, no traceback, non-zero exit), JSON/YAML
+chosen by content, the settings file, signals, start/stop, version and help.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ mocks:
       path: /ws/yaml
 """
 
-# The seed's two `recording:` examples (redaction and storage), merged into one settings file.
+# A `recording:` block with redaction and storage settings, as docs/config.md shows ("Settings file").
 SEED_SETTINGS = """\
 recording:
   filterHeaders:
@@ -338,7 +338,7 @@ def test_yaml_content_in_a_json_named_file_is_read_as_yaml(mockd: MockdFactory) 
 
 
 def test_every_documented_mock_type_loads(mockd: MockdFactory) -> None:
-    """Spec 01: `type` is `http`, `websocket` or `proxy`; a config with all three starts."""
+    """docs/config.md: `type` is `http`, `websocket` or `proxy`; a config with all three starts."""
     proxy = {"id": "upstream", "type": "proxy", "proxy": {"pathPrefix": "/proxied", "target": "http://127.0.0.1:9"}}
     server = mockd.start(mocks_config(HELLO, ECHO, proxy))
     assert call("GET", f"{server.mock_url}/api/hello").status == 200
@@ -560,7 +560,7 @@ def test_start_returns_once_both_listeners_accept_then_stop_ends_it(tmp_path: Pa
 
 
 def test_start_keeps_its_files_private(tmp_path: Path, detached_data_dir: Path) -> None:
-    """Spec 05: data directory 0700, files 0600 — the pid and log files live there too."""
+    """docs/security.md: data directory 0700, files 0600 — the pid and log files live there too."""
     config = write_config(tmp_path, mocks_config(HELLO))
     started = run_mockd(*start_args(detached_data_dir, config))
     assert started.returncode == 0, started.stderr

@@ -1,10 +1,10 @@
 """SSE mocks, black-box: a real ``mockd serve`` read over raw asyncio streams (and once with ``curl -N``).
 
-Contract: spec 01 "SSE mocks". The client below reads the body off the raw HTTP/1.1 client of
+Contract: docs/config.md, "SSE mocks". The client below reads the body off the raw HTTP/1.1 client of
 ``upstreams`` (request line, headers, chunked transfer decoding) and timestamps every line as it
 arrives, so the tests can tell an event written when due from one held back until the end of the stream.
 
-Timing interpretation (see the report): the delay of event *i* (its own ``delay``, else
+Timing interpretation (docs/config.md, "Timing"): the delay of event *i* (its own ``delay``, else
 ``perEventDelays[i]``, else ``fixedDelay``) is waited *before* event *i*, the first one included, and
 ``initialDelay`` comes before all of it; so event *i* is due at
 ``initialDelay + delay(0) + ... + delay(i)`` ms after the request.

@@ -3,9 +3,9 @@
 Encoded blocks are checked by parsing them back with a small parser written here from the WHATWG
 "event stream interpretation" rules, so a test states what a browser's EventSource would see.
 
-Timing interpretation (see spec 01 "SSE mocks"): the delay of event *i* — its own ``delay``, else
-``perEventDelays[i]`` (``i`` being the event's index in ``events``), else ``fixedDelay`` — is waited
-before event *i*, the first included; ``initialDelay`` comes before the first event.
+Timing interpretation (docs/config.md, "SSE mocks", "Timing"): the delay of event *i* — its own
+``delay``, else ``perEventDelays[i]`` (``i`` being the event's index in ``events``), else ``fixedDelay``
+— is waited before event *i*, the first included; ``initialDelay`` comes before the first event.
 """
 
 from __future__ import annotations
@@ -389,7 +389,7 @@ TIMING = st.fixed_dictionaries({}, optional={
 
 def expected_schedule(events: list[dict[str, Any]], timing: dict[str, Any], max_events: int, loop: bool,
                       first: int, limit: int) -> list[tuple[float, int]]:
-    """The spec's rule, written out independently: (offset in ms, index into events)."""
+    """The rule of docs/config.md, written out independently: (offset in ms, index into events)."""
     per = timing.get("perEventDelays", [])
     offset = timing.get("initialDelay", 0)
     indexes = itertools.cycle(range(len(events))) if loop else iter(range(len(events)))

@@ -1,4 +1,5 @@
-"""WebSocket mocks (spec 01, "WebSocket mocks"), exercised over real sockets with the ``websockets`` client.
+"""WebSocket mocks (docs/config.md, "WebSocket mocks"), exercised over real sockets with the ``websockets``
+client.
 
 Most tests share one module-scoped server whose mocks each live on their own path; tests that change
 the server (admin API, shutdown) start their own. Timing assertions check lower bounds tightly (a
@@ -65,7 +66,7 @@ def expect(when: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
 BINARY_PAYLOAD = b"\x00\x01\xfe\xffbinary\x80"
 MATCH_EVERYTHING = [replies(match("any"), text("matcher:{{message}}"))]
 
-# The example of spec 01 "WebSocket mocks", as written there.
+# A scenario using every step type of docs/config.md ("Scenario steps"): send, expect, wait, ping, close.
 SPEC_EXAMPLE_SCENARIO: dict[str, Any] = json.loads("""
 { "name": "welcome-flow", "loop": false, "steps": [
   { "type": "send",   "message": {"type": "json", "value": {"type": "welcome"}, "delay": "100ms"} },

@@ -1,4 +1,4 @@
-"""Fake upstreams and raw clients, first written for the upstream-proxy tests (spec 01, "Upstream proxy")
+"""Fake upstreams and raw clients, first written for the upstream-proxy tests (docs/config.md, "Proxy mocks")
 and shared by every black-box test that speaks WebSocket or raw HTTP/1.1 to mockd.
 
 Every upstream here is an independent implementation, listening on 127.0.0.1 port 0 inside the test's

@@ -1,5 +1,5 @@
 """``mockd stream-recordings``: a thin client of the admin API, or — when no server answers — of the
-data directory itself, through the same store code the server uses. Output formats follow the seed.
+data directory itself, through the same store code the server uses. Output formats: docs/cli.md.
 
 Which server (:meth:`Context.server_url`): an explicit admin URL (``--admin-url``, ``MOCKD_ADMIN_URL``)
 wins; else ``--data-dir D`` (``MOCKD_DATA_DIR``) follows D's ready file (``mockd.ready``, written by the
@@ -60,7 +60,7 @@ def human_duration(ms: int) -> str:
 
 
 def human_size(size: int) -> str:
-    """``512 B``, ``8.2 KB``, ``1.2 MB`` (powers of 1024, as the seed's 8432 bytes = 8.2 KB)."""
+    """``512 B``, ``8.2 KB``, ``1.2 MB`` (powers of 1024: 8432 bytes is 8.2 KB)."""
     value = float(size)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
@@ -78,7 +78,7 @@ def shorten(text: str, width: int) -> str:
 
 
 def seconds_precision(timestamp: str) -> str:
-    """``2024-01-15T10:30:00.123456Z`` → ``2024-01-15T10:30:00Z``, as the seed shows times."""
+    """``2024-01-15T10:30:00.123456Z`` → ``2024-01-15T10:30:00Z``, as ``show`` and ``stats`` print times."""
     return timestamp.split(".")[0].rstrip("Z") + "Z" if timestamp else ""
 
 
@@ -120,7 +120,7 @@ def replays_table(replays: list[ReplayStatus]) -> str:
 
 
 def show_block(recording: Recording, event_types: list[str]) -> str:
-    """The seed's ``show`` block, then the protocol's details (``event_types``: an SSE recording's)."""
+    """The ``show`` block (docs/cli.md), then the protocol's details (``event_types``: an SSE recording's)."""
     stats = recording.stats
     end_time = recording.end_time if isinstance(recording.end_time, str) else ""
     lines = [("ID", recording.id), ("Name", recording.name), ("Protocol", recording.protocol),

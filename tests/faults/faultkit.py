@@ -1,4 +1,4 @@
-"""Helpers shared by the fault suite (spec 05, "Reliability"): recording sessions over the admin API,
+"""Helpers shared by the fault suite (docs/faults.md): recording sessions over the admin API,
 recording-file checks, raw WebSocket frames, and checks that other test files still hold the tests the
 fault suite relies on for some R-rows."""
 

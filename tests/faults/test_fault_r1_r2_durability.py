@@ -1,4 +1,4 @@
-"""Spec 05 R1 and R2: a ``kill -9`` with 100 proxied connections being recorded, and the storage quota
+"""R1 and R2 (docs/faults.md): a ``kill -9`` with 100 proxied connections being recorded, and the storage quota
 reached in the middle of a proxied session.
 
 Already covered elsewhere (checked to still exist by ``test_referenced_tests_exist``):
@@ -9,8 +9,8 @@ Already covered elsewhere (checked to still exist by ``test_referenced_tests_exi
 * R2 on a WebSocket *mock*: ``tests/test_recording_store_api.py::
   test_session_that_crosses_max_bytes_stops_incomplete_and_serving_goes_on``.
 
-Here both run through the upstream proxy (a ``websockets`` echo server in the test's event loop), at
-the spec's 100 connections for R1.
+Here both run through the upstream proxy (a ``websockets`` echo server in the test's event loop), with
+R1's 100 connections.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def test_referenced_tests_exist(file_name: str, test_name: str) -> None:
 
 CLIENTS = 100
 WARM_UP_MESSAGES = 3  # per client, before the moment T
-AFTER_T = 0.4  # seconds of traffic between T and the kill (the spec allows losing the last 200 ms)
+AFTER_T = 0.4  # seconds of traffic between T and the kill (the test lets the last 200 ms be lost)
 
 
 async def test_r1_kill_9_with_100_proxied_connections_recording(mockd: MockdFactory) -> None:

@@ -1,4 +1,4 @@
-"""Spec 05 R3: the upstream fails — unreachable, drops the TCP connection, closes with 4001 — and a
+"""R3 (docs/faults.md): the upstream fails — unreachable, drops the TCP connection, closes with 4001 — and a
 recording session is open on the path each time, so the recording must show the failure as it happened.
 
 The client-side behaviour alone is covered in ``tests/test_proxy_websocket.py``

@@ -1,5 +1,5 @@
-"""Spec 05 R4: the admin API fuzzed from its own ``/openapi.json`` with schemathesis (valid and invalid
-inputs): no 5xx, every response matches its documented schema and content type, and every status a route
+"""R4 (docs/faults.md): the admin API fuzzed from its own ``/openapi.json`` with schemathesis (valid and
+invalid inputs): no 5xx, every response matches its documented schema and content type, and every status a route
 returns is documented for that route.
 
 Schemathesis runs as its ``st run`` CLI in a subprocess against a throwaway ``mockd serve`` (seeded with a

@@ -1,4 +1,4 @@
-"""Spec 05 R5: malformed config, malformed settings, malformed or foreign files in the data directory.
+"""R5 (docs/faults.md): malformed config, malformed settings, malformed or foreign files in the data directory.
 
 Covered by existing tests, checked here to still exist (``test_referenced_tests_exist``):
 

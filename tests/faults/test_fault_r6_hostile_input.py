@@ -1,4 +1,4 @@
-"""Spec 05 R6: hostile ids on every ``{id}`` route of the admin API, huge and undecodable bodies, and
+"""R6 (docs/faults.md): hostile ids on every ``{id}`` route of the admin API, huge and undecodable bodies, and
 binary garbage on a WebSocket — answered with 400/404/413 (JSON) or a 1002/1009 close (or a dropped
 connection), the server still serving, and nothing outside the data directory read or written.
 

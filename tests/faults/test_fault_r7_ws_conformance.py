@@ -1,4 +1,4 @@
-"""Spec 05 R7: WebSocket protocol conformance against an echo mock and through the proxy.
+"""R7 (docs/faults.md): WebSocket protocol conformance against an echo mock and through the proxy.
 
 The real check is the Autobahn testsuite's fuzzing client (``wstest -m fuzzingclient``), which needs
 Python 2 or Docker; ``test_r7_autobahn_fuzzingclient`` runs it when ``wstest`` is on PATH and is skipped

@@ -1,7 +1,7 @@
-"""Spec 05 R8: soak — connections proxied and recorded for a while: no lost frame, RSS stable within
+"""R8 (docs/faults.md): soak — connections proxied and recorded for a while: no lost frame, RSS stable within
 10 % after warm-up, no file-descriptor growth.
 
-``MOCKD_SOAK_SECONDS`` (default 10, for CI; the spec's soak is 600) of measured traffic after
+``MOCKD_SOAK_SECONDS`` (default 10, for CI; docs/faults.md's full soak is 600) of measured traffic after
 ``MOCKD_SOAK_WARMUP`` (default 8) seconds of warm-up, with ``MOCKD_SOAK_CONNECTIONS`` (default 100)
 connections. The warm-up runs flat out, so that buffers and allocator pools reach their working size
 (RSS grows with the frames handled, not with time); then each connection echoes one message every

@@ -1,4 +1,4 @@
-"""``/stream-recordings``: sessions, recordings, storage — the seed's admin API table."""
+"""``/stream-recordings``: sessions, recordings, storage — the routes of docs/recording.md, "Admin API"."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The recording file: one set of typed models for the recorder, the store, the API, the CLI, the
 converter and the replayer, plus the writer that produces the exact bytes on disk.
 
-Key names and order follow the seed (``../shared/seed/stream-recording.md``); our additions are the
-ones the spec marks *ext.* Recordings in the Go mockd's layout (``dir``/``ts``/``rel``/``event``) are
-read by :func:`decode_recording` and always written back in this layout.
+Key names and order are those docs/recording.md shows ("The recording file"). Recordings in the Go
+mockd's layout (``dir``/``ts``/``rel``/``event``) are read by :func:`decode_recording` and always written
+back in this layout.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ UNSET = msgspec.UNSET
 
 
 class _Model(msgspec.Struct, rename="camel"):
-    """Keys the seed shows are always written; optional ones default to UNSET, which is never written."""
+    """Keys every recording has are always written; optional ones default to UNSET, which is never written."""
 
 
 class Frame(_Model):
@@ -108,7 +108,7 @@ class ConnectionRecord(_Model):
     opened_at: str
     relative_ms: int
     origin: Literal["mock", "proxy", "replay"]
-    path: str | Unset = UNSET  # ext.: the request path (a session's path may be a glob)
+    path: str | Unset = UNSET  # the request path (a session's path may be a glob)
     closed_at: str | Unset = UNSET
     remote_addr: str | Unset = UNSET
     headers: dict[str, str] = {}
@@ -220,7 +220,7 @@ class Recording(_Model):
         return self.sse.events if isinstance(self.sse, SseSection) else []
 
 
-# The order keys are written in: the seed's, with our extensions where they read naturally.
+# The order keys are written in, as in the example of docs/recording.md.
 _KEY_ORDER = ("id", "version", "name", "protocol", "status", "startTime", "endTime", "duration", "metadata",
               "websocket", "sse", "http", "connections", "stopReason", "deleted", "deletedAt", "stats")
 
