@@ -266,7 +266,8 @@ async def test_a_page_that_sends_on_open_gets_the_converted_recording(mockd: Moc
     """Recorded with a client that waits for the greeting, replayed to a browser whose onopen sends at
     once: the converted scenario keeps the early join for its expect step instead of dropping it (which
     left the page with the greeting, then nothing, then a 1008 close 30 s later)."""
-    from test_convert import convert_both_ways, start_session, stop_session
+    from sessions import start_session, stop_session
+    from test_convert import convert_both_ways
     from websockets.asyncio.client import connect
 
     async with ws_upstream(greeting_upstream) as upstream:

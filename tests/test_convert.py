@@ -33,6 +33,7 @@ import msgspec
 import pytest
 from conftest import MockdFactory, RunningMockd, mocks_config, run_mockd, ws_mock
 from httpclient import acall, call
+from sessions import start_session, stop_session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sseblocks import field_line
@@ -1137,21 +1138,6 @@ def test_any_sse_recording_converts_to_a_loadable_config(events: list[SseEvent],
 
 
 # --- (b) round trips over real sockets -------------------------------------------------------------
-
-
-async def start_session(server: RunningMockd, protocol: str, path: str) -> str:
-    reply = await acall("POST", f"{server.admin_url}/stream-recordings/start",
-                        {"protocol": protocol, "path": path, "name": f"round-trip {protocol}"})
-    assert reply.status == 201, reply.text
-    return str(reply.json()["recordingId"])
-
-
-async def stop_session(server: RunningMockd, recording_id: str) -> dict[str, Any]:
-    reply = await acall("POST", f"{server.admin_url}/stream-recordings/{recording_id}/stop")
-    assert reply.status == 200, reply.text
-    recording: dict[str, Any] = reply.json()
-    assert recording["status"] == "complete"
-    return recording
 
 
 async def convert_both_ways(server: RunningMockd, recording_id: str, body: dict[str, Any], flags: list[str],

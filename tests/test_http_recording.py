@@ -16,7 +16,7 @@ from aiohttp import web
 
 from conftest import MockdFactory, http_mock, mocks_config, run_mockd, ws_mock
 from httpclient import acall, send
-from test_convert import start_session, stop_session
+from sessions import start_session, stop_session
 from test_recording_api import write_settings
 from upstreams import DEADLINE, ReceivedRequest, http_upstream, open_ws, proxy_mock
 

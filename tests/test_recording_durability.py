@@ -21,25 +21,17 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from conftest import MockdFactory, RunningMockd, mocks_config, wait_until, ws_mock
+from conftest import MockdFactory, mocks_config, wait_until, ws_mock
 from crashes import assert_everything_confirmed_at_t_is_recorded, echo_until_killed, text_frames_by_connection
 from httpclient import acall
+from sessions import start_session
 from test_recording_pages import frames_by_page
 
 DEADLINE = 10.0  # for anything that should happen "soon" on a noisy two-core machine
 ECHO_CONFIG = mocks_config(ws_mock("echo", "/ws/echo"))
-RECORD_ALL_WS = {"protocol": "websocket", "path": "/ws/*"}
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-async def start_session(server: RunningMockd, body: dict[str, Any] = RECORD_ALL_WS) -> str:
-    reply = await acall("POST", f"{server.admin_url}/stream-recordings/start", body)
-    assert reply.status == 201, reply.text
-    document = reply.json()
-    assert document["sessionId"] == document["recordingId"]
-    return str(document["recordingId"])
 
 
 def recording_file(data_dir: Path, recording_id: str) -> Path:
@@ -76,7 +68,7 @@ AFTER_T = 0.4  # seconds of traffic between T and the kill (the test lets the la
 
 async def test_kill_9_loses_nothing_relayed_200ms_before_and_recovers_as_incomplete(mockd: MockdFactory) -> None:
     server = mockd.start(ECHO_CONFIG)
-    recording_id = await start_session(server)
+    recording_id = await start_session(server, "websocket", "/ws/*")
     killed = await echo_until_killed(server, server.ws_url("/ws/echo"), CLIENTS, WARM_UP_MESSAGES, AFTER_T)
     # The premise: traffic really was flowing on every connection between T and the kill.
     assert all(killed.before_kill[prefix] > len(killed.at_t[prefix]) for prefix in killed.at_t), killed
@@ -111,7 +103,7 @@ async def test_kill_9_loses_nothing_relayed_200ms_before_and_recovers_as_incompl
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_graceful_shutdown_saves_open_session_as_incomplete(mockd: MockdFactory, signum: int) -> None:
     server = mockd.start(ECHO_CONFIG)
-    recording_id = await start_session(server)
+    recording_id = await start_session(server, "websocket", "/ws/*")
     sent = [f"before shutdown {n}" for n in range(5)]
     async with connect(server.ws_url("/ws/echo"), open_timeout=DEADLINE) as ws:
         for message in sent:
@@ -174,7 +166,7 @@ async def pipeline(ws: ClientConnection, prefix: str, start: int, count: int, ec
 async def test_recording_keeps_memory_flat_and_writes_frames_while_running(mockd: MockdFactory) -> None:
     server = mockd.start(ECHO_CONFIG)
     pid = int(server.ready["pid"])
-    recording_id = await start_session(server)
+    recording_id = await start_session(server, "websocket", "/ws/*")
     journal = server.data_dir / f"{recording_id}.journal"
     clients = [await connect(server.ws_url("/ws/echo"), open_timeout=DEADLINE, max_queue=None)
                for _ in range(PIPELINED_CLIENTS)]
@@ -277,7 +269,7 @@ async def test_foreign_files_in_data_dir_are_skipped_logged_and_kept(mockd: Mock
     assert fetched.json()["error"] == "not_found"
 
     # A real recording beside them still works, and vacuum leaves the foreign files alone.
-    recording_id = await start_session(server)
+    recording_id = await start_session(server, "websocket", "/ws/*")
     stopped = await acall("POST", f"{server.admin_url}/stream-recordings/{recording_id}/stop")
     assert stopped.status == 200
     assert (await acall("POST", f"{server.admin_url}/stream-recordings/vacuum")).status == 200

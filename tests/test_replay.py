@@ -44,6 +44,7 @@ from websockets.frames import Opcode
 
 from conftest import MockdFactory, RunningMockd, mocks_config, ws_mock
 from httpclient import Reply, acall
+from sessions import start_session, stop_session
 from sseblocks import field_line
 from upstreams import (
     DEADLINE,
@@ -165,12 +166,6 @@ async def advance(server: RunningMockd, replay_id: str, body: Any = None) -> Rep
     return await admin(server, "POST", f"/replay/{replay_id}/advance", body)
 
 
-async def start_session(server: RunningMockd, protocol: str, path: str, name: str) -> str:
-    reply = await admin(server, "POST", "/stream-recordings/start", {"protocol": protocol, "path": path, "name": name})
-    assert reply.status == 201, reply.text
-    return str(reply.json()["recordingId"])
-
-
 async def settle_session(server: RunningMockd, recording_id: str, frames: int) -> None:
     """Wait until the session has taken in ``frames`` frames, then read it once: the live recording
     answers 200 with them (a ping or pong from the client, whose payload aiohttp hands over as a
@@ -186,13 +181,6 @@ async def settle_session(server: RunningMockd, recording_id: str, frames: int) -
     live = await admin(server, "GET", f"/stream-recordings/{recording_id}")
     assert live.status == 200, live.text
     assert len(live.json()["websocket"]["frames"]) >= frames
-
-
-async def stop_session(server: RunningMockd, recording_id: str) -> dict[str, Any]:
-    reply = await admin(server, "POST", f"/stream-recordings/{recording_id}/stop")
-    assert reply.status == 200, reply.text
-    recording: dict[str, Any] = reply.json()
-    return recording
 
 
 def unique_path(prefix: str = "/replayed") -> str:

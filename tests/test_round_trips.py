@@ -30,7 +30,8 @@ import pytest
 from aiohttp import web
 from conftest import MockdFactory, RunningMockd, mocks_config
 from httpclient import acall
-from test_convert import TOLERANCE_MS, assert_gaps, convert_both_ways, sse_client, start_session, stop_session
+from sessions import start_session, stop_session
+from test_convert import TOLERANCE_MS, assert_gaps, convert_both_ways, sse_client
 from upstreams import (
     HOST,
     ReceivedRequest,

@@ -25,20 +25,6 @@ TESTS_DIR = Path(__file__).resolve().parent.parent
 Json = dict[str, Any]
 
 
-async def start_session(server: RunningMockd, path: str, protocol: str = "websocket", name: str = "fault") -> str:
-    reply = await acall("POST", f"{server.admin_url}/stream-recordings/start",
-                        {"protocol": protocol, "path": path, "name": name})
-    assert reply.status == 201, reply.text
-    return str(reply.json()["recordingId"])
-
-
-async def stop_session(server: RunningMockd, recording_id: str) -> Json:
-    reply = await acall("POST", f"{server.admin_url}/stream-recordings/{recording_id}/stop", timeout=60)
-    assert reply.status == 200, reply.text
-    document: Json = reply.json()
-    return document
-
-
 async def session_ids(server: RunningMockd) -> set[str]:
     reply = await acall("GET", f"{server.admin_url}/stream-recordings/sessions")
     assert reply.status == 200, reply.text

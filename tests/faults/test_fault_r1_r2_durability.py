@@ -28,9 +28,9 @@ from faultkit import (
     recording_file,
     session_ids,
     settled,
-    start_session,
     test_functions_in,
 )
+from sessions import start_session
 from httpclient import acall
 from crashes import assert_everything_confirmed_at_t_is_recorded, echo_until_killed
 from upstreams import echo, open_ws, proxy_mock, ws_upstream
@@ -60,7 +60,7 @@ async def test_r1_kill_9_with_100_proxied_connections_recording(mockd: MockdFact
     async with ws_upstream(echo) as upstream:
         config = mocks_config(proxy_mock(upstream.url))
         server = mockd.start(config)
-        recording_id = await start_session(server, "/ws/*")
+        recording_id = await start_session(server, "websocket", "/ws/*")
         killed = await echo_until_killed(server, server.ws_url("/ws/r1"), CLIENTS, WARM_UP_MESSAGES, AFTER_T)
         assert sum(killed.before_kill.values()) > sum(map(len, killed.at_t.values())), \
             "no traffic flowed between T and the kill"
@@ -90,7 +90,7 @@ async def test_r2_quota_reached_mid_proxied_session(mockd: MockdFactory, tmp_pat
     async with ws_upstream(echo) as upstream:
         config = mocks_config(http_mock("hello", "/hello", {"hi": 1}), proxy_mock(upstream.url))
         server = mockd.start(config, "--settings", str(settings))
-        recording_id = await start_session(server, "/ws/quota")
+        recording_id = await start_session(server, "websocket", "/ws/quota")
         message = "q" * 1000
         async with open_ws(server.ws_url("/ws/quota")) as ws:
             loop = asyncio.get_running_loop()

@@ -20,10 +20,9 @@ from faultkit import (
     assert_file_is_consistent,
     close_frames,
     recording_file,
-    start_session,
-    stop_session,
     test_functions_in,
 )
+from sessions import start_session, stop_session
 from httpclient import acall
 from upstreams import (
     RecordingServerConnection,
@@ -67,7 +66,7 @@ async def test_r3_unreachable_upstream_is_502_json_and_records_no_relayed_traffi
                                                                                 protocol: str) -> None:
     with unreachable_url() as url:
         server = mockd.start(mocks_config(proxy_mock(url)))
-        recording_id = await start_session(server, "/stream/*", protocol)
+        recording_id = await start_session(server, protocol, "/stream/*")
         if protocol == "websocket":
             with pytest.raises(InvalidStatus) as info:
                 await open_ws(server.ws_url("/stream/ws"))
@@ -93,7 +92,7 @@ async def test_r3_upstream_dropping_tcp_is_recorded_with_the_close_the_client_go
                                                                                  abort: bool) -> None:
     async with dropping_ws_upstream(abort=abort) as raw:
         server = mockd.start(mocks_config(proxy_mock(raw.url)))
-        recording_id = await start_session(server, "/ws/*")
+        recording_id = await start_session(server, "websocket", "/ws/*")
         client = await open_ws(server.ws_url("/ws/drop"))
         assert await recv(client) == "ready"
         raw.drop.set()
@@ -122,7 +121,7 @@ async def test_r3_upstream_close_4001_reaches_the_client_and_is_recorded(mockd: 
 
     async with ws_upstream(close_4001) as upstream:
         server = mockd.start(mocks_config(proxy_mock(upstream.url)))
-        recording_id = await start_session(server, "/ws/*")
+        recording_id = await start_session(server, "websocket", "/ws/*")
         async with open_ws(server.ws_url("/ws/auth")) as client:
             assert await recv(client) == "ready"
             await client.send("go")

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import MockdFactory, RunningMockd, mocks_config, ws_mock
-from faultkit import DEADLINE, RawWebSocket, start_session, stop_session
+from faultkit import DEADLINE, RawWebSocket
+from sessions import start_session, stop_session
 from httpclient import acall
 from upstreams import echo, open_ws, proxy_mock, request, ws_upstream
 
@@ -78,7 +79,7 @@ async def guarded(mockd: MockdFactory, tmp_path: Path) -> tuple[RunningMockd, st
     """A server whose data dir holds one recording; a copy of it (the canary) lies outside the data dir."""
     data_dir = tmp_path / "store" / "data"
     server = mockd.start(mocks_config(ws_mock("echo", "/ws/echo")), data_dir=data_dir)
-    recording_id = await start_session(server, "/ws/echo")
+    recording_id = await start_session(server, "websocket", "/ws/echo")
     await stop_session(server, recording_id)
     outside = tmp_path / "store" / "outside"
     outside.mkdir()
@@ -179,7 +180,7 @@ async def test_r6_binary_garbage_after_the_upgrade_closes_1002_or_1009(mockd: Mo
     async with ws_upstream(echo) as upstream:
         config = mocks_config(ws_mock("echo", "/ws/echo"), proxy_mock(upstream.url, "/up"))
         server = mockd.start(config)
-        recording_id = await start_session(server, "/*")
+        recording_id = await start_session(server, "websocket", "/*")
         path = "/ws/echo" if via == "mock" else "/up/ws"
         raw = await RawWebSocket.open(server.mock_port, path)
         rng = random.Random(seed)

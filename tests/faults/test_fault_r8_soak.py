@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from conftest import MockdFactory, mocks_config, write_config
-from faultkit import DEADLINE, assert_file_is_consistent, recording_file, start_session, stop_session
+from faultkit import DEADLINE, assert_file_is_consistent, recording_file
+from sessions import start_session, stop_session
 from upstreams import echo, fd_count, open_ws, proxy_mock, rss_bytes, ws_upstream
 
 pytestmark = pytest.mark.fault
@@ -44,7 +45,7 @@ async def test_r8_soak_proxied_and_recorded(mockd: MockdFactory, tmp_path: Path)
     async with ws_upstream(echo) as upstream:
         server = mockd.start(mocks_config(proxy_mock(upstream.url)), "--settings", str(settings))
         pid = int(server.ready["pid"])
-        recording_id = await start_session(server, "/soak/*")
+        recording_id = await start_session(server, "websocket", "/soak/*")
         loop = asyncio.get_running_loop()
         stop, measuring = asyncio.Event(), asyncio.Event()
         sent = [0] * CONNECTIONS
