@@ -22,7 +22,6 @@ HTTP: an ``http`` mock answering the recorded status, headers and body after the
 
 from __future__ import annotations
 
-import functools
 import random
 import re
 import uuid
@@ -201,11 +200,12 @@ class _Tokens:
     def __init__(self) -> None:
         self.item = f"\0mockd-splice-{uuid.uuid4().hex}"
         self.number = random.randrange(10**18, 10**19)
+        self._lines = {token: re.compile(rb"\n( *)" + re.escape(msgspec.json.encode(token)) + rb"(?=\n)")
+                       for token in (self.item, self.number)}
 
-    @staticmethod
-    @functools.cache
-    def line(token: Any) -> re.Pattern[bytes]:
-        return re.compile(rb"\n( *)" + re.escape(msgspec.json.encode(token)) + rb"(?=\n)")
+    def line(self, token: Any) -> re.Pattern[bytes]:
+        """The token on a line of its own (group 1: the line's indentation)."""
+        return self._lines[token]
 
 
 def _spans(numbers: list[int]) -> str:
@@ -214,15 +214,6 @@ def _spans(numbers: list[int]) -> str:
     ordered = sorted(numbers)
     return f"{ordered[0]}-{ordered[-1]}" if ordered == list(range(ordered[0], ordered[-1] + 1)) else \
         ", ".join(map(str, ordered))
-
-
-def in_sequence(mocks: list[Mock]) -> list[Mock]:
-    """Mocks that would match the same requests serve them in order: all but the last of each such
-    group serve once (``times: 1``); the last serves every request after."""
-    keys = [_match_key(mock) for mock in mocks]
-    last = {key: index for index, key in enumerate(keys)}
-    return [mock if last[key] == index else msgspec.structs.replace(mock, times=1)
-            for index, (mock, key) in enumerate(zip(mocks, keys))]
 
 
 def _match_key(mock: Mock) -> bytes:

@@ -266,6 +266,8 @@ class StepWindow:
         return bool(more)
 
     async def next(self) -> Step | None:
+        if self._reading is not None and self._reading.done():
+            await self._take_read()  # a read that finished meanwhile joins the buffer at once
         if len(self._buffer) < WINDOW // 2:
             self._read_more()
         while not self._buffer:

@@ -157,7 +157,7 @@ class RecordingSession:
                     self.journal.entries(entries)
                     entries = []
                     self._journal_connection(kind, numbers[connection], connection)
-            except Exception:
+            except Exception:  # one odd frame must not cost the others their place on disk
                 log.exception("recording %s: could not record a %s event", self.id, kind)
         self.journal.entries(entries)
 
@@ -466,7 +466,7 @@ class Recorder:
             for session in list(self.sessions.values()):
                 try:
                     await self._flush(session)
-                except Exception:
+                except Exception:  # one broken session must not stop the others' journals
                     log.exception("recording %s: flushing failed", session.id)
 
     async def _flush(self, session: RecordingSession) -> None:
