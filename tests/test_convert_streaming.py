@@ -119,3 +119,16 @@ def test_converting_a_long_recording_does_not_hold_it(mockd: MockdFactory, tmp_p
                     "-o", str(offline)], check=True, capture_output=True, timeout=120)
     assert offline.read_bytes() == answer.body
     assert not list(data_dir.glob("*.tmp")) and not list(tmp_path.glob(".*.partial"))
+
+
+def test_an_index_without_postings_converts_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More keys than MAX_KEYS: each connection's frames are found by reading every entry's key."""
+    monkeypatch.setattr(frame_index, "MAX_KEYS", 2)
+    recording = ws_recording([(1 + i % 4, i % len(KINDS)) for i in range(60)], 4)
+    store = Store(tmp_path, 1 << 30, 80)
+    store.open()
+    store.save(recording)
+    with store.reader(recording.id) as reader:
+        assert reader.connection_numbers() == [1, 2, 3, 4]
+        from_disk = b"".join(convert_pieces(reader))
+    assert from_disk == b"".join(convert_pieces(RecordingReader.of(recording)))

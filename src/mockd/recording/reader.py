@@ -55,17 +55,20 @@ class RecordingReader:
         in the order they first appear."""
         numbers = [record.connection for record in self.head.connections]
         seen = set(numbers)
-        postings = self._entries.postings
-        if postings is not None:
-            first: dict[int, int] = {}
-            for key, posting in postings.items():
-                if len(posting) and (key.connection not in first or posting[0] < first[key.connection]):
-                    first[key.connection] = posting[0]
-            named = sorted(first, key=first.__getitem__)
-        else:
-            named = [entry_key(raw).connection for raw in matching(self._entries, Filter())]
-        for number in named:
+        for number in self._named_connections():
             if number not in seen:
                 seen.add(number)
                 numbers.append(number)
         return numbers
+
+    def _named_connections(self) -> Iterator[int]:
+        """The connections the entries name, each first where it first appears (an index without
+        postings: every entry's, read in batches)."""
+        postings = self._entries.postings
+        if postings is None:
+            return (entry_key(raw).connection for raw in matching(self._entries, Filter()))
+        first: dict[int, int] = {}
+        for key, posting in postings.items():
+            if len(posting) and (key.connection not in first or posting[0] < first[key.connection]):
+                first[key.connection] = posting[0]
+        return iter(sorted(first, key=first.__getitem__))
