@@ -38,21 +38,10 @@ from harness import (
 from peers import percentiles
 from ulid import ULID
 
-from mockd.convert import config_bytes, convert
-from mockd.files import write_atomically
-from mockd.recording.format import (
-    ConnectionRecord,
-    Frame,
-    Metadata,
-    Recording,
-    Stats,
-    WebSocketSection,
-    decode_summary,
-    encode_entry,
-    encode_recording,
-    recording_bytes,
-    rfc3339,
-)
+from mockd.playback.convert import config_bytes, convert
+from mockd.recording.files import write_atomically
+from mockd.recording.format import (ConnectionRecord, Frame, Metadata, Recording, Stats, WebSocketSection,
+                                    decode_summary, encode_entry, encode_recording, recording_bytes, rfc3339)
 
 
 @dataclass
@@ -508,7 +497,7 @@ def p4(context: Context) -> list[Row]:
 
 
 def converted_run(context: Context, offsets: list[int]) -> dict[str, Any]:
-    """The same kind of recording turned into a mock config by ``mockd.convert`` (default options) and
+    """The same kind of recording turned into a mock config by ``mockd.playback.convert`` (default options) and
     served by ``mockd serve --config``: one client connects to the recorded path and timestamps the
     scenario's ``send`` steps, judged against the recorded gaps like a replay."""
     recorded = make_recording(offsets, "/converted", "bench converted")
@@ -966,7 +955,7 @@ def p11(context: Context) -> Row:
     """P11, beside P7: the pytest fixture's set-up and teardown in replay mode — what the
     ``mockd`` fixture does around a test (an in-process server loading the cassette, started, then
     stopped with its misses checked), timed in this process."""
-    from mockd.cassettes import Cassette
+    from mockd.testing.cassettes import Cassette
 
     def one_test() -> None:
         with Cassette(PYTEST_CASSETTE, "replay", {}):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # only for annotations: the black-box tests need nothing of mockd's at run time
-    from mockd.events import SseBlock
+    from mockd.stream.events import SseBlock
 
 Fields = tuple[str | None, str | None, str | None, int | None, str | None]  # type, data, id, retry, comment
 

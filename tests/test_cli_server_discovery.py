@@ -387,7 +387,7 @@ def test_replays_lists_replay_sessions_and_cancel_ends_them(servers: Servers, mo
 
 
 def test_the_python_client_lists_and_cancels_replays(servers: Servers, mockd: MockdFactory, tmp_path: Path) -> None:
-    from mockd.client import Client
+    from mockd.admin.client import Client
 
     data_dir = tmp_path / "d6"
     shutil.copytree(servers.d3, data_dir)

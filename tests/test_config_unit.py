@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mockd.config import ConfigError, WebSocketMock, load_config_files, parse_document, parse_mock
-from mockd.durations import seconds
-from mockd.settings import Settings, load_settings, resolve_data_dir
+from mockd.config.durations import seconds
+from mockd.config.model import ConfigError, WebSocketMock, load_config_files, parse_document, parse_mock
+from mockd.config.settings import Settings, load_settings, resolve_data_dir
 
 
 def ws_mock(**websocket: object) -> dict[str, object]:
@@ -123,7 +123,7 @@ def test_settings_recording_block_and_unknown_keys(tmp_path: Path) -> None:
 
 
 def test_data_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from mockd.settings import RecordingSettings
+    from mockd.config.settings import RecordingSettings
 
     settings = Settings(recording=RecordingSettings(data_dir="/from/settings"))
     monkeypatch.setenv("MOCKD_DATA_DIR", "/from/env")

@@ -1,12 +1,12 @@
 """Recording → mock config (docs/replay.md, "Convert to a mock config"; docs/cli.md `convert`).
 
-(a) Pure unit tests of :func:`mockd.convert.convert` and :func:`mockd.convert.websocket_steps` on
+(a) Pure unit tests of :func:`mockd.playback.convert.convert` and :func:`mockd.playback.convert.websocket_steps` on
     hand-built :class:`~mockd.recording.format.Recording` models: the whole recording converts, one
     mock per connection with something to reproduce (id ``<recording id>-<connection>``), mocks that
     match alike in sequence (``times: 1`` but the last); each matches its connection's recorded request
     (``matchOn``, ``ignoreQuery``, ``ignoreBody``, redacted values left out) and answers its recorded
     response (SSE status and headers, HTTP exchanges). Hypothesis properties: whatever the recording,
-    the converted document loads through :func:`mockd.config.mocks_from_document` (or the converter
+    the converted document loads through :func:`mockd.config.model.mocks_from_document` (or the converter
     says ``nothing_to_convert``), ids are unique, and each mock reproduces its connection.
 (b) Round trips over real sockets: an independent upstream (the ``websockets`` library's server; a raw
     asyncio SSE server) sends at known gaps through a ``proxy`` mock while a recording session runs;
@@ -49,43 +49,15 @@ from upstreams import (
 from websockets.asyncio.client import connect
 from websockets.frames import Close, Opcode
 
-from mockd.config import (
-    BodyMatch,
-    CloseStep,
-    ExpectStep,
-    HttpMock,
-    Mock,
-    PingStep,
-    SendStep,
-    WaitStep,
-    WebSocketMock,
-    mocks_from_document,
-    parse_document,
-)
-from mockd.convert import (
-    ConvertOptions,
-    NoSuchConnection,
-    NothingToConvert,
-    config_bytes,
-    convert,
-    websocket_steps,
-)
-from mockd.durations import seconds
-from mockd.mocks.http import body_mismatch
-from mockd.recording.format import (
-    ConnectionRecord,
-    Frame,
-    HttpExchange,
-    HttpRequestRecord,
-    HttpResponseRecord,
-    HttpSection,
-    Metadata,
-    Recording,
-    SseEvent,
-    SseRequest,
-    SseSection,
-    WebSocketSection,
-)
+from mockd.config.durations import seconds
+from mockd.config.model import (BodyMatch, CloseStep, ExpectStep, HttpMock, Mock, PingStep, SendStep, WaitStep,
+                                WebSocketMock, mocks_from_document, parse_document)
+from mockd.playback.convert import (ConvertOptions, NoSuchConnection, NothingToConvert, config_bytes, convert,
+                                    websocket_steps)
+from mockd.recording.format import (ConnectionRecord, Frame, HttpExchange, HttpRequestRecord, HttpResponseRecord,
+                                    HttpSection, Metadata, Recording, SseEvent, SseRequest, SseSection,
+                                    WebSocketSection)
+from mockd.serving.mocks.http import body_mismatch
 
 DEADLINE = 10.0  # seconds: an upper bound for anything that should happen "soon" on a noisy machine
 # Timing tolerance of a replayed (or recorded) gap against the one it must reproduce. The replay target

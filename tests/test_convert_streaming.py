@@ -21,9 +21,9 @@ from conftest import MockdFactory, mockd_command
 from httpclient import call
 from test_recording_streaming import PEAK_GROWTH_LIMIT, big_recording, peak_rss
 
-from mockd import convert as converting
-from mockd.config import CloseStep, ConfigFile
-from mockd.convert import ConvertOptions, config_bytes, convert_pieces
+from mockd.config.model import CloseStep, ConfigFile
+from mockd.playback import convert as converting
+from mockd.playback.convert import ConvertOptions, config_bytes, convert_pieces
 from mockd.recording import index as frame_index
 from mockd.recording.format import (ConnectionRecord, Frame, Metadata, Recording, SseEvent, SseSection, Stats,
                                     WebSocketSection, rfc3339)

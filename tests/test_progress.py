@@ -1,4 +1,4 @@
-"""``mockd.progress``: the CLI's progress line (docs/cli.md, "Progress": long operations show progress on a
+"""``mockd.cli.progress``: the CLI's progress line (docs/cli.md, "Progress": long operations show progress on a
 terminal).
 
 The line is a pure function of the figures (:func:`progress_line`); :class:`Progress` draws it on a
@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import time
 
-from mockd.progress import CLEAR_LINE, Progress, progress_line
-from mockd.recordings_cli import human_size
+from mockd.cli.progress import CLEAR_LINE, Progress, progress_line
+from mockd.cli.recordings import human_size
 
 
 class FakeTerminal(io.StringIO):

@@ -1,4 +1,5 @@
-"""The WebSocket byte relay of the upstream proxy (``mockd.wsbytes``, ``mockd.wsscan``), black-box over real sockets.
+"""The WebSocket byte relay of the upstream proxy (``mockd.serving.wsbytes``, ``mockd.stream.wsscan``),
+black-box over real sockets.
 
 After both handshakes mockd writes each leg's bytes to the other as they arrive, and decodes frames on
 the side only for a recording (or always, when permessage-deflate is negotiated). These tests stand a

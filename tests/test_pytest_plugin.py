@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from mockd.config import mocks_from_document, parse_document
-from mockd.pytest_plugin import cassette_path, decide
+from mockd.config.model import mocks_from_document, parse_document
+from mockd.testing.plugin import cassette_path, decide
 from upstreams import HttpUpstream, ReceivedRequest, http_upstream
 
 pytest_plugins = ["pytester"]

@@ -1,4 +1,4 @@
-"""Unit tests of ``mockd.replay.plan``: which frames a replay sends, and when. No sockets.
+"""Unit tests of ``mockd.playback.replay.plan``: which frames a replay sends, and when. No sockets.
 
 Contract: docs/replay.md, "Replay through the admin API". The plan is built on hand-made
 :class:`mockd.recording.format.Recording` models, so every relative time below is exact:
@@ -11,7 +11,7 @@ Contract: docs/replay.md, "Replay through the admin API". The plan is built on h
 * SSE recordings give one ``send`` per event and refuse synchronized mode (``ReplayError``);
 * ``connection`` picks a captured connection; by default the first one with frames;
 * a pure-mode wait sleeps to just short of its deadline (more than the kernel's timer slack) and
-  yields without sleeping for the last millisecond (:func:`mockd.clock.nap_before`).
+  yields without sleeping for the last millisecond (:func:`mockd.stream.clock.nap_before`).
 """
 
 from __future__ import annotations
@@ -24,17 +24,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockd.recording.format import (
-    ConnectionRecord,
-    Frame,
-    Metadata,
-    Recording,
-    SseEvent,
-    SseSection,
-    WebSocketSection,
-)
-from mockd.clock import SLACK_FRACTION, nap_before
-from mockd.replay import ReplayError, ReplayOptions, Step, plan
+from mockd.playback.replay import ReplayError, ReplayOptions, Step, plan
+from mockd.recording.format import ConnectionRecord, Frame, Metadata, Recording, SseEvent, SseSection, WebSocketSection
+from mockd.stream.clock import SLACK_FRACTION, nap_before
 
 Direction = Literal["c2s", "s2c"]
 FrameType = Literal["text", "binary", "ping", "pong", "close"]

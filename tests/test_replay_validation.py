@@ -5,7 +5,7 @@
 * ``advance`` takes ``count`` or ``until``, never both (400); an ``until`` no remaining frame contains
   sends nothing and answers ``409 no_match``;
 * ``pause`` before a client has connected is ``409 no_client``;
-* a replay that fails while sending ends in ``error`` with the cause (logged on ``mockd.replay``), its
+* a replay that fails while sending ends in ``error`` with the cause (logged on the ``mockd.replay`` logger), its
   WebSocket client closed with 1011, its SSE stream cut — never a silent ``complete``;
 * a pending replay no client takes within ``expiresAfter`` seconds becomes ``expired`` and leaves its
   path to the mocks;
@@ -48,10 +48,10 @@ from upstreams import (
 )
 from websockets.frames import Opcode
 
-import mockd.replay
+import mockd.playback.replay
 from mockd import Server
-from mockd.client import ApiError, Client
-from mockd.replay import ReplayOptions
+from mockd.admin.client import ApiError, Client
+from mockd.playback.replay import ReplayOptions
 
 SOON = 10.0  # s: for anything that should happen "soon" on a noisy two-core machine
 WELCOME, TICK, GOODBYE = '{"type":"welcome"}', '{"type":"tick"}', '{"type":"goodbye"}'
@@ -338,7 +338,7 @@ async def test_pause_on_a_pending_replay_is_409_and_the_replay_still_plays(world
 
 
 def replay_warnings(server: RunningMockd, replay_id: str) -> list[dict[str, Any]]:
-    """The server's JSON log lines from ``mockd.replay`` about this replay."""
+    """The server's JSON log lines from ``mockd.playback.replay`` about this replay."""
     return [entry for entry in server.log_entries()
             if entry.get("logger") == "mockd.replay" and replay_id in entry.get("message", "")]
 
@@ -410,7 +410,7 @@ def in_process(tmp_path: Path) -> Iterator[InProcess]:
 async def test_an_sse_replay_that_fails_ends_in_error_and_cuts_the_stream(in_process: InProcess,
                                                                           monkeypatch: pytest.MonkeyPatch,
                                                                           caplog: pytest.LogCaptureFixture) -> None:
-    encode = mockd.replay.encode_block
+    encode = mockd.playback.replay.encode_block
     written: list[Any] = []
 
     def failing_on_the_second_event(block: Any) -> bytes:
@@ -419,7 +419,7 @@ async def test_an_sse_replay_that_fails_ends_in_error_and_cuts_the_stream(in_pro
             raise RuntimeError("injected fault")
         return encode(block)
 
-    monkeypatch.setattr(mockd.replay, "encode_block", failing_on_the_second_event)
+    monkeypatch.setattr(mockd.playback.replay, "encode_block", failing_on_the_second_event)
     caplog.set_level(logging.WARNING, logger="mockd.replay")
     server, client = in_process.server, in_process.server.client
     started = await asyncio.to_thread(client.replay, in_process.sse_recording, timing_scale=0, path="/sse/fails")

@@ -17,11 +17,11 @@ from websockets.asyncio.client import connect
 from conftest import MockdFactory, RunningMockd, mocks_config, ws_mock
 from httpclient import acall
 
-from mockd import replay as replaying
-from mockd.events import StreamEvents
+from mockd.playback import replay as replaying
+from mockd.playback.replay import ReplayOptions, ReplaySource, StepWindow, plan, prepare
 from mockd.recording.format import ConnectionRecord, Frame, Metadata, Recording, Stats, WebSocketSection, rfc3339
 from mockd.recording.store import Store
-from mockd.replay import ReplayOptions, ReplaySource, StepWindow, plan, prepare
+from mockd.stream.events import StreamEvents
 
 FRAMES = 20_000  # more than two windows (replay.WINDOW is 8192)
 

@@ -1,8 +1,8 @@
 """HTTP request matching (docs/config.md, "HTTP mocks": matcher ``body``, ``matchOn``, ``ignoreQuery``;
 ``times``; the 404 that names the closest mock).
 
-(a) Pure unit tests of :mod:`mockd.mocks.http`: JSON comparison (:func:`json_difference`,
-    :func:`without_paths`), each :class:`~mockd.config.BodyMatch` type (:func:`body_mismatch`) and
+(a) Pure unit tests of :mod:`mockd.serving.mocks.http`: JSON comparison (:func:`json_difference`,
+    :func:`without_paths`), each :class:`~mockd.config.model.BodyMatch` type (:func:`body_mismatch`) and
     :func:`mismatch`, which names the first differing field in the order method → path → query →
     headers → body. Requests are aiohttp request objects built by ``make_mocked_request`` (no network:
     the matcher only reads method, path, query and headers); bodies are passed as bytes, as the
@@ -30,16 +30,9 @@ from httpclient import Reply, acall
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mockd.config import BodyMatch, ConfigError, HttpMatcher, parse_mock
-from mockd.mocks.http import (
-    body_mismatch,
-    child_path,
-    decode_json,
-    is_json,
-    json_difference,
-    mismatch,
-    without_paths,
-)
+from mockd.config.model import BodyMatch, ConfigError, HttpMatcher, parse_mock
+from mockd.serving.mocks.http import (body_mismatch, child_path, decode_json, is_json, json_difference, mismatch,
+                                      without_paths)
 
 Json = Any
 DEEP_LEVELS = 5000  # far past msgspec's nesting limit (and Python's recursion limit)

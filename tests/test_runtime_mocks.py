@@ -29,16 +29,9 @@ from upstreams import DEADLINE, HOST, exchange, open_ws, recv, server_close
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from mockd.config import (
-    HttpMatcher,
-    HttpMock,
-    HttpResponse,
-    HttpSpec,
-    ProxyMock,
-    ProxySpec,
-)
-from mockd.events import StreamEvents
-from mockd.mocks.registry import ANSWERED_BY, MockRegistry
+from mockd.config.model import HttpMatcher, HttpMock, HttpResponse, HttpSpec, ProxyMock, ProxySpec
+from mockd.serving.registry import ANSWERED_BY, MockRegistry
+from mockd.stream.events import StreamEvents
 
 # --- a real upstream that numbers what it serves ----------------------------------------------------
 

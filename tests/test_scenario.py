@@ -22,10 +22,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import MockdFactory, RunningMockd, mocks_config, ws_mock
-from mockd.clock import now
-from mockd.config import ExpectStep, MessageMatch, Scenario, ScenarioStep, SendStep, WaitStep, WsMessage
-from mockd.mocks.scenario import Inbox, ScenarioRunner, step_delay
-from mockd.mocks.websocket import message_matches
+from mockd.config.model import ExpectStep, MessageMatch, Scenario, ScenarioStep, SendStep, WaitStep, WsMessage
+from mockd.serving.mocks.scenario import Inbox, ScenarioRunner, step_delay
+from mockd.serving.mocks.websocket import message_matches
+from mockd.stream.clock import now
 from upstreams import DEADLINE, open_ws, recv
 
 EXACT_A = MessageMatch(type="exact", value="a")

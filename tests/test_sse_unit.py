@@ -1,4 +1,4 @@
-"""Unit tests of ``mockd.mocks.sse``: the wire encoding of a block and the pure event schedule. No sockets.
+"""Unit tests of ``mockd.serving.mocks.sse``: the wire encoding of a block and the pure event schedule. No sockets.
 
 Encoded blocks are checked by parsing them back with a small parser written here from the WHATWG
 "event stream interpretation" rules, so a test states what a browser's EventSource would see.
@@ -21,9 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockd.config import SseConfig, SseEvent
-from mockd.events import SseBlock
-from mockd.mocks.sse import block_from_event, encode_block, resume_index, schedule
+from mockd.config.model import SseConfig, SseEvent
+from mockd.serving.mocks.sse import block_from_event, encode_block, resume_index, schedule
+from mockd.stream.events import SseBlock
 
 from sseblocks import field_line
 

@@ -1,4 +1,4 @@
-"""``mockd.ssewire``: the incremental ``text/event-stream`` parser and ``encode_block``. No sockets.
+"""``mockd.stream.ssewire``: the incremental ``text/event-stream`` parser and ``encode_block``. No sockets.
 
 The parser must accept every framing the WHATWG "event stream interpretation" allows (LF, CRLF and CR
 line endings, mixed, split anywhere; a leading UTF-8 BOM; multi-byte characters split across chunks),
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mockd.events import SseBlock
-from mockd.ssewire import SseParser, encode_block
+from mockd.stream.events import SseBlock
+from mockd.stream.ssewire import SseParser, encode_block
 
 from sseblocks import Fields, block, fields
 

@@ -1,4 +1,4 @@
-"""``mockd.events.StreamEvents``: the hook the recorder subscribes to, driven by real traffic.
+"""``mockd.stream.events.StreamEvents``: the hook the recorder subscribes to, driven by real traffic.
 
 The real server runs inside the test's event loop (``MockdServer``), so a subscriber sees exactly what
 it is told. Clients are independent: the ``websockets`` library for WebSocket, the raw asyncio HTTP/1.1
@@ -24,8 +24,8 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from mockd.events import Connection, SseBlock, WsFrame
-from mockd.server import MockdServer, ServeOptions, prepare
+from mockd.serving.server import MockdServer, ServeOptions, prepare
+from mockd.stream.events import Connection, SseBlock, WsFrame
 
 from conftest import mocks_config, write_config, ws_mock
 from sseblocks import block as sse

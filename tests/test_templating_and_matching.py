@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mockd.config import MessageMatch, WsMessage
-from mockd.mocks.websocket import message_matches, message_payload
-from mockd.templating import render, render_value
+from mockd.config.model import MessageMatch, WsMessage
+from mockd.serving.mocks.templating import render, render_value
+from mockd.serving.mocks.websocket import message_matches, message_payload
 
 
 def test_message_and_fields() -> None:

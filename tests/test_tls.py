@@ -296,7 +296,7 @@ def test_a_certificate_that_is_not_pem_is_named(tmp_path: Path) -> None:
 async def test_an_embedded_server_and_a_cassette_record_from_a_private_ca_upstream(
         authority: trustme.CA, tmp_path: Path, subprocess_mode: bool) -> None:
     from mockd import Server
-    from mockd.cassettes import Cassette
+    from mockd.testing.cassettes import Cassette
 
     ca = write_ca(authority, tmp_path)
     async with https_upstream(server_context(authority.issue_cert("localhost"))) as https:

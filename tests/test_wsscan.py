@@ -1,4 +1,4 @@
-"""The byte relay's frame scanner (mockd.wsscan), without sockets: frames built by the ``websockets``
+"""The byte relay's frame scanner (mockd.stream.wsscan), without sockets: frames built by the ``websockets``
 library (an independent implementation), fed in arbitrary chunks."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
-from mockd.wsscan import FrameScanner
+from mockd.stream.wsscan import FrameScanner
 
 SIZES = st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 70000])
 

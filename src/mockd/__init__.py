@@ -13,11 +13,11 @@ __version__ = "0.1.0"
 __all__ = ["ApiError", "Client", "Server", "ServerError", "__version__"]
 
 if TYPE_CHECKING:
-    from mockd.client import ApiError, Client
-    from mockd.embedded import Server, ServerError
+    from mockd.admin.client import ApiError, Client
+    from mockd.testing.embedded import Server, ServerError
 
-_LAZY = {"Client": "mockd.client", "ApiError": "mockd.client", "Server": "mockd.embedded",
-         "ServerError": "mockd.embedded"}
+_LAZY = {"Client": "mockd.admin.client", "ApiError": "mockd.admin.client", "Server": "mockd.testing.embedded",
+         "ServerError": "mockd.testing.embedded"}
 
 
 def __getattr__(name: str) -> Any:

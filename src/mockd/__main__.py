@@ -1,3 +1,3 @@
-from mockd.cli import main
+from mockd.cli.main import main
 
 main()

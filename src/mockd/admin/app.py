@@ -15,11 +15,11 @@ from mockd.admin import recordings as recording_routes
 from mockd.admin import replays as replay_routes
 from mockd.admin.guard import AdminAccess, admin_guard
 from mockd.admin.openapi import openapi_document, operation
-from mockd.jsonhttp import ApiError, json_error, json_response
+from mockd.recording.session import Recorder
 from mockd.recording.store import (AmbiguousId, InvalidId, InvalidSort, NotFound, StorageFull, StoreError,
                                    UnreadableRecording)
-from mockd.mocks.registry import MockRegistry
-from mockd.recording.session import Recorder
+from mockd.serving.jsonhttp import ApiError, json_error, json_response
+from mockd.serving.registry import MockRegistry
 
 log = logging.getLogger("mockd.admin")
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
-from mockd.jsonhttp import json_error
-from mockd.runtime import LOOPBACK_NAMES
+from mockd.serving.jsonhttp import json_error
+from mockd.serving.runtime import LOOPBACK_NAMES
 
 log = logging.getLogger("mockd.admin")
 

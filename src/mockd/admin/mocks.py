@@ -7,11 +7,11 @@ from typing import Any, get_args
 
 from aiohttp import web
 
+from mockd.admin.answers import LoadedMocks
 from mockd.admin.openapi import operation, path_parameter, ref
-from mockd.answers import LoadedMocks
-from mockd.config import CONFIG_VERSION, ConfigError, Mock, mocks_from_document, parse_mock
-from mockd.jsonhttp import ApiError, json_response, read_json
-from mockd.mocks.registry import MockRegistry
+from mockd.config.model import CONFIG_VERSION, ConfigError, Mock, mocks_from_document, parse_mock
+from mockd.serving.jsonhttp import ApiError, json_response, read_json
+from mockd.serving.registry import MockRegistry
 
 DOCUMENT = "document"  # how errors in a posted config document name it: "document: mock 'x' (mocks[1]): ..."
 

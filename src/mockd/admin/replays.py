@@ -8,14 +8,14 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
+from mockd.admin.answers import Advanced, ReplayStarted, ReplayStatus
 from mockd.admin.openapi import operation, path_parameter, ref
-from mockd.jsonhttp import ApiError, json_response, read_model
 from mockd.admin.recordings import RECORDING_ID
-from mockd.answers import Advanced, ReplayStarted, ReplayStatus
+from mockd.playback.replay import (ReplayBadRequest, ReplayConflict, ReplayError, ReplayOptions, Replays, ReplaySession,
+                                   ReplaySource, check_replayable)
 from mockd.recording.format import decode_recording
 from mockd.recording.session import Recorder
-from mockd.replay import (ReplayBadRequest, ReplayConflict, ReplayError, ReplayOptions, Replays, ReplaySession,
-                          ReplaySource, check_replayable)
+from mockd.serving.jsonhttp import ApiError, json_response, read_model
 
 
 class AdvanceRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -31,7 +31,7 @@ from typing import BinaryIO, NamedTuple
 
 import msgspec
 
-from mockd.files import write_atomically
+from mockd.recording.files import write_atomically
 
 INDEX_SUFFIX = ".index"
 MAGIC = b"MOCKDIX1"

@@ -19,9 +19,9 @@ from typing import Any
 
 import msgspec
 
-from mockd.answers import StorageStats
-from mockd.files import write_atomically
+from mockd.admin.answers import StorageStats
 from mockd.recording import journal
+from mockd.recording.files import write_atomically
 from mockd.recording.format import (Recording, Summary, decode_recording, decode_summary, encode_entry,
                                     encode_recording, head_bytes, is_foreign, is_foreign_entry, recording_bytes,
                                     rfc3339, summarize, without_entries)

@@ -1,0 +1,151 @@
+"""Answers of the admin API as typed models, shared by the server that sends them and the client
+(:mod:`mockd.admin.client`, the CLI) that reads them. Light on purpose: nothing here imports the server stack."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from mockd.config.model import Mock
+from mockd.recording.format import Frame, HttpExchange, SseEvent, Summary
+
+ReplayMode = Literal["pure", "synchronized", "triggered"]
+ReplayState = Literal["pending", "playing", "waiting", "paused", "complete", "aborted", "error", "expired"]
+FINISHED: tuple[ReplayState, ...] = ("complete", "aborted", "error", "expired")
+"""The states a replay never leaves: ``expired`` is a pending replay no client took in ``expiresAfter``."""
+
+# the bounds of a replay's options (mockd.playback.replay.ReplayOptions), here so that the CLI knows them too
+MAX_TIMING_SCALE = 1000.0  # x: a second of recording at most ~17 minutes of replay
+DEFAULT_EXPIRES_AFTER = 300.0  # s a pending replay waits for its client
+MAX_EXPIRES_AFTER = 86_400.0  # s: a day
+MAX_TIMEOUT_MS = 86_400_000  # synchronized: a day per client message
+
+
+class Started(msgspec.Struct, rename="camel", omit_defaults=True):
+    """``POST /stream-recordings/start``."""
+
+    session_id: str
+    recording_id: str
+    warning: str | None = None
+
+
+class RecordingList(msgspec.Struct):
+    """``GET /stream-recordings``."""
+
+    recordings: list[Summary]
+    total: int
+    limit: int | None = None
+    offset: int = 0
+
+
+class StorageStats(msgspec.Struct, rename="camel", omit_defaults=True):
+    """``GET /stream-recordings/stats``: the quota's use and the recordings' counts (from the summary
+    index: never a recording file read). The oldest and newest are there when a recording is."""
+
+    used_bytes: int
+    max_bytes: int
+    used_percent: float
+    warn_percent: int | float  # as configured (80 or 75.5)
+    recording_count: int
+    websocket_count: int
+    sse_count: int
+    http_count: int
+    deleted_count: int
+    deleted_bytes: int
+    oldest_recording: str | None = None
+    oldest_date: str | None = None
+    newest_recording: str | None = None
+    newest_date: str | None = None
+    warning: str | None = None
+
+
+class SessionSummary(msgspec.Struct, rename="camel"):
+    """The items of ``GET /stream-recordings/sessions``: a running session with its live counts."""
+
+    id: str
+    name: str
+    protocol: Literal["websocket", "sse", "http"]
+    path: str
+    start_time: str
+    duration_ms: int
+    frame_count: int
+    connection_count: int
+
+
+class Vacuumed(msgspec.Struct, rename="camel"):
+    """``POST /stream-recordings/vacuum``."""
+
+    removed: int
+    freed_bytes: int
+
+
+class _Page(msgspec.Struct):
+    total: int  # how many entries match the filter
+    offset: int
+    limit: int
+    types: dict[str, int] = {}  # how many of those have each type (frame type, SSE event type)
+
+
+class FramePage(_Page, kw_only=True):
+    """``GET /stream-recordings/{id}/frames`` of a WebSocket recording."""
+
+    frames: list[Frame]
+
+
+class EventPage(_Page, kw_only=True):
+    """The same for an SSE recording."""
+
+    events: list[SseEvent]
+
+
+class ExchangePage(_Page, kw_only=True):
+    """The same for an HTTP recording."""
+
+    exchanges: list[HttpExchange]
+
+
+class ReplayStarted(msgspec.Struct, rename="camel"):
+    """``POST /stream-recordings/{id}/replay``."""
+
+    session_id: str
+    status: ReplayState
+
+
+class ReplayStatus(msgspec.Struct, rename="camel"):
+    """``GET /replay/{id}`` and the items of ``GET /replay``."""
+
+    id: str
+    recording_id: str
+    mode: ReplayMode
+    status: ReplayState
+    current_frame: int
+    total_frames: int
+    frames_sent: int
+    elapsed_ms: int
+    mismatches: int
+    error: str | None
+    client: str | None
+    path: str = ""  # where the replay waits for (or served) its client
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class Advanced(msgspec.Struct, rename="camel"):
+    """``POST /replay/{id}/advance``: answered once the frames are on the wire."""
+
+    frames_sent: int
+    current_frame: int
+    total_frames: int
+    status: ReplayState
+    complete: bool
+
+
+class LoadedMocks(msgspec.Struct):
+    """``POST /mocks`` with a config document: its mocks as stored (ids filled in), in document order."""
+
+    mocks: list[Mock]
+    added: int
+    replaced: int
