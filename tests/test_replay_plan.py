@@ -1,4 +1,4 @@
-"""Unit tests of ``mockd.playback.replay.plan``: which frames a replay sends, and when. No sockets.
+"""Unit tests of ``mockd.playback.plan.plan``: which frames a replay sends, and when. No sockets.
 
 Contract: docs/replay.md, "Replay through the admin API". The plan is built on hand-made
 :class:`mockd.recording.format.Recording` models, so every relative time below is exact:
@@ -24,7 +24,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockd.playback.replay import ReplayError, ReplayOptions, Step, plan
+from mockd.playback.errors import ReplayError
+from mockd.playback.plan import ReplayOptions, Step, plan
 from mockd.recording.format import ConnectionRecord, Frame, Metadata, Recording, SseEvent, SseSection, WebSocketSection
 from mockd.stream.clock import SLACK_FRACTION, nap_before
 

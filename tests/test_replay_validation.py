@@ -48,10 +48,10 @@ from upstreams import (
 )
 from websockets.frames import Opcode
 
-import mockd.playback.replay
+import mockd.playback.drivers
 from mockd import Server
 from mockd.admin.client import ApiError, Client
-from mockd.playback.replay import ReplayOptions
+from mockd.playback.plan import ReplayOptions
 
 SOON = 10.0  # s: for anything that should happen "soon" on a noisy two-core machine
 WELCOME, TICK, GOODBYE = '{"type":"welcome"}', '{"type":"tick"}', '{"type":"goodbye"}'
@@ -338,7 +338,7 @@ async def test_pause_on_a_pending_replay_is_409_and_the_replay_still_plays(world
 
 
 def replay_warnings(server: RunningMockd, replay_id: str) -> list[dict[str, Any]]:
-    """The server's JSON log lines from ``mockd.playback.replay`` about this replay."""
+    """The server's JSON log lines from the ``mockd.replay`` logger about this replay."""
     return [entry for entry in server.log_entries()
             if entry.get("logger") == "mockd.replay" and replay_id in entry.get("message", "")]
 
@@ -410,7 +410,7 @@ def in_process(tmp_path: Path) -> Iterator[InProcess]:
 async def test_an_sse_replay_that_fails_ends_in_error_and_cuts_the_stream(in_process: InProcess,
                                                                           monkeypatch: pytest.MonkeyPatch,
                                                                           caplog: pytest.LogCaptureFixture) -> None:
-    encode = mockd.playback.replay.encode_block
+    encode = mockd.playback.drivers.encode_block
     written: list[Any] = []
 
     def failing_on_the_second_event(block: Any) -> bytes:
@@ -419,7 +419,7 @@ async def test_an_sse_replay_that_fails_ends_in_error_and_cuts_the_stream(in_pro
             raise RuntimeError("injected fault")
         return encode(block)
 
-    monkeypatch.setattr(mockd.playback.replay, "encode_block", failing_on_the_second_event)
+    monkeypatch.setattr(mockd.playback.drivers, "encode_block", failing_on_the_second_event)
     caplog.set_level(logging.WARNING, logger="mockd.replay")
     server, client = in_process.server, in_process.server.client
     started = await asyncio.to_thread(client.replay, in_process.sse_recording, timing_scale=0, path="/sse/fails")

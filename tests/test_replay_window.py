@@ -17,13 +17,14 @@ from websockets.asyncio.client import connect
 from conftest import MockdFactory, RunningMockd, mocks_config, ws_mock
 from httpclient import acall
 
-from mockd.playback import replay as replaying
-from mockd.playback.replay import ReplayOptions, ReplaySource, StepWindow, plan, prepare
+from mockd.playback import window as windowing
+from mockd.playback.plan import ReplayOptions, plan
+from mockd.playback.replays import Replays
+from mockd.playback.window import ReplaySource, StepWindow, prepare
 from mockd.recording.format import ConnectionRecord, Frame, Metadata, Recording, Stats, WebSocketSection, rfc3339
 from mockd.recording.store import Store
-from mockd.stream.events import StreamEvents
 
-FRAMES = 20_000  # more than two windows (replay.WINDOW is 8192)
+FRAMES = 20_000  # more than two windows (window.WINDOW is 8192)
 
 
 def long_recording(frames: int = FRAMES, client_every: int = 0) -> Recording:
@@ -49,8 +50,8 @@ def long_recording(frames: int = FRAMES, client_every: int = 0) -> Recording:
 
 
 async def test_the_window_yields_the_plan_holding_at_most_two_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(replaying, "WINDOW", 64)
-    monkeypatch.setattr(replaying, "READ_PAGE", 10)
+    monkeypatch.setattr(windowing, "WINDOW", 64)
+    monkeypatch.setattr(windowing, "READ_PAGE", 10)
     recording = long_recording(1000)
     options = ReplayOptions(connection=1)
     prepared = await asyncio.to_thread(prepare, ReplaySource.of(recording, options), options)
@@ -64,7 +65,7 @@ async def test_the_window_yields_the_plan_holding_at_most_two_windows(monkeypatc
 
 
 async def test_until_reads_ahead_as_far_as_the_match(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(replaying, "WINDOW", 32)
+    monkeypatch.setattr(windowing, "WINDOW", 32)
     recording = long_recording(500)
     options = ReplayOptions(mode="triggered", connection=1)
     window = StepWindow(await asyncio.to_thread(prepare, ReplaySource.of(recording, options), options))
@@ -162,7 +163,7 @@ async def test_a_replay_of_a_missing_connection_is_400(long_server: tuple[Runnin
 
 
 async def test_replays_of_a_stored_recording_share_a_plan_that_fits() -> None:
-    replays = replaying.Replays(StreamEvents())
+    replays = Replays()
     recording = long_recording(300)
     options = ReplayOptions(connection=1)
     source = ReplaySource.of(recording, options)

@@ -11,8 +11,11 @@ from aiohttp import web
 from mockd.admin.answers import Advanced, ReplayStarted, ReplayStatus
 from mockd.admin.openapi import operation, path_parameter, ref
 from mockd.admin.recordings import RECORDING_ID
-from mockd.playback.replay import (ReplayBadRequest, ReplayConflict, ReplayError, ReplayOptions, Replays, ReplaySession,
-                                   ReplaySource, check_replayable)
+from mockd.playback.errors import ReplayBadRequest, ReplayConflict, ReplayError
+from mockd.playback.plan import ReplayOptions, check_replayable
+from mockd.playback.replay import ReplaySession
+from mockd.playback.replays import Replays
+from mockd.playback.window import ReplaySource
 from mockd.recording.format import decode_recording
 from mockd.recording.session import Recorder
 from mockd.serving.jsonhttp import ApiError, json_response, read_model

@@ -36,7 +36,7 @@ from mockd.config.model import (CONFIG_VERSION, BodyMatch, CloseStep, ConfigFile
                                 SseConfig, SseTiming, WaitStep, WebSocketMock, WebSocketSpec, WsMessage, check_jsonpath)
 from mockd.config.model import SseEvent as ConfigSseEvent
 from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, Recording, SseEvent, SseRequest,
-                                    SseSection, WebSocketSection)
+                                    SseSection, WebSocketSection, check_served_path)
 from mockd.recording.reader import RecordingReader
 from mockd.serving.headers import replayable_headers
 from mockd.serving.mocks.http import child_path, decode_json, is_json
@@ -79,8 +79,7 @@ class ConvertOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True,
 
             raise ValueError(f"minDelay ({shown(self.min_delay, self.min_delay_ms)}) must not exceed maxDelay "
                              f"({shown(self.max_delay, self.max_delay_ms)})")
-        if self.path is not None and not self.path.startswith("/"):
-            raise ValueError("path must start with '/'")
+        check_served_path(self.path)
         for index, path in enumerate(self.ignore_body):
             check_jsonpath(path, f"ignoreBody[{index}]")
 
@@ -303,12 +302,7 @@ class _Converter:
 
     def _path(self, number: int) -> str:
         """The mock's path: as asked, else the connection's real path (a session path may be a glob)."""
-        if self.options.path:
-            return self.options.path
-        record = self.records.get(number)
-        if record is not None and isinstance(record.path, str):
-            return record.path
-        return self.recording.metadata.path
+        return self.options.path or self.recording.request_path(number)
 
     def _query(self, protocol: str, query: dict[str, str]) -> dict[str, str]:
         if not self.options.matches_on(protocol, "query"):
@@ -320,7 +314,7 @@ class _Converter:
 
     def _websocket(self, number: int) -> _Planned | None:
         record = self.records.get(number)
-        opened_ms = record.relative_ms if record else 0
+        opened_ms = self.recording.opened_ms(number)
 
         def steps() -> Iterator[ScenarioStep]:
             return websocket_steps(self.reader.entries(number), opened_ms, self.options)
@@ -367,12 +361,9 @@ class _Converter:
                         [(self.tokens.item, events), (self.tokens.number, delays)])
 
     def _stream_matcher(self, number: int, record: ConnectionRecord, section: SseSection) -> HttpMatcher:
-        method, body = record.method, record.body
+        method, body = self.recording.request_method(number), record.body
         if number == self.first and isinstance(section.request, SseRequest):
-            method = method if isinstance(method, str) else section.request.method
             body = body if isinstance(body, str) else section.request.body
-        if not isinstance(method, str):
-            method = self.recording.metadata.method if isinstance(self.recording.metadata.method, str) else "GET"
         truncated = record.body_truncated is True
         return self._matcher("sse", method, self._path(number), record.query,
                              body if isinstance(body, str) and not truncated else None,

@@ -8,6 +8,7 @@ back in this layout.
 
 from __future__ import annotations
 
+import base64
 import functools
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -44,6 +45,10 @@ class Frame(_Model):
     close_code: int | Unset = UNSET
     close_reason: str | Unset = UNSET
     redaction_failed: bool | Unset = UNSET  # the redactor could not read ``data``: it holds the redact value
+
+    def payload(self) -> str | bytes:
+        """What went over the wire: the text, or the bytes ``data`` holds in base64."""
+        return base64.b64decode(self.data) if self.encoding == "base64" else self.data
 
 
 class SseEvent(_Model):
@@ -200,11 +205,35 @@ class Recording(_Model):
     def path(self) -> str:
         return self.metadata.path
 
+    def connection_record(self, number: int) -> ConnectionRecord | None:
+        return next((record for record in self.connections if record.connection == number), None)
+
+    def opened_ms(self, number: int) -> int:
+        """When connection ``number`` opened, in ms from the recording's start (0 when not captured)."""
+        record = self.connection_record(number)
+        return record.relative_ms if record is not None else 0
+
+    def request_path(self, number: int) -> str:
+        """The path connection ``number`` asked for (the session's path may be a glob)."""
+        record = self.connection_record(number)
+        return record.path if record is not None and isinstance(record.path, str) else self.metadata.path
+
+    def request_method(self, number: int) -> str:
+        """The method connection ``number`` was opened with. Recordings made before connections kept
+        their own request have the first connection's in ``sse.request``."""
+        record = self.connection_record(number)
+        if record is not None and isinstance(record.method, str):
+            return record.method
+        first = self.connections[0] if self.connections else None
+        if isinstance(self.sse, SseSection) and isinstance(self.sse.request, SseRequest) and record is first:
+            return self.sse.request.method
+        return self.metadata.method if isinstance(self.metadata.method, str) else "GET"
+
     def stream_response(self, number: int) -> tuple[int, dict[str, str]]:
         """SSE: the status and headers connection ``number`` was answered with, as recorded (200 and none
         when unknown). Recordings made before connections kept their own response have the first
         connection's in ``sse``."""
-        record = next((r for r in self.connections if r.connection == number), None)
+        record = self.connection_record(number)
         status = record.status if record is not None else UNSET
         headers = record.response_headers if record is not None else UNSET
         if isinstance(self.sse, SseSection) and self.connections and record is self.connections[0]:
@@ -326,6 +355,12 @@ def head_bytes(recording: Recording) -> bytes:
     """A recording without its entries (:func:`without_entries`) as JSON in the file's key order, its
     stats as they are (they describe the whole file)."""
     return _encoder.encode(_ordered(recording))
+
+
+def check_served_path(path: str | None) -> None:
+    """The ``path`` option of a conversion or a replay: where to serve instead of the recorded path."""
+    if path is not None and not path.startswith("/"):
+        raise ValueError("path must start with '/'")
 
 
 def without_entries(recording: Recording) -> Recording:

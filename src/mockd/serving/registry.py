@@ -16,7 +16,8 @@ from aiohttp import web
 from ulid import ULID
 
 from mockd.config.model import HttpMock, Mock, ProxyMock, WebSocketMock, WebSocketSpec
-from mockd.playback.replay import Replays
+from mockd.playback import drivers
+from mockd.playback.replays import Replays
 from mockd.serving.accesslog import ANSWERED_BY
 from mockd.serving.jsonhttp import json_error
 from mockd.serving.mocks.http import FIELD_ORDER, mismatch, needs_body, path_matches, serve_response
@@ -43,7 +44,7 @@ class MockRegistry:
     def __init__(self, events: StreamEvents, upstream_ssl: SSLContext | None = None) -> None:
         self.events = events
         self.upstream = Upstream(events, upstream_ssl)
-        self.replays = Replays(events)
+        self.replays = Replays()
         self.stopping = asyncio.Event()
         self._mocks: list[Mock] = []  # config-file mocks, then those added at run time
         self._upstreams: list[Mock] = []  # the --upstream catch-alls: after every other mock
@@ -162,8 +163,8 @@ class MockRegistry:
             if replay is not None:
                 request[ANSWERED_BY] = f"replay {replay.id}"
                 if upgrade:
-                    return await self.replays.serve_websocket(replay, request)
-                return await self.replays.serve_sse(replay, request)
+                    return await drivers.serve_websocket(replay, request, self.events)
+                return await drivers.serve_sse(replay, request, self.events)
         body = None if upgrade else await self._body_if_matched_on(request)
         if isinstance(body, web.Response):
             return body

@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -153,6 +155,16 @@ class StreamEvents:
         one call for all, so a busy stream costs the subscribers one call per chunk."""
         for subscriber in self._subscribers:
             subscriber.sse_blocks(connection, blocks)
+
+    @contextmanager
+    def connection(self, connection: Connection) -> Iterator[Connection]:
+        """The connection is open inside the block: :meth:`connection_opened` on entry,
+        :meth:`connection_closed` on leaving it, however it is left — so release the sockets after it."""
+        self.connection_opened(connection)
+        try:
+            yield connection
+        finally:
+            self.connection_closed(connection)
 
     def connection_closed(self, connection: Connection) -> None:
         """Emitters call this as soon as the closing handshake is over (or the connection dropped) and
