@@ -28,12 +28,12 @@ from mockd.serving.jsonhttp import json_error
 from mockd.serving.tls import tls_failure
 from mockd.serving.wsbytes import (DEFLATE, ByteRelay, byte_path_refusal, extension_names, handshake_problem,
                                    switching_response, upgrade_headers)
-from mockd.stream.events import (BodyCapture, Connection, LiveConnection, Protocol_, StreamEvents, WsFrame,
+from mockd.stream.endpoint import WsEndpoint
+from mockd.stream.events import (BodyCapture, Connection, Direction, LiveConnection, Protocol_, StreamEvents,
                                  connection_from_request)
 from mockd.stream.ssewire import SseParser
 from mockd.stream.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR,
-                                  CLOSE_TIMEOUT, NO_STATUS, RELEASE_TIMEOUT, AnyWebSocket, close_payload, release,
-                                  send_close_frame)
+                                  CLOSE_TIMEOUT, NO_STATUS, RELEASE_TIMEOUT, AnyWebSocket, release, send_close_frame)
 
 log = logging.getLogger("mockd.proxy")
 
@@ -288,12 +288,8 @@ class HttpRelay:
             else:
                 await self._copy_recorded(response)
             return response
-        connection = self._described("sse")
-        self.events.connection_opened(connection)
-        try:
+        with self.events.connection(self._described("sse")) as connection:
             await self._copy(response, SseTap(self.events, connection, upstream.headers.get("Content-Encoding", "")))
-        finally:
-            self.events.connection_closed(connection)
         return response
 
     def _described(self, protocol: Protocol_) -> Connection:
@@ -349,11 +345,18 @@ class WebSocketRelay:
         self.upstream = upstream
         self.connection = connection
         self.events = events
-        self._close_sent: set[int] = set()  # id() of each socket a close frame was written to
+        self.endpoint = WsEndpoint(events, connection)
         self._closing: set[asyncio.Task[None]] = set()  # request_close's writes, held until done
 
     async def run(self) -> None:
-        self.events.connection_opened(self.connection)
+        try:
+            with self.events.connection(self.connection):
+                await self._relay()
+        finally:
+            await release(self.client)
+            await release(self.upstream)
+
+    async def _relay(self) -> None:
         loop = asyncio.get_running_loop()
         pumps = [loop.create_task(self._pump(self.client, self.upstream, "c2s")),
                  loop.create_task(self._pump(self.upstream, self.client, "s2c"))]
@@ -370,67 +373,43 @@ class WebSocketRelay:
             await asyncio.wait(pumps, timeout=RELEASE_TIMEOUT)
             for pump in pumps:
                 pump.cancel()
-            self.events.connection_closed(self.connection)  # before the sockets go (StreamEvents.connection_closed)
-            await release(self.client)
-            await release(self.upstream)
 
     def request_close(self, code: int, reason: str = "") -> None:
         """Close the client with ``code`` (shutdown: 1001, mock removed: 1012) and the upstream with 1001;
         the pumps carry the answers and end."""
         loop = asyncio.get_running_loop()
-        for write in (self._send_close(self.client, "s2c", code, reason),
-                      self._send_close(self.upstream, "c2s", CLOSE_GOING_AWAY, reason)):
+        for write in (self.endpoint.send_close(self.client, "s2c", code, reason),
+                      self.endpoint.send_close(self.upstream, "c2s", CLOSE_GOING_AWAY, reason)):
             task = loop.create_task(write)
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    async def _send_close(self, target: AnyWebSocket, direction: str, code: int, reason: str) -> None:
-        if id(target) in self._close_sent:
-            return
-        self._close_sent.add(id(target))
-        self._finish(code, reason)
-        self._emit_close(direction, code, reason)
-        await send_close_frame(target, code, reason)
-
-    def _emit_close(self, direction: str, code: int, reason: str) -> None:
-        if self.events.listening:
-            self.events.ws_frame(self.connection, WsFrame(direction, "close", close_payload(code, reason),  # type: ignore[arg-type]
-                                                          code, reason))
-
-    def _finish(self, code: int, reason: str) -> None:
-        if self.connection.close_code is None:
-            self.connection.close_code, self.connection.close_reason = code, reason
-
-    async def _pump(self, source: AnyWebSocket, target: AnyWebSocket, direction: str) -> None:
-        events, connection, close_sent = self.events, self.connection, self._close_sent
+    async def _pump(self, source: AnyWebSocket, target: AnyWebSocket, direction: Direction) -> None:
+        endpoint = self.endpoint
         while True:
             message = await source.receive()
             kind = message.type
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
-                if id(target) in close_sent:
+                if endpoint.close_sent_to(target):
                     continue  # nothing may follow a close frame
                 at = time.time_ns()
                 if kind is WSMsgType.TEXT:
                     await target.send_str(message.data)
                 else:
                     await target.send_bytes(message.data)
-                if events.listening:
-                    frame_type = "text" if kind is WSMsgType.TEXT else "binary"
-                    events.ws_frame(connection, WsFrame(direction, frame_type, message.data, at_ns=at))  # type: ignore[arg-type]
+                endpoint.emit(direction, "text" if kind is WSMsgType.TEXT else "binary", message.data, at)
             elif kind is WSMsgType.PING or kind is WSMsgType.PONG:
-                if id(target) in close_sent:
+                if endpoint.close_sent_to(target):
                     continue
                 at = time.time_ns()
                 await (target.ping if kind is WSMsgType.PING else target.pong)(message.data)
-                if events.listening:
-                    frame_type = "ping" if kind is WSMsgType.PING else "pong"
-                    events.ws_frame(connection, WsFrame(direction, frame_type, message.data, at_ns=at))  # type: ignore[arg-type]
+                endpoint.emit(direction, "ping" if kind is WSMsgType.PING else "pong", message.data, at)
             elif kind is WSMsgType.CLOSE:
                 code, reason = message.data or NO_STATUS, message.extra or ""
-                if id(target) in close_sent:  # the answer to a close we forwarded: it ends the handshake
-                    self._emit_close(direction, code, reason)
+                if endpoint.close_sent_to(target):  # the answer to a close we forwarded: it ends the handshake
+                    endpoint.emit_close(direction, code, reason)
                 else:
-                    await self._send_close(target, direction, code, reason)
+                    await endpoint.send_close(target, direction, code, reason)
                 return
             elif kind is WSMsgType.CLOSING:
                 return
@@ -438,13 +417,13 @@ class WebSocketRelay:
                 await self._source_lost(target, direction)
                 return
 
-    async def _source_lost(self, target: AnyWebSocket, direction: str) -> None:
+    async def _source_lost(self, target: AnyWebSocket, direction: Direction) -> None:
         if direction == "s2c":  # the upstream dropped: tell the client the gateway failed
-            self._close_sent.add(id(self.upstream))
-            await self._send_close(target, "s2c", CLOSE_BAD_GATEWAY, "bad gateway")
+            self.endpoint.no_close_to(self.upstream)
+            await self.endpoint.send_close(target, "s2c", CLOSE_BAD_GATEWAY, "bad gateway")
         else:  # the client dropped without a close frame: the upstream is told it went away
-            self._finish(CLOSE_ABNORMAL, "")
-            self._close_sent.add(id(self.client))
+            self.endpoint.closed_by(CLOSE_ABNORMAL, "")
+            self.endpoint.no_close_to(self.client)
             await send_close_frame(target, CLOSE_GOING_AWAY, "client went away")
 
 

@@ -34,7 +34,8 @@ from aiohttp.http import WebSocketReader, WebSocketWriter
 from multidict import CIMultiDict
 
 from mockd.serving.headers import HOP_BY_HOP
-from mockd.stream.events import Connection, Direction, StreamEvents, WsFrame
+from mockd.stream.endpoint import WsEndpoint
+from mockd.stream.events import Connection, Direction, FrameType, StreamEvents
 from mockd.stream.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_TIMEOUT, NO_STATUS,
                                   RELEASE_TIMEOUT, close_payload)
 from mockd.stream.wsscan import FrameScanner
@@ -43,7 +44,7 @@ log = logging.getLogger("mockd.proxy")
 
 DEFLATE = "permessage-deflate"
 _NOT_DONE = (False, b"")  # what a payload parser answers aiohttp's protocol: no error, no tail
-_FRAME_TYPES = {WSMsgType.TEXT: "text", WSMsgType.BINARY: "binary", WSMsgType.PING: "ping",
+_FRAME_TYPES: dict[WSMsgType, FrameType] = {WSMsgType.TEXT: "text", WSMsgType.BINARY: "binary", WSMsgType.PING: "ping",
                 WSMsgType.PONG: "pong"}
 
 
@@ -172,9 +173,8 @@ class _Leg:
         kind, data, extra = message
         if kind is WSMsgType.CLOSE:
             self.relay.close_passed(self.direction, data or NO_STATUS, extra or "", at_ns)
-        elif self.events.listening:
-            self.events.ws_frame(self.relay.connection, WsFrame(self.direction, _FRAME_TYPES[kind], data,  # type: ignore[arg-type]
-                                                                at_ns=at_ns))
+        else:
+            self.relay.endpoint.emit(self.direction, _FRAME_TYPES[kind], data, at_ns)
 
     def undecodable(self, error: BaseException) -> None:
         """The source sent what the decoder rejects: it is still relayed as it came (the other end
@@ -254,6 +254,7 @@ class ByteRelay:
         self.upstream = upstream
         self.connection = connection
         self.events = events
+        self.endpoint = WsEndpoint(events, connection)
         client, server = request.protocol, upstream.connection.protocol
         self.c2s = _Leg(self, "c2s", client, server, masks=True)
         self.s2c = _Leg(self, "s2c", server, client, masks=False)
@@ -263,7 +264,15 @@ class ByteRelay:
         self.closes_written: set[asyncio.Task[None]] = set()  # close frames of the relay's own, being written
 
     async def run(self) -> None:
-        self.events.connection_opened(self.connection)
+        try:
+            with self.events.connection(self.connection):
+                await self._relay()
+        finally:
+            self._close_transport(self.s2c)
+            self._close_transport(self.c2s)
+            self.upstream.close()
+
+    async def _relay(self) -> None:
         if self.compressed:
             self.c2s.start_decoding(compressed=True)
             self.s2c.start_decoding(compressed=True)
@@ -280,10 +289,6 @@ class ByteRelay:
                 self._deadline.cancel()
             if self.closes_written:  # even when the handler was cancelled (its client left): write them first
                 await asyncio.wait(self.closes_written, timeout=RELEASE_TIMEOUT)
-            self.events.connection_closed(self.connection)
-            self._close_transport(self.s2c)
-            self._close_transport(self.c2s)
-            self.upstream.close()
 
     def request_close(self, code: int, reason: str = "") -> None:
         """Shutdown or mock removal: the client gets ``code``, the upstream 1001; their answers are
@@ -295,12 +300,8 @@ class ByteRelay:
 
     def close_passed(self, direction: Direction, code: int, reason: str, at_ns: int) -> None:
         """A close frame went by (or the relay wrote one): the first sets the connection's close."""
-        connection = self.connection
-        if connection.close_code is None:
-            connection.close_code, connection.close_reason = code, reason
-        if self.events.listening:
-            self.events.ws_frame(connection, WsFrame(direction, "close", close_payload(code, reason), code,
-                                                     reason, at_ns=at_ns))
+        self.endpoint.closed_by(code, reason)
+        self.endpoint.emit_close(direction, code, reason, at_ns)
 
     def leg_lost(self, leg: _Leg) -> None:
         """``leg``'s source connection is gone."""
@@ -315,8 +316,7 @@ class ByteRelay:
                 self._close_to_client(CLOSE_BAD_GATEWAY, "bad gateway")
         else:
             if not leg.scanner.close_seen:
-                if self.connection.close_code is None:
-                    self.connection.close_code, self.connection.close_reason = CLOSE_ABNORMAL, ""
+                self.endpoint.closed_by(CLOSE_ABNORMAL, "")
                 leg.send_close(CLOSE_GOING_AWAY, "client went away")
             self._end_later()
 

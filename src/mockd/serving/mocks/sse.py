@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,17 +99,12 @@ async def serve_sse(request: web.BaseRequest, config: SseConfig, events: StreamE
     stream.connection.status = config.status_code
     stream.connection.response_headers = list(response.headers.items())
     stream.connection.request_body = request_body
-    events.connection_opened(stream.connection)
-    try:
+    with events.connection(stream.connection), contextlib.suppress(ConnectionError):  # the client may go away
         if await _play(stream, config, request.headers.get("Last-Event-ID"), stop):
             final = config.lifecycle.termination.final_event
             if final is not None:
                 await stream.write(block_from_event(final))
         await response.write_eof()
-    except ConnectionError:
-        pass  # the client went away; nothing more to write
-    finally:
-        events.connection_closed(stream.connection)
     return response
 
 

@@ -21,9 +21,10 @@ from mockd.config.model import MessageMatch, WebSocketSpec, WsMessage, jsonpath_
 from mockd.serving.mocks.scenario import ScenarioRunner
 from mockd.serving.mocks.templating import render, render_value
 from mockd.stream.clock import now
-from mockd.stream.events import Connection, FrameType, StreamEvents, WsFrame, connection_from_request
+from mockd.stream.endpoint import WsEndpoint
+from mockd.stream.events import StreamEvents, connection_from_request
 from mockd.stream.wsclose import (CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_TIMEOUT,
-                                  NO_STATUS, close_payload, release, send_close_frame)
+                                  NO_STATUS, release, send_close_frame)
 
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 
@@ -100,13 +101,12 @@ def message_payload(message: WsMessage, received: str | bytes | None) -> str | b
 class WebSocketMockSession:
     """Serves one client of a WebSocket mock until either side closes."""
 
-    def __init__(self, spec: WebSocketSpec, ws: web.WebSocketResponse, connection: Connection,
-                 events: StreamEvents, started: float) -> None:
+    def __init__(self, spec: WebSocketSpec, ws: web.WebSocketResponse, endpoint: WsEndpoint, started: float) -> None:
         self.spec = spec
         self.started = started  # now() once the upgrade was answered: the scenario's first anchor
         self.ws = ws
-        self.connection = connection
-        self.events = events
+        self.endpoint = endpoint
+        self.connection = endpoint.connection
         self.scenario = (ScenarioRunner(spec.scenario, self, message_matches,
                                         (CLOSE_POLICY_VIOLATION, "expected message not received"))
                          if spec.scenario is not None else None)
@@ -116,18 +116,13 @@ class WebSocketMockSession:
 
     # --- output ---------------------------------------------------------------------------------
 
-    def _emit(self, direction: str, frame_type: FrameType, data: str | bytes, code: int | None = None,
-              reason: str | None = None) -> None:
-        if self.events.listening:
-            self.events.ws_frame(self.connection, WsFrame(direction, frame_type, data, code, reason))  # type: ignore[arg-type]
-
     async def send(self, payload: str | bytes) -> None:
         if isinstance(payload, str):
             await self.ws.send_str(payload)
-            self._emit("s2c", "text", payload)
+            self.endpoint.emit("s2c", "text", payload)
         else:
             await self.ws.send_bytes(payload)
-            self._emit("s2c", "binary", payload)
+            self.endpoint.emit("s2c", "binary", payload)
 
     async def send_message(self, message: WsMessage, received: str | bytes | None = None) -> None:
         """A matcher's or ``defaultResponse``'s answer, after its ``delay`` (the reader waits behind it)."""
@@ -140,29 +135,23 @@ class WebSocketMockSession:
 
     async def ping(self, payload: bytes) -> None:
         await self.ws.ping(payload)
-        self._emit("s2c", "ping", payload)
+        self.endpoint.emit("s2c", "ping", payload)
 
     def request_close(self, code: int, reason: str = "") -> None:
         """Send a close frame once. The reader records the client's answer as it comes (code and
         reason); a client that does not answer within ``CLOSE_TIMEOUT`` is dropped."""
-        if self._close_task is None and not self.ws.closed:
+        if self.ws.closed:
+            return
+        client_owes_answer = not self.endpoint.closing  # we close first
+        if self.endpoint.begin_close(self.ws, "s2c", code, reason):
             loop = asyncio.get_running_loop()
-            self._close_task = loop.create_task(self._send_close(code, reason))
-            if self.connection.close_code is None:  # we close first: the client owes an answer
+            self._close_task = loop.create_task(send_close_frame(self.ws, code, reason))
+            if client_owes_answer:
                 self._watchdog = loop.create_task(self._drop_after(CLOSE_TIMEOUT))
-
-    async def _send_close(self, code: int, reason: str) -> None:
-        self._finish(code, reason)  # the connection ends with the code of whoever closed first
-        self._emit("s2c", "close", close_payload(code, reason), code, reason)
-        await send_close_frame(self.ws, code, reason)
 
     async def _drop_after(self, delay: float) -> None:
         await asyncio.sleep(delay)
         await release(self.ws)
-
-    def _finish(self, code: int | None, reason: str) -> None:
-        if self.connection.close_code is None:
-            self.connection.close_code, self.connection.close_reason = code, reason
 
     # --- the connection -------------------------------------------------------------------------
 
@@ -185,7 +174,7 @@ class WebSocketMockSession:
 
     async def _read(self) -> None:
         idle = seconds(self.spec.idle_timeout) or None
-        ws = self.ws
+        ws, endpoint = self.ws, self.endpoint
         while True:
             try:
                 msg = await ws.receive(timeout=idle)
@@ -196,25 +185,23 @@ class WebSocketMockSession:
             kind = msg.type
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
                 arrived = now()
-                self._emit("c2s", "text" if kind is WSMsgType.TEXT else "binary", msg.data)
+                endpoint.emit("c2s", "text" if kind is WSMsgType.TEXT else "binary", msg.data)
                 if self._too_big(msg.data):
                     self.request_close(CLOSE_MESSAGE_TOO_BIG, "message too big")
-                elif self._close_task is None:
+                elif not endpoint.close_sent_to(ws):
                     await self._answer(arrived, msg.data)
             elif kind is WSMsgType.PING:
-                self._emit("c2s", "ping", msg.data)
-                await ws.pong(msg.data)
-                self._emit("s2c", "pong", msg.data)
+                await endpoint.answer_ping(ws, msg.data)
             elif kind is WSMsgType.PONG:
-                self._emit("c2s", "pong", msg.data)
+                endpoint.emit("c2s", "pong", msg.data)
                 self._pong.set()
             elif kind is WSMsgType.CLOSE:
                 self._client_closed(msg.data, msg.extra or "")
                 return
             else:  # CLOSING (we started the close), CLOSED, ERROR (aiohttp has closed, e.g. 1009)
                 if kind is WSMsgType.ERROR and ws.close_code is not None:
-                    self._emit("s2c", "close", close_payload(ws.close_code, ""), ws.close_code, "")
-                    self._finish(ws.close_code, "")
+                    endpoint.emit_close("s2c", ws.close_code, "")
+                    endpoint.closed_by(ws.close_code, "")
                 return
 
     def _too_big(self, data: str | bytes) -> bool:
@@ -229,8 +216,8 @@ class WebSocketMockSession:
         """Record the client's close as it really was; if it was not the answer to ours, answer it
         with the same code and reason."""
         recorded = code or NO_STATUS
-        self._emit("c2s", "close", close_payload(recorded, reason), recorded, reason)
-        self._finish(recorded, reason)
+        self.endpoint.emit_close("c2s", recorded, reason)
+        self.endpoint.closed_by(recorded, reason)
         self.request_close(recorded, reason)
 
     async def _answer(self, arrived: float, data: str | bytes) -> None:
@@ -276,13 +263,12 @@ async def serve_websocket(request: web.BaseRequest, ws: web.WebSocketResponse, s
     await ws.prepare(request)
     started = now()
     connection = connection_from_request(request, "websocket", "mock", ws.ws_protocol)
-    session = WebSocketMockSession(spec, ws, connection, events, started)
+    session = WebSocketMockSession(spec, ws, WsEndpoint(events, connection), started)
     sessions.add(session)
-    events.connection_opened(connection)
     try:
-        await session.run()
+        with events.connection(connection):
+            await session.run()
     finally:
         sessions.discard(session)
-        events.connection_closed(connection)  # before the socket goes (StreamEvents.connection_closed)
         await release(ws)
     return ws
