@@ -39,9 +39,9 @@ from peers import percentiles
 from ulid import ULID
 
 from mockd.playback.convert import config_bytes, convert
-from mockd.recording.files import write_atomically
 from mockd.recording.format import (ConnectionRecord, Frame, Metadata, Recording, Stats, WebSocketSection,
                                     decode_summary, encode_entry, encode_recording, recording_bytes, rfc3339)
+from mockd.support.files import write_atomically
 
 
 @dataclass

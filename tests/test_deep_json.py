@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from conftest import MockdFactory, RunningMockd, mocks_config, run_mockd, write_config, ws_mock
 from httpclient import Reply, acall
 from mockd.config.model import ConfigError, MessageMatch, parse_document
-from mockd.recording.redact import Redactor
 from mockd.serving.mocks.templating import render
 from mockd.serving.mocks.websocket import message_matches
+from mockd.stream.redact import Redactor
 from test_recording_api import write_settings
 from upstreams import DEADLINE, echo, open_request, open_ws, proxy_mock, recv, streaming_upstream, ws_upstream
 

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from mockd.recording.format import Frame, SseEvent, rfc3339
 from mockd.recording.journal import ENTRY, JournalHeader, JournalWriter
-from mockd.recording.redact import Redactor
 from mockd.recording.session import ENCODE_BATCH, RecordingSession, SessionLimits, Stamps
 from mockd.stream.events import Connection, SseBlock, WsFrame
+from mockd.stream.redact import Redactor
 
 START_NS = 1_764_108_000_123_456_789
 

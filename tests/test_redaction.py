@@ -1,4 +1,4 @@
-"""Redaction (docs/recording.md, "Redaction"): unit and property tests of ``mockd.recording.redact``.
+"""Redaction (docs/recording.md, "Redaction"): unit and property tests of ``mockd.stream.redact``.
 
 The oracle is independent of the implementation: the expected document is computed by walking the
 Python value (plain keys at any depth; JSONPath matches from python-jsonpath's ``finditer(...).parts``),
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mockd.recording.redact import DEFAULT_HEADERS, Redactor, value_spans
+from mockd.stream.redact import DEFAULT_HEADERS, Redactor, value_spans
 
 Json = Any
 JsonPath = tuple[str | int, ...]

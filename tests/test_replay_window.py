@@ -23,6 +23,7 @@ from mockd.playback.replays import Replays
 from mockd.playback.window import ReplaySource, StepWindow, prepare
 from mockd.recording.format import ConnectionRecord, Frame, Metadata, Recording, Stats, WebSocketSection, rfc3339
 from mockd.recording.store import Store
+from mockd.stream.events import StreamEvents
 
 FRAMES = 20_000  # more than two windows (window.WINDOW is 8192)
 
@@ -163,7 +164,7 @@ async def test_a_replay_of_a_missing_connection_is_400(long_server: tuple[Runnin
 
 
 async def test_replays_of_a_stored_recording_share_a_plan_that_fits() -> None:
-    replays = Replays()
+    replays = Replays(StreamEvents())
     recording = long_recording(300)
     options = ReplayOptions(connection=1)
     source = ReplaySource.of(recording, options)

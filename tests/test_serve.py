@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from mockd.serving.runtime import process_running
+from mockd.support.runtime import process_running
 from websockets.asyncio.client import connect
 
 from conftest import (

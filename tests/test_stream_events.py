@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from mockd.serving.server import MockdServer, ServeOptions, prepare
+from mockd.server import MockdServer, ServeOptions, prepare
 from mockd.stream.events import Connection, SseBlock, WsFrame
 
 from conftest import mocks_config, write_config, ws_mock

@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 from conftest import MockdFactory, http_mock, mocks_config, run_mockd, write_config
 from upstreams import http_upstream, ws_upstream
 
-from mockd.serving.runtime import process_running
+from mockd.support.runtime import process_running
 
 
 def fetch(url: str) -> tuple[int, str]:

@@ -1,5 +1,9 @@
 """Answers of the admin API as typed models, shared by the server that sends them and the client
-(:mod:`mockd.admin.client`, the CLI) that reads them. Light on purpose: nothing here imports the server stack."""
+(:mod:`mockd.admin.client`, the CLI) that reads them. Light on purpose: nothing here imports the server stack.
+
+The answers the domain computes itself are its own models, which the API sends as they are: a recording's
+:class:`~mockd.recording.format.Summary`, :class:`~mockd.recording.format.StorageStats` and
+:class:`~mockd.recording.format.SessionSummary`; a replay's states and bounds in :mod:`mockd.playback.plan`."""
 
 from __future__ import annotations
 
@@ -8,18 +12,8 @@ from typing import Literal
 import msgspec
 
 from mockd.config.model import Mock
+from mockd.playback.plan import FINISHED, ReplayMode, ReplayState
 from mockd.recording.format import Frame, HttpExchange, SseEvent, Summary
-
-ReplayMode = Literal["pure", "synchronized", "triggered"]
-ReplayState = Literal["pending", "playing", "waiting", "paused", "complete", "aborted", "error", "expired"]
-FINISHED: tuple[ReplayState, ...] = ("complete", "aborted", "error", "expired")
-"""The states a replay never leaves: ``expired`` is a pending replay no client took in ``expiresAfter``."""
-
-# the bounds of a replay's options (mockd.playback.replay.ReplayOptions), here so that the CLI knows them too
-MAX_TIMING_SCALE = 1000.0  # x: a second of recording at most ~17 minutes of replay
-DEFAULT_EXPIRES_AFTER = 300.0  # s a pending replay waits for its client
-MAX_EXPIRES_AFTER = 86_400.0  # s: a day
-MAX_TIMEOUT_MS = 86_400_000  # synchronized: a day per client message
 
 
 class Started(msgspec.Struct, rename="camel", omit_defaults=True):

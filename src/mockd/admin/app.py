@@ -15,6 +15,7 @@ from mockd.admin import recordings as recording_routes
 from mockd.admin import replays as replay_routes
 from mockd.admin.guard import AdminAccess, admin_guard
 from mockd.admin.openapi import openapi_document, operation
+from mockd.playback.replays import Replays
 from mockd.recording.session import Recorder
 from mockd.recording.store import (AmbiguousId, InvalidId, InvalidSort, NotFound, StorageFull, StoreError,
                                    UnreadableRecording)
@@ -25,6 +26,7 @@ log = logging.getLogger("mockd.admin")
 
 REGISTRY = web.AppKey("registry", MockRegistry)
 RECORDER = web.AppKey("recorder", Recorder)
+REPLAYS = web.AppKey("replays", Replays)
 OPEN_ROUTES = frozenset({"/health"})
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -95,7 +97,7 @@ async def openapi(request: web.Request) -> web.Response:
         (*mock_routes.MODELS, *recording_routes.MODELS, *replay_routes.MODELS)))
 
 
-def create_admin_app(registry: MockRegistry, recorder: Recorder, token: str | None,
+def create_admin_app(registry: MockRegistry, recorder: Recorder, replays: Replays, token: str | None,
                      outer: Sequence[Any] = (), access: AdminAccess | None = None) -> web.Application:
     """``outer`` middlewares run first (the access log sees every answer, refusals included); then the
     guard against web pages (:mod:`mockd.admin.guard`), the error shape, the token."""
@@ -104,9 +106,10 @@ def create_admin_app(registry: MockRegistry, recorder: Recorder, token: str | No
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[REGISTRY] = registry
     app[RECORDER] = recorder
+    app[REPLAYS] = replays
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi)
     mock_routes.add_routes(app.router, REGISTRY)
     recording_routes.add_routes(app.router, RECORDER)
-    replay_routes.add_routes(app.router, REGISTRY, RECORDER)
+    replay_routes.add_routes(app.router, REPLAYS, RECORDER)
     return app

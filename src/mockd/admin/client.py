@@ -62,7 +62,7 @@ class Client:
     def for_data_dir(cls, data_dir: str | Path, timeout: float = 60) -> Client:
         """A client of the mockd serving ``data_dir``, found by the ready file it keeps there (its admin
         URL, and its token when it has one); :class:`ServerUnavailable` when no live mockd serves it."""
-        from mockd.serving.runtime import live_server_in
+        from mockd.support.runtime import live_server_in
 
         live = live_server_in(Path(data_dir).expanduser())
         if live is None or not isinstance(live.get("adminUrl"), str):

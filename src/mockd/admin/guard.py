@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from mockd.serving.jsonhttp import json_error
-from mockd.serving.runtime import LOOPBACK_NAMES
+from mockd.support.runtime import LOOPBACK_NAMES
 
 log = logging.getLogger("mockd.admin")
 

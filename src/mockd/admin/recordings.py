@@ -12,19 +12,18 @@ from typing import Any, BinaryIO
 import msgspec
 from aiohttp import web
 
-from mockd.admin.answers import (EventPage, ExchangePage, FramePage, RecordingList, SessionSummary, Started,
-                                 StorageStats, Vacuumed)
+from mockd.admin.answers import EventPage, ExchangePage, FramePage, RecordingList, Started, Vacuumed
 from mockd.admin.openapi import operation, path_parameter, ref
 from mockd.config.model import ConfigFile
 from mockd.playback.convert import ConvertOptions, NoSuchConnection, NothingToConvert, convert_pieces
-from mockd.recording.files import spool
-from mockd.recording.format import (Frame, HttpExchange, Recording, RecordingProtocol, SseEvent, Summary,
-                                    decode_recording, head_bytes)
+from mockd.recording.format import (Frame, HttpExchange, Recording, RecordingProtocol, SessionSummary, SseEvent,
+                                    StorageStats, Summary, decode_recording, head_bytes)
 from mockd.recording.index import Filter, Page
 from mockd.recording.reader import RecordingReader
 from mockd.recording.session import PROTOCOLS, Recorder, SessionLimits
 from mockd.recording.store import SORT_KEYS, ListQuery
 from mockd.serving.jsonhttp import ApiError, json_response, read_model
+from mockd.support.files import spool
 
 STATUSES = ("recording", "complete", "incomplete")
 MAX_LIMIT = 10_000

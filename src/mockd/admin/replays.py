@@ -34,6 +34,13 @@ class AdvanceRequest(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("give count or until, not both")
 
 
+def status_of(replay: ReplaySession) -> ReplayStatus:
+    return ReplayStatus(id=replay.id, recording_id=replay.recording.id, mode=replay.options.mode, status=replay.status,
+                        current_frame=replay.frames_sent, total_frames=replay.total_frames,
+                        frames_sent=replay.frames_sent, elapsed_ms=replay.elapsed_ms, mismatches=replay.mismatches,
+                        error=replay.error, client=replay.client, path=replay.path)
+
+
 def find(replays: Replays, reference: str) -> ReplaySession:
     """A replay by id or unique id prefix."""
     matches = [session for key, session in replays.sessions.items() if key.startswith(reference.upper())]
@@ -59,13 +66,13 @@ async def _source(recorder: Recorder, recording_id: str, options: ReplayOptions)
 
 def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: web.AppKey[Any]) -> None:
     def session(request: web.Request) -> ReplaySession:
-        return find(request.app[key].replays, request.match_info["id"])
+        return find(request.app[key], request.match_info["id"])
 
     async def start_replay(request: web.Request) -> web.Response:
         recorder = request.app[recorder_key]
         recording_id = recorder.resolve(request.match_info["id"])
         options = await read_model(request, ReplayOptions, "invalid_options", "replay options")
-        replays: Replays = request.app[key].replays
+        replays: Replays = request.app[key]
         try:
             source = await _source(recorder, recording_id, options)
             prepared = await replays.prepare(source, options, shared=recording_id not in recorder.sessions)
@@ -75,10 +82,10 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
         return json_response(ReplayStarted(session_id=replay.id, status=replay.status), 201)
 
     async def list_replays(request: web.Request) -> web.Response:
-        return json_response([replay.describe() for replay in request.app[key].replays.sessions.values()])
+        return json_response([status_of(replay) for replay in request.app[key].sessions.values()])
 
     async def get_replay(request: web.Request) -> web.Response:
-        return json_response(session(request).describe())
+        return json_response(status_of(session(request)))
 
     async def delete_replay(request: web.Request) -> web.Response:
         session(request).abort()
@@ -94,7 +101,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
             raise ApiError(400, exc.code, str(exc)) from None
         except ReplayConflict as exc:
             raise ApiError(409, exc.code, str(exc)) from None
-        status = replay.describe()
+        status = status_of(replay)
         return json_response(Advanced(
             frames_sent=replay.frames_sent - before, current_frame=status.current_frame,
             total_frames=status.total_frames, status=status.status,
@@ -107,7 +114,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
                 getattr(replay, action)()
             except ReplayConflict as exc:
                 raise ApiError(409, exc.code, str(exc)) from None
-            return json_response(replay.describe())
+            return json_response(status_of(replay))
 
         return handler
 

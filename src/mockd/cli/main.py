@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from mockd import __version__
-from mockd.serving.runtime import LOG_FILE, PID_FILE, READY_FILE, process_running
+from mockd.support.runtime import LOG_FILE, PID_FILE, READY_FILE, process_running
 
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
@@ -89,7 +89,7 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _serve_options(kwargs: dict[str, Any]) -> Any:
-    from mockd.serving.server import ServeOptions
+    from mockd.server import ServeOptions
 
     return ServeOptions(
         config_paths=list(kwargs["config_paths"]), host=kwargs["host"], port=kwargs["port"],
@@ -117,8 +117,8 @@ def serve(**kwargs: Any) -> None:
       mockd serve --config mocks.json
       curl -N http://localhost:4280/events
     """
-    from mockd.serving.logs import configure_logging
-    from mockd.serving.server import serve as run_server
+    from mockd.support.logs import configure_logging
+    from mockd.server import serve as run_server
 
     configure_logging(kwargs["log_level"], kwargs["log_format"], kwargs["access_log"])
     sys.exit(run_server(_serve_options(kwargs)))
@@ -127,7 +127,7 @@ def serve(**kwargs: Any) -> None:
 def _runtime_dir(data_dir: str | None, settings_path: Path | None) -> Path:
     """Where ``start`` keeps its pid and log files: the data directory, as ``serve`` resolves it."""
     from mockd.config.model import ConfigError
-    from mockd.serving.server import StartupError, ensure_data_dir
+    from mockd.server import StartupError, ensure_data_dir
     from mockd.config.settings import load_settings, resolve_data_dir
 
     try:
@@ -161,7 +161,7 @@ def start(**kwargs: Any) -> None:
     """
     import json
 
-    from mockd.recording.files import write_atomically
+    from mockd.support.files import write_atomically
 
     directory = _runtime_dir(kwargs["data_dir"], kwargs["settings_path"])
     pid_file, log_file, ready_file = directory / PID_FILE, directory / LOG_FILE, directory / READY_FILE

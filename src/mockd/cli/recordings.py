@@ -23,12 +23,12 @@ from typing import Any, BinaryIO, TypeVar
 import click
 import msgspec
 
-from mockd.admin.answers import (DEFAULT_EXPIRES_AFTER, MAX_EXPIRES_AFTER, MAX_TIMING_SCALE, EventPage, RecordingList,
-                                 ReplayStatus, SessionSummary, Started, StorageStats, Vacuumed)
+from mockd.admin.answers import EventPage, RecordingList, ReplayStatus, Started, Vacuumed
 from mockd.admin.client import ApiError, Client, ServerUnavailable, pieces, write_all
 from mockd.cli.progress import Progress
-from mockd.recording.format import Recording, Summary, decode_recording
-from mockd.serving.runtime import LOOPBACK_NAMES, READY_FILE, live_server_in
+from mockd.playback.plan import DEFAULT_EXPIRES_AFTER, MAX_EXPIRES_AFTER, MAX_TIMING_SCALE
+from mockd.recording.format import Recording, SessionSummary, StorageStats, Summary, decode_recording
+from mockd.support.runtime import LOOPBACK_NAMES, READY_FILE, live_server_in
 
 T = TypeVar("T")
 DEFAULT_ADMIN_URL = "http://localhost:4290"

@@ -10,8 +10,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
-from mockd.admin.answers import FINISHED
-from mockd.playback.plan import Step
+from mockd.playback.plan import FINISHED, Step
 from mockd.playback.replay import ReplaySession
 from mockd.recording.format import Frame, SseEvent, WebSocketSection
 from mockd.serving.mocks.sse import sse_headers

@@ -13,10 +13,19 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from mockd.admin.answers import (DEFAULT_EXPIRES_AFTER, MAX_EXPIRES_AFTER, MAX_TIMEOUT_MS, MAX_TIMING_SCALE,
-                                 ReplayMode)
 from mockd.playback.errors import ReplayError
 from mockd.recording.format import Frame, Recording, SseEvent, check_served_path
+
+ReplayMode = Literal["pure", "synchronized", "triggered"]
+ReplayState = Literal["pending", "playing", "waiting", "paused", "complete", "aborted", "error", "expired"]
+FINISHED: tuple[ReplayState, ...] = ("complete", "aborted", "error", "expired")
+"""The states a replay never leaves: ``expired`` is a pending replay no client took in ``expiresAfter``."""
+
+# the bounds of the options (the CLI checks its flags against them too)
+MAX_TIMING_SCALE = 1000.0  # x: a second of recording at most ~17 minutes of replay
+DEFAULT_EXPIRES_AFTER = 300.0  # s a pending replay waits for its client
+MAX_EXPIRES_AFTER = 86_400.0  # s: a day
+MAX_TIMEOUT_MS = 86_400_000  # synchronized: a day per client message
 
 
 class ReplayOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):

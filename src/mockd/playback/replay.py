@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 
 from ulid import ULID
 
-from mockd.admin.answers import FINISHED, ReplayState, ReplayStatus
 from mockd.playback.errors import ReplayBadRequest, ReplayConflict, ReplayFailed
-from mockd.playback.plan import ReplayOptions, Step, searchable_text
+from mockd.playback.plan import FINISHED, ReplayOptions, ReplayState, Step, searchable_text
 from mockd.playback.window import StepWindow
 from mockd.recording.format import Frame, Recording
 from mockd.serving.headers import replayable_headers
@@ -81,13 +80,11 @@ class ReplaySession:
     def total_frames(self) -> int:
         return self.total_sends
 
-    def describe(self) -> ReplayStatus:
+    @property
+    def elapsed_ms(self) -> int:
+        """Since the client connected: until now, or until the replay finished."""
         end = self.finished_at if self.finished_at is not None else now()
-        elapsed = int((end - self.started) * 1000) if self.started is not None else 0
-        return ReplayStatus(id=self.id, recording_id=self.recording.id, mode=self.options.mode, status=self.status,
-                            current_frame=self.frames_sent, total_frames=self.total_frames,
-                            frames_sent=self.frames_sent, elapsed_ms=elapsed, mismatches=self.mismatches,
-                            error=self.error, client=self.client, path=self.path)
+        return int((end - self.started) * 1000) if self.started is not None else 0
 
     def finish(self, status: ReplayState, error: str | None = None) -> None:
         if self.status not in FINISHED:

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable
 from typing import Any
 
-from mockd.admin.answers import FINISHED
-from mockd.playback.plan import ReplayOptions
+from aiohttp import web
+
+from mockd.playback import drivers
+from mockd.playback.plan import FINISHED, ReplayOptions
 from mockd.playback.replay import ReplaySession
 from mockd.playback.window import Prepared, ReplaySource, StepWindow, prepare
+from mockd.serving.accesslog import ANSWERED_BY
+from mockd.stream.events import StreamEvents
 
 KEEP_FINISHED = 1000
 SHARED_PLANS = 8  # plans kept for later replays of the same recording (each at most WINDOW steps)
@@ -25,7 +30,8 @@ def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
 class Replays:
     """Pending replays wait here for their client; finished ones stay readable (the newest 1000)."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: StreamEvents) -> None:
+        self.events = events
         self.sessions: OrderedDict[str, ReplaySession] = OrderedDict()
         # what replays of one stored recording share: plans that fit in a window, whole (by recording,
         # connection, mode and timing scale), and the frame counts of longer ones (scale aside)
@@ -71,6 +77,18 @@ class Replays:
                 session.bind()
                 return session
         return None
+
+    def take(self, request: web.BaseRequest, upgrade: bool) -> Awaitable[web.StreamResponse] | None:
+        """The mock listener asks first: the oldest pending replay this request is for, served (None:
+        there is none, and the request goes on to the mocks)."""
+        if not self.sessions:
+            return None
+        replay = self.claim("websocket" if upgrade else "sse", request.path, request.method)
+        if replay is None:
+            return None
+        request[ANSWERED_BY] = f"replay {replay.id}"
+        serve = drivers.serve_websocket if upgrade else drivers.serve_sse
+        return serve(replay, request, self.events)
 
     def shut_down(self) -> None:
         for session in self.sessions.values():

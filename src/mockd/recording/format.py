@@ -270,6 +270,42 @@ class Summary(msgspec.Struct, rename="camel", omit_defaults=True):  # `deleted` 
     deleted: bool = False
 
 
+class StorageStats(msgspec.Struct, rename="camel", omit_defaults=True):
+    """``GET /stream-recordings/stats``: the quota's use and the recordings' counts (from the summary
+    index: never a recording file read). The oldest and newest are there when a recording is."""
+
+    used_bytes: int
+    max_bytes: int
+    used_percent: float
+    warn_percent: int | float  # as configured (80 or 75.5)
+    recording_count: int
+    websocket_count: int
+    sse_count: int
+    http_count: int
+    deleted_count: int
+    deleted_bytes: int
+    oldest_recording: str | None = None
+    oldest_date: str | None = None
+    newest_recording: str | None = None
+    newest_date: str | None = None
+    warning: str | None = None
+
+
+
+class SessionSummary(msgspec.Struct, rename="camel"):
+    """The items of ``GET /stream-recordings/sessions``: a running session with its live counts."""
+
+    id: str
+    name: str
+    protocol: Literal["websocket", "sse", "http"]
+    path: str
+    start_time: str
+    duration_ms: int
+    frame_count: int
+    connection_count: int
+
+
+
 def summarize(recording: Recording) -> Summary:
     return Summary(id=recording.id, name=recording.name, protocol=recording.protocol, path=recording.path,
                    status=recording.status, start_time=recording.start_time, duration=recording.duration,

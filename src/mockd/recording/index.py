@@ -31,7 +31,7 @@ from typing import BinaryIO, NamedTuple
 
 import msgspec
 
-from mockd.recording.files import write_atomically
+from mockd.support.files import write_atomically
 
 INDEX_SUFFIX = ".index"
 MAGIC = b"MOCKDIX1"

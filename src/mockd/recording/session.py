@@ -20,15 +20,15 @@ from typing import Any, BinaryIO, Literal
 
 from ulid import ULID
 
-from mockd.admin.answers import SessionSummary
-from mockd.recording.files import spool
 from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpRequestRecord, HttpResponseRecord,
-                                    Recording, RecordingProtocol, SseEvent, StopReason, encode_recording, rfc3339)
+                                    Recording, RecordingProtocol, SessionSummary, SseEvent, StopReason,
+                                    encode_recording, rfc3339)
 from mockd.recording.index import Filter, JournalEntries, Page, page
 from mockd.recording.journal import JournalClose, JournalHeader, JournalOpen, JournalWriter, assemble
-from mockd.recording.redact import Redactor
 from mockd.recording.store import StorageFull, Store
 from mockd.stream.events import MAX_CAPTURED_BODY, Connection, SseBlock, StreamEvents, WsFrame
+from mockd.stream.redact import Redactor
+from mockd.support.files import spool
 
 log = logging.getLogger("mockd.recording")
 

@@ -19,15 +19,14 @@ from typing import Any
 
 import msgspec
 
-from mockd.admin.answers import StorageStats
 from mockd.recording import journal
-from mockd.recording.files import write_atomically
-from mockd.recording.format import (Recording, Summary, decode_recording, decode_summary, encode_entry,
+from mockd.recording.format import (Recording, StorageStats, Summary, decode_recording, decode_summary, encode_entry,
                                     encode_recording, head_bytes, is_foreign, is_foreign_entry, recording_bytes,
                                     rfc3339, summarize, without_entries)
 from mockd.recording.index import (INDEX_SUFFIX, FileIndex, Filter, IndexBuilder, IndexError_, MemoryEntries, Page,
                                    describes, each_entry, entry_key, open_index, page, protocol_of, read_header, scan)
 from mockd.recording.reader import RecordingReader
+from mockd.support.files import write_atomically
 
 log = logging.getLogger("mockd.recording")
 

@@ -3,7 +3,7 @@ and its close (code, reason, frames each way). On at ``--log-level debug`` or wi
 
 Lines go to the ``mockd.access`` logger at INFO, as text or — with ``--log-format json`` — as JSON
 objects whose fields (``access``) a log pipeline can query. Secrets never appear: query parameters and
-headers pass through the recording's :class:`~mockd.recording.redact.Redactor`. Counting frames makes
+headers pass through the recording's :class:`~mockd.stream.redact.Redactor`. Counting frames makes
 the log a stream-events subscriber, so while it is on the relay emits every frame (as it does while a
 recording session runs).
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from mockd.recording.redact import Redactor
 from mockd.stream.events import Connection, SseBlock, WsFrame
+from mockd.stream.redact import Redactor
 
 log = logging.getLogger("mockd.access")
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from ssl import SSLContext
+from typing import Protocol
 
 import msgspec
 from aiohttp import web
 from ulid import ULID
 
 from mockd.config.model import HttpMock, Mock, ProxyMock, WebSocketMock, WebSocketSpec
-from mockd.playback import drivers
-from mockd.playback.replays import Replays
 from mockd.serving.accesslog import ANSWERED_BY
 from mockd.serving.jsonhttp import json_error
 from mockd.serving.mocks.http import FIELD_ORDER, mismatch, needs_body, path_matches, serve_response
@@ -34,6 +33,15 @@ def is_websocket_upgrade(request: web.BaseRequest) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
+class ReplayDesk(Protocol):
+    """The replays waiting for their client, asked before any mock (:class:`mockd.playback.replays.Replays`)."""
+
+    def take(self, request: web.BaseRequest, upgrade: bool) -> Awaitable[web.StreamResponse] | None:
+        """The answer of the replay that claims this request (None: none does)."""
+
+    def shut_down(self) -> None: ...
+
+
 class MockRegistry:
     """Mocks in match order, their live connections, and request dispatch.
 
@@ -41,10 +49,11 @@ class MockRegistry:
     the answering mock's id, ``"replay <id>"`` for a replay; nothing for a 404.
     """
 
-    def __init__(self, events: StreamEvents, upstream_ssl: SSLContext | None = None) -> None:
+    def __init__(self, events: StreamEvents, upstream_ssl: SSLContext | None = None,
+                 replays: ReplayDesk | None = None) -> None:
         self.events = events
         self.upstream = Upstream(events, upstream_ssl)
-        self.replays = Replays()
+        self.replays = replays
         self.stopping = asyncio.Event()
         self._mocks: list[Mock] = []  # config-file mocks, then those added at run time
         self._upstreams: list[Mock] = []  # the --upstream catch-alls: after every other mock
@@ -146,7 +155,8 @@ class MockRegistry:
         """Close every open WebSocket with 1001, end every SSE stream, and give their closing
         handshakes up to ``timeout`` seconds before the listeners go."""
         self.stopping.set()
-        self.replays.shut_down()
+        if self.replays is not None:
+            self.replays.shut_down()
         for mock_id in list(self._live):
             self._close_sessions(mock_id, CLOSE_GOING_AWAY, "server shutting down")
         loop = asyncio.get_running_loop()
@@ -158,13 +168,8 @@ class MockRegistry:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         upgrade = is_websocket_upgrade(request)
-        if self.replays.sessions:  # a replay waiting for its client goes ahead of every mock
-            replay = self.replays.claim("websocket" if upgrade else "sse", request.path, request.method)
-            if replay is not None:
-                request[ANSWERED_BY] = f"replay {replay.id}"
-                if upgrade:
-                    return await drivers.serve_websocket(replay, request, self.events)
-                return await drivers.serve_sse(replay, request, self.events)
+        if self.replays is not None and (replayed := self.replays.take(request, upgrade)) is not None:
+            return await replayed  # a replay waiting for its client goes ahead of every mock
         body = None if upgrade else await self._body_if_matched_on(request)
         if isinstance(body, web.Response):
             return body

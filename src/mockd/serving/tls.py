@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 
-from mockd.recording.files import write_atomically
-from mockd.serving.runtime import LOOPBACK_NAMES
+from mockd.support.files import write_atomically
+from mockd.support.runtime import LOOPBACK_NAMES
 
 SELF_SIGNED_CA_FILE = "mockd-ca.pem"
 SELF_SIGNED_NAMES = tuple(sorted(LOOPBACK_NAMES))

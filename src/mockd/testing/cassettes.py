@@ -20,7 +20,7 @@ from mockd.config.model import (CONFIG_VERSION, CloseStep, ConfigFile, HttpMock,
                                 WebSocketMock, load_config_files)
 from mockd.config.settings import RecordingSettings, Settings
 from mockd.playback.convert import config_bytes
-from mockd.recording.files import write_atomically
+from mockd.support.files import write_atomically
 from mockd.testing.embedded import Server
 
 CAPTURED: tuple[tuple[Literal["websocket", "sse", "http"], str], ...] = (

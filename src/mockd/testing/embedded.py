@@ -137,7 +137,7 @@ class Server:
     # --- in this process ------------------------------------------------------------------------
 
     def _options(self) -> Any:
-        from mockd.serving.server import ServeOptions
+        from mockd.server import ServeOptions
 
         return ServeOptions(config_paths=self.config, host=self.host, port=self.port, admin_host=self.host,
                             admin_port=self.admin_port, admin_token=self.admin_token, data_dir=str(self.data_dir),
@@ -146,7 +146,7 @@ class Server:
 
     def _start_thread(self) -> None:
         from mockd.config.model import ConfigError
-        from mockd.serving.server import StartupError, prepare
+        from mockd.server import StartupError, prepare
 
         try:
             prepared = prepare(self._options())
@@ -167,7 +167,7 @@ class Server:
             raise ServerError(str(failure[0])) from None
 
     def _serve(self, prepared: Any, started: threading.Event, failure: list[BaseException]) -> None:
-        from mockd.serving.server import new_event_loop
+        from mockd.server import new_event_loop
 
         loop = new_event_loop()
         self._loop = loop
@@ -177,7 +177,7 @@ class Server:
             loop.close()
 
     async def _run(self, prepared: Any, started: threading.Event, failure: list[BaseException]) -> None:
-        from mockd.serving.server import MockdServer, StartupError
+        from mockd.server import MockdServer, StartupError
 
         self._stop = asyncio.Event()
         running = MockdServer(prepared)

@@ -14,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from mockd.recording.files import write_atomically
+from mockd.support.files import write_atomically
 
 log = logging.getLogger("mockd")
 

@@ -21,15 +21,16 @@ from mockd.admin.app import create_admin_app
 from mockd.admin.guard import AccessError, AdminAccess
 from mockd.config.model import ConfigError, Mock, ProxyMock, load_config_files, upstream_mocks
 from mockd.config.settings import Settings, load_settings, resolve_data_dir
-from mockd.recording.files import write_atomically
-from mockd.recording.redact import Redactor
 from mockd.recording.session import Recorder
 from mockd.recording.store import Store
 from mockd.serving.accesslog import AccessLog, access_log_enabled
+from mockd.playback.replays import Replays
 from mockd.serving.registry import MockRegistry
-from mockd.serving.runtime import READY_FILE, announce_in_data_dir
 from mockd.serving.tls import TlsError, UpstreamTls, self_signed_context, server_context
 from mockd.stream.events import StreamEvents
+from mockd.stream.redact import Redactor
+from mockd.support.files import write_atomically
+from mockd.support.runtime import READY_FILE, announce_in_data_dir
 
 log = logging.getLogger("mockd")
 
@@ -176,7 +177,8 @@ class MockdServer:
     def __init__(self, prepared: Prepared) -> None:
         self.prepared = prepared
         self.events = StreamEvents()
-        self.registry = MockRegistry(self.events, prepared.upstream_ssl)
+        self.replays = Replays(self.events)
+        self.registry = MockRegistry(self.events, prepared.upstream_ssl, self.replays)
         self.registry.load(prepared.mocks, prepared.upstreams)
         recording = prepared.settings.recording
         self.store = Store(prepared.data_dir, recording.max_bytes, recording.warn_percent)
@@ -188,7 +190,8 @@ class MockdServer:
                                  max_field_size=MAX_FIELD_SIZE)
         self.mock_runner = web.ServerRunner(mock_server, shutdown_timeout=SHUTDOWN_TIMEOUT)
         middlewares = [self.access_log.middleware("admin")] if self.access_log else []
-        admin = create_admin_app(self.registry, self.recorder, prepared.admin_token, middlewares, prepared.admin_access)
+        admin = create_admin_app(self.registry, self.recorder, self.replays, prepared.admin_token, middlewares,
+                                 prepared.admin_access)
         self.admin_runner = web.AppRunner(admin, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT,
                                           max_line_size=MAX_LINE_SIZE, max_field_size=MAX_FIELD_SIZE)
         self.mock_ssl = prepared.mock_ssl
