@@ -7,8 +7,6 @@ The answers the domain computes itself are its own models, which the API sends a
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
 from mockd.config.model import Mock
@@ -31,40 +29,6 @@ class RecordingList(msgspec.Struct):
     total: int
     limit: int | None = None
     offset: int = 0
-
-
-class StorageStats(msgspec.Struct, rename="camel", omit_defaults=True):
-    """``GET /stream-recordings/stats``: the quota's use and the recordings' counts (from the summary
-    index: never a recording file read). The oldest and newest are there when a recording is."""
-
-    used_bytes: int
-    max_bytes: int
-    used_percent: float
-    warn_percent: int | float  # as configured (80 or 75.5)
-    recording_count: int
-    websocket_count: int
-    sse_count: int
-    http_count: int
-    deleted_count: int
-    deleted_bytes: int
-    oldest_recording: str | None = None
-    oldest_date: str | None = None
-    newest_recording: str | None = None
-    newest_date: str | None = None
-    warning: str | None = None
-
-
-class SessionSummary(msgspec.Struct, rename="camel"):
-    """The items of ``GET /stream-recordings/sessions``: a running session with its live counts."""
-
-    id: str
-    name: str
-    protocol: Literal["websocket", "sse", "http"]
-    path: str
-    start_time: str
-    duration_ms: int
-    frame_count: int
-    connection_count: int
 
 
 class Vacuumed(msgspec.Struct, rename="camel"):
