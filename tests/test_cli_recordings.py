@@ -10,7 +10,7 @@ Its data directory stays untouched (the "stopped server" of offline mode; tests 
 recordings work on copies), and a second server serves a copy of it for the live tests, so live and
 offline output can be compared byte for byte.
 
-The formatting helpers of :mod:`mockd.cli.recordings` are also tested directly against the literal
+The formatting helpers of :mod:`mockd.cli.output` are also tested directly against the literal
 examples of docs/cli.md and the README (``12.3s``, ``850ms``, ``2m05s``, ``8.2 KB``).
 """
 
@@ -36,8 +36,8 @@ from httpclient import call
 from upstreams import unreachable_url
 from websockets.asyncio.client import connect
 
+from mockd.cli.output import TABLE_WIDTH, human_duration, human_size, shorten, table
 from mockd.cli.progress import CLEAR_LINE
-from mockd.cli.recordings import TABLE_WIDTH, human_duration, human_size, shorten, table
 
 DEADLINE = 10.0  # seconds: for anything that should happen "soon" on a noisy 2-core machine
 SEED_HEADER = "ID            PROTOCOL   PATH           STATUS    FRAMES  DURATION  SIZE"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import time
 
+from mockd.cli.output import human_size
 from mockd.cli.progress import CLEAR_LINE, Progress, progress_line
-from mockd.cli.recordings import human_size
 
 
 class FakeTerminal(io.StringIO):
