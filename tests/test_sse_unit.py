@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockd.config.model import SseConfig, SseEvent
+from mockd.config.model import SseConfig, SseMockEvent
 from mockd.serving.mocks.sse import block_from_event, encode_block, resume_index, schedule
 from mockd.stream.events import SseBlock
 
@@ -235,22 +235,22 @@ def test_any_block_parses_back_to_its_fields(event_type: str | None, event_id: s
     (None, None),
 ])
 def test_block_from_event_data(data: Any, text: str | None) -> None:
-    assert block_from_event(SseEvent(data=data)).data == text
+    assert block_from_event(SseMockEvent(data=data)).data == text
 
 
 def test_block_from_event_copies_the_fields_it_has() -> None:
-    block = block_from_event(SseEvent(type="update", data={"n": 1}, id="7", retry=3000, comment="c", delay=50))
+    block = block_from_event(SseMockEvent(type="update", data={"n": 1}, id="7", retry=3000, comment="c", delay=50))
     assert (block.type, block.data, block.id, block.retry, block.comment) == ("update", '{"n":1}', "7", 3000, "c")
 
 
 @pytest.mark.parametrize("event", [
-    SseEvent(comment="only a comment"),
-    SseEvent(retry=1000),
-    SseEvent(id="x"),
-    SseEvent(type="t"),
-    SseEvent(data="d"),
+    SseMockEvent(comment="only a comment"),
+    SseMockEvent(retry=1000),
+    SseMockEvent(id="x"),
+    SseMockEvent(type="t"),
+    SseMockEvent(data="d"),
 ])
-def test_block_from_event_sets_nothing_else(event: SseEvent) -> None:
+def test_block_from_event_sets_nothing_else(event: SseMockEvent) -> None:
     block = block_from_event(event)
     have = {name for name in ("type", "data", "id", "retry", "comment") if getattr(block, name) is not None}
     want = {name for name in ("type", "data", "id", "retry", "comment") if getattr(event, name) is not None}
@@ -268,17 +268,17 @@ JSON_VALUES = st.recursive(
 @settings(deadline=None)  # a noisy shared machine: no per-example time limit
 @given(st.lists(JSON_VALUES, max_size=4) | st.dictionaries(ANY_TEXT, JSON_VALUES, max_size=4))
 def test_object_data_is_compact_single_line_json(value: Any) -> None:
-    text = block_from_event(SseEvent(data=value)).data
+    text = block_from_event(SseMockEvent(data=value)).data
     assert text is not None
     assert json.loads(text) == value
     assert "\n" not in text and "\r" not in text  # one data: line on the wire
-    parsed = parse_stream(encode_block(block_from_event(SseEvent(data=value))))
+    parsed = parse_stream(encode_block(block_from_event(SseMockEvent(data=value))))
     assert [json.loads(event.data) for event in parsed.events] == [value]
 
 
 @pytest.mark.parametrize("value", [{"a": 1, "b": [1, 2]}, [{"x": "y z"}, None], {"k": {"n": [True, False]}}])
 def test_object_data_has_no_whitespace_between_tokens(value: Any) -> None:
-    assert block_from_event(SseEvent(data=value)).data == json.dumps(value, separators=(",", ":"))
+    assert block_from_event(SseMockEvent(data=value)).data == json.dumps(value, separators=(",", ":"))
 
 
 # --- resume_index ---------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ class HttpResponse(_Model, frozen=True):
             raise ValueError("delayMs must not be negative")
 
 
-class SseEvent(_Model, frozen=True):
+class SseMockEvent(_Model, frozen=True):
     """One SSE block. Only the fields it has are written, so a block may be just a comment or a retry."""
 
     type: str | None = None
@@ -186,7 +186,7 @@ class SseTiming(_Model, frozen=True):
 
 
 class SseTermination(_Model, frozen=True):
-    final_event: SseEvent | None = None
+    final_event: SseMockEvent | None = None
 
 
 class SseLifecycle(_Model, frozen=True):
@@ -205,7 +205,7 @@ class SseResume(_Model, frozen=True):
 
 
 class SseConfig(_Model, frozen=True):
-    events: list[SseEvent] = []
+    events: list[SseMockEvent] = []
     timing: SseTiming = SseTiming()
     lifecycle: SseLifecycle = SseLifecycle()
     resume: SseResume = SseResume()

@@ -33,13 +33,14 @@ import msgspec
 
 from mockd.config.model import (CONFIG_VERSION, BodyMatch, CloseStep, ConfigFile, ExpectStep, HttpMatcher, HttpMock,
                                 HttpResponse, HttpSpec, MessageMatch, Mock, PingStep, Scenario, ScenarioStep, SendStep,
-                                SseConfig, SseTiming, WaitStep, WebSocketMock, WebSocketSpec, WsMessage, check_jsonpath)
-from mockd.config.model import SseEvent as ConfigSseEvent
-from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, Recording, SseEvent, SseRequest,
-                                    SseSection, WebSocketSection, check_served_path)
+                                SseConfig, SseMockEvent, SseTiming, WaitStep, WebSocketMock, WebSocketSpec, WsMessage,
+                                check_jsonpath)
+from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, Recording, SseRequest, SseSection,
+                                    WebSocketSection, check_served_path)
 from mockd.recording.reader import RecordingReader
 from mockd.serving.headers import replayable_headers
 from mockd.serving.mocks.http import child_path, decode_json, is_json
+from mockd.serving.mocks.sse import event_from_block
 
 MatchField = Literal["method", "path", "query", "body", "subprotocol"]
 DEFAULT_MATCH_ON: dict[str, tuple[MatchField, ...]] = {
@@ -343,8 +344,8 @@ class _Converter:
         record = self.records.get(number) or ConnectionRecord(connection=number, opened_at="", relative_ms=0,
                                                                origin="proxy")
 
-        def events() -> Iterator[ConfigSseEvent]:
-            return (_config_event(event) for event in self.reader.entries(number))
+        def events() -> Iterator[SseMockEvent]:
+            return (event_from_block(event.block()) for event in self.reader.entries(number))
 
         def delays() -> Iterator[int]:
             last_ms = record.relative_ms
@@ -440,10 +441,3 @@ def _client_match(frame: Frame, options: ConvertOptions) -> MessageMatch | None:
         return MessageMatch(type="exact", value=frame.data, message_type="binary", encoding="base64")
     return MessageMatch(type="exact", value=frame.data, message_type="text")
 
-
-def _config_event(event: SseEvent) -> ConfigSseEvent:
-    def present(value: Any) -> Any:
-        return None if value is UNSET else value
-
-    return ConfigSseEvent(type=event.wire_type, data=present(event.data), id=present(event.id),
-                          retry=present(event.retry), comment=present(event.comment))

@@ -5,9 +5,7 @@ recording session captures a replay like any other connection)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import msgspec
 from aiohttp import WSMsgType, web
 
 from mockd.playback.plan import FINISHED, Step
@@ -15,7 +13,7 @@ from mockd.playback.replay import ReplaySession
 from mockd.recording.format import Frame, SseEvent, WebSocketSection
 from mockd.serving.mocks.sse import sse_headers
 from mockd.stream.endpoint import WsEndpoint
-from mockd.stream.events import SseBlock, StreamEvents, connection_from_request
+from mockd.stream.events import StreamEvents, connection_from_request
 from mockd.stream.ssewire import encode_block
 from mockd.stream.wsclose import CLOSE_TIMEOUT, NO_STATUS, release
 
@@ -58,7 +56,7 @@ async def serve_sse(session: ReplaySession, request: web.BaseRequest, events: St
 
     async def send(step: Step) -> None:
         assert isinstance(step.item, SseEvent)
-        block = block_of(step.item)
+        block = step.item.block()
         await response.write(encode_block(block))
         if events.listening:
             events.sse_blocks(connection, [block])
@@ -76,14 +74,6 @@ async def serve_sse(session: ReplaySession, request: web.BaseRequest, events: St
         except ConnectionError:
             session.finish("aborted", "the client went away")
     return response
-
-
-def block_of(event: SseEvent) -> SseBlock:
-    def present(value: Any) -> Any:
-        return None if value is msgspec.UNSET else value
-
-    return SseBlock(type=event.wire_type, data=present(event.data), id=present(event.id),
-                    retry=present(event.retry), comment=present(event.comment))
 
 
 class _WebSocketDriver:

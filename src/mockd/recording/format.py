@@ -12,9 +12,11 @@ import base64
 import functools
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
+
+from mockd.stream.events import SseBlock
 
 FORMAT_VERSION = "1.0"
 Status = Literal["recording", "complete", "incomplete"]
@@ -24,6 +26,17 @@ StopReason = Literal["api", "maxDurationMs", "maxFrames", "storage", "shutdown",
 
 Unset = msgspec.UnsetType
 UNSET = msgspec.UNSET
+T = TypeVar("T")
+
+
+def or_unset(value: T | None) -> T | Unset:
+    """None (absent, in stream events and the config) as UNSET (absent here: the key is not written)."""
+    return UNSET if value is None else value
+
+
+def or_none(value: T | Unset) -> T | None:
+    """UNSET as None: the other way of :func:`or_unset`."""
+    return None if value is UNSET else value
 
 
 class _Model(msgspec.Struct, rename="camel"):
@@ -75,6 +88,21 @@ class SseEvent(_Model):
         if self.type is UNSET or (self.type == "message" and self.event_line is not True):
             return None
         return self.type
+
+    @classmethod
+    def from_block(cls, block: SseBlock, timestamp: str, relative_ms: int, connection: int = 1) -> SseEvent:
+        """The entry of a block seen at ``timestamp``. (The absent fields are translated in line, not by
+        :func:`or_unset`: this runs once per recorded event.)"""
+        kind, data = block.type, block.data
+        return cls(kind if kind is not None else ("message" if data is not None else UNSET),
+                   UNSET if data is None else data, UNSET if block.id is None else block.id,
+                   UNSET if block.retry is None else block.retry, UNSET if block.comment is None else block.comment,
+                   timestamp, relative_ms, connection, True if kind == "message" else UNSET)
+
+    def block(self) -> SseBlock:
+        """The block to write again: exactly the lines that came (``at_ns``: now)."""
+        return SseBlock(self.wire_type, or_none(self.data), or_none(self.id), or_none(self.retry),
+                        or_none(self.comment))
 
 
 class Metadata(_Model):

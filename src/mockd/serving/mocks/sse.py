@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 from multidict import CIMultiDict
 
-from mockd.config.model import SseConfig, SseEvent
+from mockd.config.model import SseConfig, SseMockEvent
 from mockd.serving.mocks.http import captured_body
 from mockd.stream.clock import now, sleep_until
 from mockd.stream.events import SseBlock, StreamEvents, connection_from_request
@@ -26,9 +26,15 @@ def _data_text(data: Any) -> str | None:
     return msgspec.json.encode(data).decode()
 
 
-def block_from_event(event: SseEvent) -> SseBlock:
-    return SseBlock(type=event.type, data=_data_text(event.data), id=event.id, retry=event.retry,
-                    comment=event.comment)
+def block_from_event(event: SseMockEvent) -> SseBlock:
+    """The block a configured event writes: ``data`` that is not a string goes as its compact JSON."""
+    return SseBlock(event.type, _data_text(event.data), event.id, event.retry, event.comment)
+
+
+def event_from_block(block: SseBlock) -> SseMockEvent:
+    """The configured event that writes ``block`` again (``data`` as the exact string): the other way of
+    :func:`block_from_event`, as the converter makes mocks of recorded blocks."""
+    return SseMockEvent(type=block.type, data=block.data, id=block.id, retry=block.retry, comment=block.comment)
 
 
 def resume_index(config: SseConfig, last_event_id: str | None) -> int:
@@ -41,7 +47,7 @@ def resume_index(config: SseConfig, last_event_id: str | None) -> int:
     return 0
 
 
-def schedule(config: SseConfig, first: int = 0) -> Iterator[tuple[float, SseEvent]]:
+def schedule(config: SseConfig, first: int = 0) -> Iterator[tuple[float, SseMockEvent]]:
     """(offset in seconds from the start of the stream, event), in order; endless when looping.
 
     The delay before event *i* is its own ``delay``, else ``perEventDelays[i]``, else ``fixedDelay``;
