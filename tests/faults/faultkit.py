@@ -10,18 +10,16 @@ import base64
 import json
 import os
 import struct
-import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-
-from conftest import RunningMockd
+from processes import RunningMockd
 from httpclient import acall
 
 DEADLINE = 10.0  # anything that should happen "soon" on a noisy two-core machine
 HOST = "127.0.0.1"
-TESTS_DIR = Path(__file__).resolve().parent.parent
+E2E_DIR = Path(__file__).resolve().parent.parent / "e2e"  # where the tests the fault suite relies on live
 Json = dict[str, Any]
 
 
@@ -31,18 +29,6 @@ async def session_ids(server: RunningMockd) -> set[str]:
     body = reply.json()
     items = body["sessions"] if isinstance(body, dict) else body
     return {str(item.get("sessionId") or item.get("id")) for item in items}
-
-
-async def settled(server: RunningMockd, recording_id: str, timeout: float = DEADLINE) -> Json:
-    """The recording once a session that ended by itself has its file written."""
-    deadline = time.monotonic() + timeout
-    while True:
-        reply = await acall("GET", f"{server.admin_url}/stream-recordings/{recording_id}")
-        if reply.status == 200 and reply.json()["status"] != "recording":
-            document: Json = reply.json()
-            return document
-        assert time.monotonic() < deadline, f"the recording did not settle: {reply.status} {reply.body[:300]!r}"
-        await asyncio.sleep(0.02)
 
 
 def recording_file(data_dir: Path, recording_id: str) -> Path:
@@ -173,8 +159,8 @@ class RawWebSocket:
 
 
 def test_functions_in(file_name: str) -> set[str]:
-    """The names of the test functions defined at the top level of ``tests/FILE_NAME``."""
-    tree = ast.parse((TESTS_DIR / file_name).read_text())
+    """The names of the test functions defined at the top level of ``tests/e2e/FILE_NAME``."""
+    tree = ast.parse((E2E_DIR / file_name).read_text())
     return {node.name for node in tree.body
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_")}
 

@@ -20,17 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MockdFactory, http_mock, mocks_config, write_config
+from processes import MockdFactory
+from configs import http_mock, mocks_config, write_config
 from faultkit import (
     DEADLINE,
     assert_file_is_consistent,
     close_frames,
     recording_file,
     session_ids,
-    settled,
     test_functions_in,
 )
-from sessions import start_session
+from sessions import settled, start_session
 from httpclient import acall
 from crashes import assert_everything_confirmed_at_t_is_recorded, echo_until_killed
 from upstreams import echo, open_ws, proxy_mock, ws_upstream

@@ -15,7 +15,8 @@ import json
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from conftest import MockdFactory, RunningMockd, mocks_config
+from processes import MockdFactory, RunningMockd
+from configs import mocks_config
 from faultkit import (
     assert_file_is_consistent,
     close_frames,

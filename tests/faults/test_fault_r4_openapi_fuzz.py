@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import MockdFactory, RunningMockd, http_mock, mocks_config, ws_mock
+from processes import MockdFactory, RunningMockd
+from configs import http_mock, mocks_config, ws_mock
 from httpclient import call
 
 pytestmark = pytest.mark.fault

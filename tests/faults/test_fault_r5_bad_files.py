@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_mockd, write_config
+from processes import run_mockd
+from configs import write_config
 from faultkit import test_functions_in
 
 pytestmark = pytest.mark.fault

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MockdFactory, RunningMockd, mocks_config, ws_mock
+from processes import MockdFactory, RunningMockd
+from configs import mocks_config, ws_mock
 from faultkit import DEADLINE, RawWebSocket
 from sessions import start_session, stop_session
 from httpclient import acall

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from conftest import MockdFactory, mocks_config, ws_mock
+from processes import MockdFactory
+from configs import mocks_config, ws_mock
 from faultkit import (
     OP_BINARY,
     OP_CONT,

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MockdFactory, mocks_config, write_config
+from processes import MockdFactory
+from configs import mocks_config, write_config
 from faultkit import DEADLINE, assert_file_is_consistent, recording_file
 from sessions import start_session, stop_session
 from upstreams import echo, fd_count, open_ws, proxy_mock, rss_bytes, ws_upstream
