@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mockd.cli.backend import Connection, StoreBackend, domain_error
+from mockd.cli.backend import CommandTarget, StoreBackend, domain_error
 from mockd.cli.output import CliError
 from mockd.recording.store import AmbiguousId
 
@@ -70,7 +70,7 @@ def test_offline_the_commands_that_need_a_server_say_so_without_opening_the_stor
 
 
 def test_a_data_directory_no_mockd_serves_is_offline_without_asking_any_server(tmp_path: Path) -> None:
-    connection = Connection(admin_url=None, token=None, data_dir=str(tmp_path))
+    connection = CommandTarget(admin_url=None, token=None, data_dir=str(tmp_path))
     assert connection.server_url() == (None, None)
     backend = connection.backend()
     assert isinstance(backend, StoreBackend) and connection.backend() is backend  # chosen once

@@ -19,7 +19,7 @@ from mockd.playback.replays import Replays
 from mockd.recording.session import Recorder
 from mockd.recording.store import (AmbiguousId, InvalidId, InvalidSort, NotFound, StorageFull, StoreError,
                                    UnreadableRecording)
-from mockd.serving.jsonhttp import ApiError, json_error, json_response
+from mockd.serving.jsonhttp import Handler, HttpError, json_error, json_response
 from mockd.serving.registry import MockRegistry
 
 log = logging.getLogger("mockd.admin")
@@ -37,7 +37,6 @@ _ERROR_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: 
 STORE_STATUS: dict[type[StoreError], int] = {
     InvalidId: 400, InvalidSort: 400, NotFound: 404, AmbiguousId: 409, UnreadableRecording: 409, StorageFull: 507}
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
@@ -45,7 +44,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     """Every failure leaves as ``{"error", "message"}``; an unexpected one is logged and becomes a 500."""
     try:
         return await handler(request)
-    except ApiError as exc:
+    except HttpError as exc:
         return json_error(exc.status, exc.code, exc.message, **exc.extra)
     except StoreError as exc:
         return json_error(STORE_STATUS[type(exc)], exc.code, exc.message, **exc.extra)

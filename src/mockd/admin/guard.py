@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from mockd.serving.jsonhttp import json_error
+from mockd.serving.jsonhttp import Handler, json_error
 from mockd.support.runtime import LOOPBACK_NAMES
 
 log = logging.getLogger("mockd.admin")
@@ -33,7 +33,6 @@ log = logging.getLogger("mockd.admin")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PREFLIGHT_MAX_AGE = "600"
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class AccessError(ValueError):

@@ -10,7 +10,7 @@ from aiohttp import web
 from mockd.admin.answers import LoadedMocks
 from mockd.admin.openapi import operation, path_parameter, ref
 from mockd.config.model import CONFIG_VERSION, ConfigError, Mock, mocks_from_document, parse_mock
-from mockd.serving.jsonhttp import ApiError, json_response, read_json
+from mockd.serving.jsonhttp import HttpError, json_response, read_json
 from mockd.serving.registry import MockRegistry
 
 DOCUMENT = "document"  # how errors in a posted config document name it: "document: mock 'x' (mocks[1]): ..."
@@ -26,13 +26,13 @@ def document_mocks(body: Any) -> list[Mock]:
     try:
         mocks = mocks_from_document(body, DOCUMENT)
     except ConfigError as exc:
-        raise ApiError(400, "invalid_config", str(exc)) from None
+        raise HttpError(400, "invalid_config", str(exc)) from None
     first_seen: dict[str, int] = {}
     for index, mock in enumerate(mocks):
         if mock.id is None:
             continue
         if mock.id in first_seen:
-            raise ApiError(400, "duplicate_id", f"{DOCUMENT}: mock {mock.id!r} (mocks[{index}]): id: duplicate mock "
+            raise HttpError(400, "duplicate_id", f"{DOCUMENT}: mock {mock.id!r} (mocks[{index}]): id: duplicate mock "
                            f"id (first at mocks[{first_seen[mock.id]}])", id=mock.id,
                            indexes=[first_seen[mock.id], index])
         first_seen[mock.id] = index
@@ -75,7 +75,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[MockRegistry]) -> None
     def existing(request: web.Request) -> Mock:
         mock = request.app[key].get(request.match_info["id"])
         if mock is None:
-            raise ApiError(404, "not_found", f"No mock with id {request.match_info['id']!r}.")
+            raise HttpError(404, "not_found", f"No mock with id {request.match_info['id']!r}.")
         return mock
 
     async def list_mocks(request: web.Request) -> web.Response:
@@ -90,7 +90,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[MockRegistry]) -> None
         try:
             mock = parse_mock(body)
         except ConfigError as exc:
-            raise ApiError(400, "invalid_mock", str(exc)) from None
+            raise HttpError(400, "invalid_mock", str(exc)) from None
         stored_mock, was_replaced = request.app[key].put(mock)
         return json_response(stored_mock, 200 if was_replaced else 201)
 

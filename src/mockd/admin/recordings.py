@@ -22,7 +22,7 @@ from mockd.recording.index import Filter, Page
 from mockd.recording.reader import RecordingReader
 from mockd.recording.session import PROTOCOLS, Recorder, SessionLimits
 from mockd.recording.store import SORT_KEYS, ListQuery
-from mockd.serving.jsonhttp import ApiError, json_response, read_model
+from mockd.serving.jsonhttp import HttpError, json_response, read_model
 from mockd.support.files import spool
 
 STATUSES = ("recording", "complete", "incomplete")
@@ -48,14 +48,14 @@ class StartRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 async def _parse_start(http_request: web.Request) -> StartRequest:
     request = await read_model(http_request, StartRequest, "invalid_request", "start request")
     if request.protocol not in PROTOCOLS:
-        raise ApiError(400, "invalid_protocol", f"protocol must be \"websocket\", \"sse\" or \"http\", got "
+        raise HttpError(400, "invalid_protocol", f"protocol must be \"websocket\", \"sse\" or \"http\", got "
                        f"{request.protocol!r}")
     if not isinstance(request.path, str) or not request.path.startswith("/"):
-        raise ApiError(400, "invalid_path", f"path must be a string starting with '/', got {request.path!r}")
+        raise HttpError(400, "invalid_path", f"path must be a string starting with '/', got {request.path!r}")
     for name in ("max_duration_ms", "max_frames"):
         value = getattr(request, name)
         if value is not None and value <= 0:
-            raise ApiError(400, "invalid_request", f"{name.replace('_ms', 'Ms').replace('_f', 'F')} must be positive")
+            raise HttpError(400, "invalid_request", f"{name.replace('_ms', 'Ms').replace('_f', 'F')} must be positive")
     return request
 
 
@@ -64,21 +64,21 @@ def _int_param(request: web.Request, name: str, default: int | None, low: int, h
     if raw is None:
         return default
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:  # "²".isdigit() is true
-        raise ApiError(400, "invalid_filter", f"{name} must be a whole number from {low} to {high}")
+        raise HttpError(400, "invalid_filter", f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
 
 def _choice(request: web.Request, name: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
     raw = request.query.get(name, default)
     if raw is not None and raw not in choices:
-        raise ApiError(400, "invalid_filter", f"{name} must be one of: {', '.join(choices)}")
+        raise HttpError(400, "invalid_filter", f"{name} must be one of: {', '.join(choices)}")
     return raw
 
 
 def list_query(request: web.Request) -> ListQuery:
     include = request.query.get("includeDeleted", "false").lower()
     if include not in ("true", "false", "1", "0"):
-        raise ApiError(400, "invalid_filter", "includeDeleted must be true or false")
+        raise HttpError(400, "invalid_filter", "includeDeleted must be true or false")
     return ListQuery(
         protocol=_choice(request, "protocol", PROTOCOLS), status=_choice(request, "status", STATUSES),
         path=request.query.get("path"), name=request.query.get("name"), include_deleted=include in ("true", "1"),
@@ -91,17 +91,17 @@ def page_query(request: web.Request, protocol: RecordingProtocol) -> tuple[Filte
     """The filter, offset and limit of ``GET /stream-recordings/{id}/frames``; 400 on anything else."""
     for name in request.query:
         if name not in PAGE_PARAMETERS:
-            raise ApiError(400, "invalid_filter", f"unknown query parameter {name[:40]!r}; the parameters are "
+            raise HttpError(400, "invalid_filter", f"unknown query parameter {name[:40]!r}; the parameters are "
                            f"{', '.join(PAGE_PARAMETERS)}")
         if len(request.query.getall(name)) > 1:
-            raise ApiError(400, "invalid_filter", f"{name} is given more than once")
+            raise HttpError(400, "invalid_filter", f"{name} is given more than once")
     direction, kind = request.query.get("direction"), request.query.get("type")
     if protocol == "websocket":
         direction, kind = _choice(request, "direction", DIRECTIONS), _choice(request, "type", FRAME_TYPES)
     elif direction is not None:
-        raise ApiError(400, "invalid_filter", "direction filters the frames of WebSocket recordings only")
+        raise HttpError(400, "invalid_filter", "direction filters the frames of WebSocket recordings only")
     elif kind is not None and (protocol == "http" or not kind or len(kind) > MAX_EVENT_TYPE):
-        raise ApiError(400, "invalid_filter", "type filters WebSocket frames and SSE events (a non-empty event "
+        raise HttpError(400, "invalid_filter", "type filters WebSocket frames and SSE events (a non-empty event "
                        f"type of at most {MAX_EVENT_TYPE} characters)")
     where = Filter(connection=_int_param(request, "connection", None, 1, 2**31 - 1), direction=direction, type=kind)
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET) or 0
@@ -195,7 +195,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         recording_id = resolve(request)
         entries = request.query.get("entries", "true").lower()
         if entries not in ("true", "false", "1", "0"):
-            raise ApiError(400, "invalid_filter", "entries must be true or false")
+            raise HttpError(400, "invalid_filter", "entries must be true or false")
         if entries in ("false", "0"):
             return await send_recording(request, head_bytes(await request.app[key].head(recording_id)))
         return await send(request, recording_id)
@@ -212,7 +212,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         recording_id = resolve(request)
         recorder = request.app[key]
         if recording_id in recorder.sessions:
-            raise ApiError(409, "recording", "This session is still recording; stop it first")
+            raise HttpError(409, "recording", "This session is still recording; stop it first")
         if request.query.get("permanent", "false").lower() in ("true", "1"):
             recorder.store.delete_permanently(recording_id)
         else:
@@ -223,7 +223,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         recording_id = resolve(request)
         recorder = request.app[key]
         if recording_id not in recorder.sessions:
-            raise ApiError(409, "not_recording", f"Recording {recording_id} is not recording (already stopped)")
+            raise HttpError(409, "not_recording", f"Recording {recording_id} is not recording (already stopped)")
         await recorder.stop(recording_id)
         return await send(request, recording_id)
 
@@ -255,9 +255,9 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
                 spooled = await asyncio.to_thread(spool_config, recorder.store.reader(recording_id), options,
                                                   redact_value, recorder.store.directory)
         except NothingToConvert as exc:
-            raise ApiError(400, "nothing_to_convert", str(exc)) from None
+            raise HttpError(400, "nothing_to_convert", str(exc)) from None
         except NoSuchConnection as exc:
-            raise ApiError(400, "no_such_connection", str(exc)) from None
+            raise HttpError(400, "no_such_connection", str(exc)) from None
         return await send_spooled(request, spooled)
 
     router.add_post("/stream-recordings/{id}/export", export)

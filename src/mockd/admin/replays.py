@@ -18,7 +18,7 @@ from mockd.playback.replays import Replays
 from mockd.playback.window import ReplaySource
 from mockd.recording.format import decode_recording
 from mockd.recording.session import Recorder
-from mockd.serving.jsonhttp import ApiError, json_response, read_model
+from mockd.serving.jsonhttp import HttpError, json_response, read_model
 
 
 class AdvanceRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -45,9 +45,9 @@ def find(replays: Replays, reference: str) -> ReplaySession:
     """A replay by id or unique id prefix."""
     matches = [session for key, session in replays.sessions.items() if key.startswith(reference.upper())]
     if not reference or not matches:
-        raise ApiError(404, "not_found", f"No replay with id {reference[:40]!r}")
+        raise HttpError(404, "not_found", f"No replay with id {reference[:40]!r}")
     if len(matches) > 1:
-        raise ApiError(409, "ambiguous_id", f"{reference!r} matches {len(matches)} replays",
+        raise HttpError(409, "ambiguous_id", f"{reference!r} matches {len(matches)} replays",
                        candidates=[session.id for session in matches])
     return matches[0]
 
@@ -77,7 +77,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
             source = await _source(recorder, recording_id, options)
             prepared = await replays.prepare(source, options, shared=recording_id not in recorder.sessions)
         except ReplayError as exc:
-            raise ApiError(400, "invalid_replay", str(exc)) from None
+            raise HttpError(400, "invalid_replay", str(exc)) from None
         replay = replays.create(source, options, prepared)
         return json_response(ReplayStarted(session_id=replay.id, status=replay.status), 201)
 
@@ -98,9 +98,9 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
         try:
             await replay.advance(body.count, body.until)
         except ReplayBadRequest as exc:
-            raise ApiError(400, exc.code, str(exc)) from None
+            raise HttpError(400, exc.code, str(exc)) from None
         except ReplayConflict as exc:
-            raise ApiError(409, exc.code, str(exc)) from None
+            raise HttpError(409, exc.code, str(exc)) from None
         status = status_of(replay)
         return json_response(Advanced(
             frames_sent=replay.frames_sent - before, current_frame=status.current_frame,
@@ -113,7 +113,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Any], recorder_key: we
             try:
                 getattr(replay, action)()
             except ReplayConflict as exc:
-                raise ApiError(409, exc.code, str(exc)) from None
+                raise HttpError(409, exc.code, str(exc)) from None
             return json_response(status_of(replay))
 
         return handler

@@ -5,7 +5,7 @@ server uses). Both return the same typed answers, and both turn their domain err
 answers, the store's :class:`~mockd.recording.store.StoreError` kinds) into the one-line
 :class:`~mockd.cli.output.CliError` with :func:`domain_error`.
 
-Which one (:meth:`Connection.server_url`): an explicit admin URL (``--admin-url``, ``MOCKD_ADMIN_URL``)
+Which one (:meth:`CommandTarget.server_url`): an explicit admin URL (``--admin-url``, ``MOCKD_ADMIN_URL``)
 wins; else ``--data-dir D`` (``MOCKD_DATA_DIR``) follows D's ready file (``mockd.ready``, written by the
 server that owns D) to that server, and when no live server owns D the CLI works offline on D and
 never asks another server; without either, the default admin URL. An explicit admin URL that is not
@@ -23,13 +23,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
 import click
 import msgspec
 
 from mockd.admin.answers import Advanced, EventPage, ReplayStarted, ReplayStatus, Started, Vacuumed
-from mockd.admin.client import ApiError, Client, ServerUnavailable, pieces, write_all
+from mockd.admin.client import Answer, ApiError, Client, ServerUnavailable, pieces, write_all
 from mockd.admin.client import Progress as OnProgress  # not the CLI's progress line: what reports to it
 from mockd.cli.output import CliError
 from mockd.recording.format import Recording, SessionSummary, StorageStats, Summary, decode_recording
@@ -38,7 +38,6 @@ from mockd.support.runtime import LOOPBACK_NAMES, READY_FILE, live_server_in
 if TYPE_CHECKING:
     from mockd.recording.store import Store
 
-Answer = TypeVar("Answer")
 Cancelled = tuple[ReplayStatus, ReplayStatus | None]
 DEFAULT_ADMIN_URL = "http://localhost:4290"
 PROBE_TIMEOUT = 1.0
@@ -380,7 +379,7 @@ def _token_of(live: dict[str, object] | None) -> str | None:
 
 
 @dataclass
-class Connection:
+class CommandTarget:
     """The connection settings of a command, and the backend they lead to."""
 
     admin_url: str | None  # given with --admin-url or MOCKD_ADMIN_URL; None: found as the module says

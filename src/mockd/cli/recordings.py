@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import click
 
-from mockd.cli.backend import DEFAULT_ADMIN_URL, Backend, Connection
+from mockd.cli.backend import DEFAULT_ADMIN_URL, Backend, CommandTarget
 from mockd.cli.output import (confirm, echo_file, echo_json, echo_rows, human_size, recordings_table, replays_table,
                               sessions_table, show_block, stats_block, summary_line, write_streamed)
 from mockd.cli.progress import Progress
@@ -37,7 +37,7 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _backend(ctx: click.Context, admin_url: str | None = None, admin_token: str | None = None,
              data_dir: str | None = None) -> Backend:
     """The backend of the group's connection settings, overridden by those given to the subcommand."""
-    connection = ctx.find_object(Connection)
+    connection = ctx.find_object(CommandTarget)
     assert connection is not None
     if admin_url:
         connection.admin_url = admin_url
@@ -64,7 +64,7 @@ def stream_recordings(ctx: click.Context, admin_url: str | None, admin_token: st
       mockd stream-recordings list
       mockd stream-recordings show 01HXYZ123456
     """
-    ctx.obj = Connection(admin_url=admin_url or None, token=admin_token, data_dir=data_dir or None)
+    ctx.obj = CommandTarget(admin_url=admin_url or None, token=admin_token, data_dir=data_dir or None)
 
 
 @stream_recordings.command("list")

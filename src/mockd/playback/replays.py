@@ -13,7 +13,7 @@ from aiohttp import web
 from mockd.playback import drivers
 from mockd.playback.plan import FINISHED, ReplayOptions
 from mockd.playback.replay import ReplaySession
-from mockd.playback.window import Prepared, ReplaySource, StepWindow, prepare
+from mockd.playback.window import PreparedPlan, ReplaySource, StepWindow, prepare
 from mockd.serving.accesslog import ANSWERED_BY
 from mockd.stream.events import StreamEvents
 
@@ -35,10 +35,10 @@ class Replays:
         self.sessions: OrderedDict[str, ReplaySession] = OrderedDict()
         # what replays of one stored recording share: plans that fit in a window, whole (by recording,
         # connection, mode and timing scale), and the frame counts of longer ones (scale aside)
-        self._plans: OrderedDict[tuple[str, int, str, float], Prepared] = OrderedDict()
+        self._plans: OrderedDict[tuple[str, int, str, float], PreparedPlan] = OrderedDict()
         self._counts: OrderedDict[tuple[str, int, str], int] = OrderedDict()
 
-    async def prepare(self, source: ReplaySource, options: ReplayOptions, shared: bool) -> Prepared:
+    async def prepare(self, source: ReplaySource, options: ReplayOptions, shared: bool) -> PreparedPlan:
         """The plan's first window (read in a worker thread); ``shared``: a stored recording's, which
         other replays of it reuse (the file does not change once finished)."""
         plan_key = (source.head.id, source.connection, options.mode, options.timing_scale)
@@ -53,7 +53,7 @@ class Replays:
             _remember(self._counts, count_key, prepared.total_sends)
         return prepared
 
-    def create(self, source: ReplaySource, options: ReplayOptions, prepared: Prepared) -> ReplaySession:
+    def create(self, source: ReplaySource, options: ReplayOptions, prepared: PreparedPlan) -> ReplaySession:
         """A pending replay of ``source``'s connection (its first window read by :func:`prepare`)."""
         path = options.path or source.head.request_path(source.connection)
         session = ReplaySession(source.head, options, StepWindow(prepared), prepared.total_sends, source.connection,

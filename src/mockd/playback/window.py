@@ -68,7 +68,7 @@ class ReplaySource:
 
 
 @dataclass
-class Prepared:
+class PreparedPlan:
     """A plan's first window, the rest still to read, and how many frames it sends in all."""
 
     first: list[Step]
@@ -76,23 +76,23 @@ class Prepared:
     total_sends: int
 
 
-def prepare(source: ReplaySource, options: ReplayOptions, known_sends: int | None = None) -> Prepared:
+def prepare(source: ReplaySource, options: ReplayOptions, known_sends: int | None = None) -> PreparedPlan:
     """Read the first window of the plan (blocking: in a worker thread). A longer plan's frames are
     counted in a second pass unless ``known_sends`` says (a plan counted before)."""
     steps = source.steps(options)
     first = list(islice(steps, WINDOW))
     if len(first) < WINDOW:
-        return Prepared(first, None, sum(step.kind == "send" for step in first))
+        return PreparedPlan(first, None, sum(step.kind == "send" for step in first))
     if known_sends is None:
         known_sends = sum(step.kind == "send" for step in source.steps(options))
-    return Prepared(first, steps, known_sends)
+    return PreparedPlan(first, steps, known_sends)
 
 
 class StepWindow:
     """A replay's steps in order, read ahead of the schedule in a worker thread whenever fewer than half
     of ``WINDOW`` wait, so the event loop never reads the file while a deadline is near."""
 
-    def __init__(self, prepared: Prepared) -> None:
+    def __init__(self, prepared: PreparedPlan) -> None:
         self._buffer: deque[Step] = deque(prepared.first)
         self._rest = prepared.rest
         self._reading: asyncio.Future[list[Step]] | None = None

@@ -27,7 +27,7 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the 
 # Set on a request by whatever answered it: a mock's id, or "replay <id>".
 ANSWERED_BY: web.RequestKey[str | None] = web.RequestKey("mockd.answered_by")
 
-Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+RawHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 Describe = Callable[[str], str]  # a mock id -> how the line names it ("mock=chat", "upstream=https://…")
 
 
@@ -46,7 +46,7 @@ class AccessLog:
 
     # --- requests ------------------------------------------------------------------------------
 
-    def wrap(self, handler: Handler, listener: str) -> Handler:
+    def wrap(self, handler: RawHandler, listener: str) -> RawHandler:
         """``handler`` logging each request once it has been answered (a stream: once it ended)."""
 
         async def logged(request: web.BaseRequest) -> web.StreamResponse:
@@ -69,7 +69,7 @@ class AccessLog:
 
     def middleware(self, listener: str) -> Any:
         @web.middleware
-        async def logged(request: web.Request, handler: Handler) -> web.StreamResponse:
+        async def logged(request: web.Request, handler: RawHandler) -> web.StreamResponse:
             return await self.wrap(handler, listener)(request)
 
         return logged

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]  # what a middleware wraps
 
-class ApiError(Exception):
+
+class HttpError(Exception):
     """A failure that leaves the admin API as ``{"error": code, "message": sentence}`` with ``status``."""
 
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
@@ -32,14 +35,14 @@ async def read_json(request: web.BaseRequest) -> Any:
     try:
         return msgspec.json.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"The request body is not valid JSON: {exc}") from None
+        raise HttpError(400, "invalid_json", f"The request body is not valid JSON: {exc}") from None
     except RecursionError:  # msgspec's answer to JSON deeper than the recursion limit, not a DecodeError
         raise _too_deep() from None
 
 
-def _too_deep() -> ApiError:
+def _too_deep() -> HttpError:
     """msgspec raises RecursionError (not a DecodeError) for JSON nested past the recursion limit."""
-    return ApiError(400, "invalid_json", "The request body is not valid JSON: nested too deep")
+    return HttpError(400, "invalid_json", "The request body is not valid JSON: nested too deep")
 
 
 Model = TypeVar("Model")
@@ -51,6 +54,6 @@ async def read_model(request: web.BaseRequest, model: type[Model], code: str, wh
     try:
         return msgspec.convert(document, model)
     except msgspec.ValidationError as exc:
-        raise ApiError(400, code, f"Invalid {what}: {exc}") from None
+        raise HttpError(400, code, f"Invalid {what}: {exc}") from None
     except RecursionError:  # decoded just under the limit, converted a few frames deeper
         raise _too_deep() from None
