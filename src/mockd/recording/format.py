@@ -208,8 +208,8 @@ class Stats(_Model):
     connection_count: int = 0
 
 
-class Recording(_Model):
-    """A whole recording. ``websocket``, ``sse`` or ``http`` is set, after its ``protocol``."""
+class _Header(_Model):
+    """The keys a recording starts with: what a whole recording and a summary's view both read."""
 
     id: str
     name: str
@@ -217,6 +217,11 @@ class Recording(_Model):
     status: Status
     start_time: str
     metadata: Metadata
+
+
+class Recording(_Header):
+    """A whole recording. ``websocket``, ``sse`` or ``http`` is set, after its ``protocol``."""
+
     version: str = FORMAT_VERSION
     end_time: str | Unset = UNSET
     duration: int = 0
@@ -448,15 +453,9 @@ def encode_entry(entry: Frame | SseEvent | HttpExchange) -> bytes:
 _decoder = msgspec.json.Decoder(Recording)
 
 
-class _SummaryView(msgspec.Struct, rename="camel"):
+class _SummaryView(_Header):
     """The parts of a file a summary needs; msgspec skips the frames without building them."""
 
-    id: str
-    name: str
-    protocol: RecordingProtocol
-    status: Status
-    start_time: str
-    metadata: Metadata
     duration: int = 0
     stats: Stats = msgspec.field(default_factory=Stats)
     deleted: bool = False
