@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from upstreams import unreachable_url
 
-from mockd.cli.backend import ApiBackend, Connection, StoreBackend
+from mockd.cli.backend import ApiBackend, CommandTarget, StoreBackend
 from mockd.cli.output import CliError
 
 CANDIDATES = ["01HXYZ1234560000000000000A", "01HXYZ1234569999999999999B"]
@@ -65,6 +65,6 @@ def test_an_api_error_during_a_download_is_the_cli_error(erring_server: str, tmp
 
 def test_the_data_directory_when_nothing_answers(tmp_path: Path) -> None:
     with unreachable_url() as url:
-        backend = Connection(admin_url=url, token=None, data_dir=str(tmp_path)).backend()
+        backend = CommandTarget(admin_url=url, token=None, data_dir=str(tmp_path)).backend()
     assert isinstance(backend, StoreBackend)
     assert backend.offline_because == f"no server answers at {url}"
