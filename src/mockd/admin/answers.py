@@ -11,7 +11,7 @@ import msgspec
 
 from mockd.config.model import Mock
 from mockd.playback.plan import FINISHED, ReplayMode, ReplayState
-from mockd.recording.format import Frame, HttpExchange, SseEvent, Summary
+from mockd.recording.format import Frame, HttpExchange, SseEvent, Status, Summary
 
 
 class Started(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -61,6 +61,12 @@ class ExchangePage(_Page, kw_only=True):
     """The same for an HTTP recording."""
 
     exchanges: list[HttpExchange]
+
+
+class LiveEnd(msgspec.Struct):
+    """The last event of ``GET /stream-recordings/{id}/live``: the recording's status once it is written."""
+
+    status: Status
 
 
 class ReplayStarted(msgspec.Struct, rename="camel"):

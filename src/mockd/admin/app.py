@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from mockd import __version__
+from mockd.admin import dashboard
 from mockd.admin import mocks as mock_routes
 from mockd.admin import recordings as recording_routes
 from mockd.admin import replays as replay_routes
@@ -27,7 +28,6 @@ log = logging.getLogger("mockd.admin")
 REGISTRY = web.AppKey("registry", MockRegistry)
 RECORDER = web.AppKey("recorder", Recorder)
 REPLAYS = web.AppKey("replays", Replays)
-OPEN_ROUTES = frozenset({"/health"})
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 _ERROR_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
@@ -64,7 +64,7 @@ def token_auth(token: str) -> Callable[[web.Request, Handler], Awaitable[web.Str
 
     @web.middleware
     async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in OPEN_ROUTES:
+        if request.path != "/health" and not dashboard.is_open(request.path):
             authorization = request.headers.get("Authorization", "")
             bearer = authorization[:7].lower() == "bearer "
             given = authorization[7:] if bearer else request.headers.get("X-API-Key", "")
@@ -92,8 +92,8 @@ PATHS = {
 
 async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(
-        {**PATHS, **mock_routes.PATHS, **recording_routes.PATHS, **replay_routes.PATHS},
-        (*mock_routes.MODELS, *recording_routes.MODELS, *replay_routes.MODELS)))
+        {**PATHS, **dashboard.PATHS, **mock_routes.PATHS, **recording_routes.PATHS, **replay_routes.PATHS},
+        (*dashboard.MODELS, *mock_routes.MODELS, *recording_routes.MODELS, *replay_routes.MODELS)))
 
 
 def create_admin_app(registry: MockRegistry, recorder: Recorder, replays: Replays, token: str | None,
@@ -108,6 +108,7 @@ def create_admin_app(registry: MockRegistry, recorder: Recorder, replays: Replay
     app[REPLAYS] = replays
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi)
+    dashboard.add_routes(app.router)
     mock_routes.add_routes(app.router, REGISTRY)
     recording_routes.add_routes(app.router, RECORDER)
     replay_routes.add_routes(app.router, REPLAYS, RECORDER)

@@ -11,7 +11,8 @@ from mockd import __version__
 
 ERROR_SCHEMA = {"type": "object", "required": ["error", "message"],
                 "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
-_DESCRIPTIONS = {200: "OK", 201: "Created", 204: "No content", 400: "Invalid request", 401: "Token missing or wrong",
+_DESCRIPTIONS = {200: "OK", 201: "Created", 204: "No content", 302: "Found (see Location)", 400: "Invalid request",
+                 401: "Token missing or wrong",
                  403: "Host or Origin not allowed (docs/security.md)", 404: "Not found", 409: "Conflict",
                  413: "Body too large", 415: "The body is not application/json", 507: "Storage full"}
 
@@ -20,21 +21,22 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def json_content(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
+def json_content(schema: dict[str, Any], media_type: str = "application/json") -> dict[str, Any]:
+    return {media_type: {"schema": schema}}
 
 
 def operation(summary: str, ok: dict[int, dict[str, Any] | None], errors: tuple[int, ...] = (),
               body: dict[str, Any] | None = None, parameters: list[dict[str, Any]] | None = None,
-              body_required: bool = True, needs_token: bool = True) -> dict[str, Any]:
-    """One operation: success responses with their schema (``None`` = no body), then JSON errors: 401
-    for every route that needs the token when one is configured, 403 for every route (the guard's Host
-    and Origin checks), 415 for every route that takes a body."""
+              body_required: bool = True, needs_token: bool = True,
+              media_type: str = "application/json") -> dict[str, Any]:
+    """One operation: success responses with their schema (``None`` = no body) as ``media_type``, then
+    JSON errors: 401 for every route that needs the token when one is configured, 403 for every route
+    (the guard's Host and Origin checks), 415 for every route that takes a body."""
     responses: dict[str, Any] = {}
     for status, schema in ok.items():
         responses[str(status)] = {"description": _DESCRIPTIONS.get(status, "OK")}
         if schema is not None:
-            responses[str(status)]["content"] = json_content(schema)
+            responses[str(status)]["content"] = json_content(schema, media_type)
     guarded = (403, 415) if body is not None else (403,)
     for status in sorted({*errors, *guarded, *((401,) if needs_token else ())}):
         responses[str(status)] = {"description": _DESCRIPTIONS[status], "content": json_content(ref("Error"))}

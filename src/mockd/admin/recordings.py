@@ -12,17 +12,19 @@ from typing import Any, BinaryIO
 import msgspec
 from aiohttp import web
 
-from mockd.admin.answers import EventPage, ExchangePage, FramePage, RecordingList, Started, Vacuumed
+from mockd.admin.answers import EventPage, ExchangePage, FramePage, LiveEnd, RecordingList, Started, Vacuumed
 from mockd.admin.openapi import operation, path_parameter, ref
 from mockd.config.model import ConfigFile
 from mockd.playback.convert import ConvertOptions, NoSuchConnection, NothingToConvert, convert_pieces
 from mockd.recording.format import (Frame, HttpExchange, Recording, RecordingProtocol, SessionSummary, SseEvent,
-                                    StorageStats, Summary, decode_recording, head_bytes)
+                                    Status, StorageStats, Summary, decode_recording, head_bytes)
 from mockd.recording.index import Filter, Page
 from mockd.recording.reader import RecordingReader
-from mockd.recording.session import PROTOCOLS, Recorder, SessionLimits
+from mockd.recording.session import FOLLOW_PAGE, PROTOCOLS, Recorder, SessionLimits
 from mockd.recording.store import SORT_KEYS, ListQuery
 from mockd.serving.jsonhttp import HttpError, json_response, read_model
+from mockd.stream.events import SseBlock
+from mockd.stream.ssewire import encode_block
 from mockd.support.files import spool
 
 STATUSES = ("recording", "complete", "incomplete")
@@ -34,6 +36,8 @@ FRAME_TYPES = ("text", "binary", "ping", "pong", "close")
 PAGE_PARAMETERS = ("offset", "limit", "connection", "direction", "type")
 MAX_EVENT_TYPE = 1000  # characters
 SEND_PIECE = 256 * 1024
+KEEPALIVE_SECONDS = 15.0  # a comment on a quiet push channel, so proxies and browsers keep it open
+LIVE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class StartRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -87,14 +91,19 @@ def list_query(request: web.Request) -> ListQuery:
         limit=_int_param(request, "limit", None, 0, MAX_LIMIT), offset=_int_param(request, "offset", 0, 0, 10**9) or 0)
 
 
-def page_query(request: web.Request, protocol: RecordingProtocol) -> tuple[Filter, int, int]:
-    """The filter, offset and limit of ``GET /stream-recordings/{id}/frames``; 400 on anything else."""
+def _only_known(request: web.Request, known: tuple[str, ...]) -> None:
+    """400 ``invalid_filter`` for a query parameter not in ``known``, or one given more than once."""
     for name in request.query:
-        if name not in PAGE_PARAMETERS:
+        if name not in known:
             raise HttpError(400, "invalid_filter", f"unknown query parameter {name[:40]!r}; the parameters are "
-                           f"{', '.join(PAGE_PARAMETERS)}")
+                           f"{', '.join(known)}")
         if len(request.query.getall(name)) > 1:
             raise HttpError(400, "invalid_filter", f"{name} is given more than once")
+
+
+def page_query(request: web.Request, protocol: RecordingProtocol) -> tuple[Filter, int, int]:
+    """The filter, offset and limit of ``GET /stream-recordings/{id}/frames``; 400 on anything else."""
+    _only_known(request, PAGE_PARAMETERS)
     direction, kind = request.query.get("direction"), request.query.get("type")
     if protocol == "websocket":
         direction, kind = _choice(request, "direction", DIRECTIONS), _choice(request, "type", FRAME_TYPES)
@@ -107,6 +116,24 @@ def page_query(request: web.Request, protocol: RecordingProtocol) -> tuple[Filte
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET) or 0
     limit = _int_param(request, "limit", DEFAULT_PAGE, 0, MAX_LIMIT)
     return where, offset, DEFAULT_PAGE if limit is None else limit
+
+
+def live_offset(request: web.Request) -> int:
+    """The one parameter of ``GET /stream-recordings/{id}/live``: the entry to start from."""
+    _only_known(request, ("offset",))
+    return _int_param(request, "offset", 0, 0, MAX_OFFSET) or 0
+
+
+def live_block(protocol: RecordingProtocol, item: tuple[int, Page] | Status | None) -> SseBlock:
+    """What the push channel sends for one step of :meth:`Recorder.follow`: a page of entries (the same
+    object as ``/frames`` answers), the end with the recording's status, or a keepalive comment."""
+    if item is None:
+        return SseBlock(comment="keepalive")
+    if isinstance(item, str):
+        return SseBlock(type="end", data=msgspec.json.encode(LiveEnd(status=item)).decode())
+    offset, found = item
+    return SseBlock(type="entries", data=msgspec.json.encode(page_answer(protocol, found, offset,
+                                                                         FOLLOW_PAGE)).decode())
 
 
 def page_answer(protocol: RecordingProtocol, found: Page, offset: int,
@@ -208,6 +235,17 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         found = await recorder.page(recording_id, where, offset, limit)
         return json_response(page_answer(protocol, found, offset, limit))
 
+    async def live(request: web.Request) -> web.StreamResponse:
+        recording_id = resolve(request)
+        recorder = request.app[key]
+        protocol = await recorder.protocol_of(recording_id)
+        offset = live_offset(request)
+        response = web.StreamResponse(headers=LIVE_HEADERS)
+        await response.prepare(request)
+        async for item in recorder.follow(recording_id, offset, KEEPALIVE_SECONDS):
+            await response.write(encode_block(live_block(protocol, item)))
+        return response
+
     async def delete_recording(request: web.Request) -> web.Response:
         recording_id = resolve(request)
         recorder = request.app[key]
@@ -238,6 +276,7 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
     router.add_post("/stream-recordings/vacuum", vacuum)
     router.add_get("/stream-recordings/{id}", get_recording)
     router.add_get("/stream-recordings/{id}/frames", frames)
+    router.add_get("/stream-recordings/{id}/live", live)
     router.add_delete("/stream-recordings/{id}", delete_recording)
     router.add_post("/stream-recordings/{id}/stop", stop)
     async def convert_recording(request: web.Request) -> web.StreamResponse:
@@ -282,7 +321,15 @@ _PAGE_QUERY = [{"name": name, "in": "query", "required": False, "schema": schema
     ("connection", {"type": "integer", "minimum": 1}), ("direction", {"enum": list(DIRECTIONS)}),
     ("type", {"type": "string", "description": "WebSocket: text, binary, ping, pong or close; SSE: an event type"}))]
 MODELS = (Recording, Summary, ConvertOptions, ConfigFile, Started, RecordingList, FramePage, EventPage, ExchangePage,
-          StorageStats, SessionSummary, Vacuumed)
+          StorageStats, SessionSummary, Vacuumed, LiveEnd)
+# One event of the push channel as an SSE parser sees it (OpenAPI 3.2's itemSchema, given as the
+# media type's schema on 3.1): its type and its data, a JSON text (a page, or LiveEnd for `end`).
+_LIVE_EVENT: dict[str, Any] = {
+    "type": "object", "required": ["event", "data"],
+    "properties": {"event": {"type": "string", "enum": ["entries", "end"]},
+                   "data": {"type": "string", "contentMediaType": "application/json"}},
+}
+
 PATHS = {
     "/stream-recordings": {"get": operation(
         "List recordings (soft-deleted ones only with includeDeleted)",
@@ -307,6 +354,13 @@ PATHS = {
         "A page of the recording's frames (events for SSE, exchanges for HTTP), read through its frame index",
         {200: {"oneOf": [ref("FramePage"), ref("EventPage"), ref("ExchangePage")]}}, (400, 404, 409),
         parameters=[RECORDING_ID, *_PAGE_QUERY])},
+    "/stream-recordings/{id}/live": {"get": operation(
+        "A push channel (text/event-stream): `entries` events, each a page as /frames answers, from offset on and "
+        "then after each flush while the session records; `end` with the recording's status; a comment every "
+        f"{KEEPALIVE_SECONDS:.0f} s of quiet", {200: _LIVE_EVENT}, (400, 404, 409),
+        media_type="text/event-stream",
+        parameters=[RECORDING_ID, {"name": "offset", "in": "query", "required": False,
+                                   "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}}])},
     "/stream-recordings/{id}/stop": {"post": operation("Stop a session; returns the finished recording",
                                                        {200: ref("Recording")}, (400, 404, 409),
                                                        parameters=[RECORDING_ID])},

@@ -13,7 +13,7 @@ import fnmatch
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Literal
 from ulid import ULID
 
 from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpRequestRecord, HttpResponseRecord,
-                                    Recording, RecordingProtocol, SessionSummary, SseEvent, StopReason,
+                                    Recording, RecordingProtocol, SessionSummary, SseEvent, Status, StopReason,
                                     encode_recording, or_unset, rfc3339)
 from mockd.recording.index import Filter, JournalEntries, Page, page
 from mockd.recording.journal import JournalClose, JournalHeader, JournalOpen, JournalWriter, assemble
@@ -33,6 +33,7 @@ from mockd.support.files import spool
 log = logging.getLogger("mockd.recording")
 
 FLUSH_INTERVAL = 0.1
+FOLLOW_PAGE = 10_000  # entries a follower is handed at a time
 # Appended frames are encoded as soon as this many wait (the write still happens every FLUSH_INTERVAL):
 # a small batch is encoded while it is still in the CPU cache, which made the whole relay ~10 % cheaper.
 ENCODE_BATCH = 256
@@ -327,6 +328,7 @@ class Recorder:
         self._routes: dict[Connection, list[RecordingSession]] = {}
         self._live: dict[str, _LiveEntries] = {}  # running sessions someone asked a page of
         self._flusher: asyncio.Task[None] | None = None
+        self._flushed = asyncio.Event()  # set and replaced after each round of flushes and each stop
         self._warned = False
 
     # --- sessions -------------------------------------------------------------------------------
@@ -410,6 +412,7 @@ class Recorder:
         finally:
             del self.finishing[recording_id]
             written.set_result(None)
+            self._announce_flush()
 
     async def protocol_of(self, recording_id: str) -> RecordingProtocol:
         if recording_id in self.sessions:
@@ -428,6 +431,23 @@ class Recorder:
         if live is None:
             live = self._live[recording_id] = _LiveEntries(session.journal.path)
         return await asyncio.to_thread(live.page, where, offset, limit)
+
+    async def follow(self, recording_id: str, offset: int,
+                     quiet: float) -> AsyncIterator[tuple[int, Page] | Status | None]:
+        """The recording's entries from ``offset`` on, as ``(offset, page)`` pages, then those a running
+        session writes, after each flush; ``None`` after ``quiet`` s without a flush; at the end (the
+        session stopped, or it was not recording) the recording's status."""
+        while True:
+            running = recording_id in self.sessions
+            found = await self.page(recording_id, Filter(), offset, FOLLOW_PAGE)
+            if found.entries:
+                yield offset, found
+                offset += len(found.entries)
+            elif not running:
+                yield (await self.head(recording_id)).status
+                return
+            elif not await self.next_flush(quiet):
+                yield None
 
     async def head(self, recording_id: str) -> Recording:
         """The recording without its entries (a running session's so far), read off the event loop."""
@@ -454,6 +474,19 @@ class Recorder:
         head, entries, count, size = assemble(session.journal.path, "recording", UNSET, time.time_ns())
         return b"".join(encode_recording(head, entries, count, size))
 
+    async def next_flush(self, timeout: float) -> bool:
+        """Wait until the journals are next written or a session stops: False after ``timeout`` s of neither.
+        (A push channel waits here instead of asking for pages.)"""
+        try:
+            await asyncio.wait_for(self._flushed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _announce_flush(self) -> None:
+        self._flushed.set()
+        self._flushed = asyncio.Event()
+
     async def _flush_regularly(self) -> None:
         while self.sessions:
             await asyncio.sleep(FLUSH_INTERVAL)
@@ -462,6 +495,7 @@ class Recorder:
                     await self._flush(session)
                 except Exception:  # one broken session must not stop the others' journals
                     log.exception("recording %s: flushing failed", session.id)
+            self._announce_flush()
 
     async def _flush(self, session: RecordingSession) -> None:
         """Write what the session captured, then stop it if a limit says so."""
