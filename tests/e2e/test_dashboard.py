@@ -32,6 +32,7 @@ from websockets.frames import Opcode
 
 from chromium import require_chromium
 from configs import mocks_config
+from handmade import frame, opened, sse_event, sse_recording, ws_recording
 from browserkit import TOKEN_KEY, VIEWPORT, dashboard_url, launch, wait_for_hook, wait_for_marks
 from httpclient import acall, call, send
 from processes import MockdFactory, RunningMockd
@@ -93,11 +94,41 @@ def write_timeline_recording(data_dir: Path) -> tuple[str, list[Frame]]:
         connections=[connection(1, 0, second_opened - 1), connection(2, second_opened, end)], stop_reason="api",
         stats=Stats(frame_count=len(frames), connection_count=2, text_frames=sum(f.type == "text" for f in frames),
                     binary_frames=sum(f.type == "binary" for f in frames)))
+    return write_recording(data_dir, recording), frames
+
+
+def write_recording(data_dir: Path, recording: Recording) -> str:
+    """``recording`` as the store writes its files, for the server started on ``data_dir`` to find."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = data_dir / f"{recording.id}.json"
     path.write_bytes(recording_bytes(recording))
     path.chmod(0o600)
-    return recording.id, frames
+    return recording.id
+
+
+# --- a paced recording (for pause and resume) and an SSE one, built by hand -------------------------
+
+PAUSE_GAP_MS = 2000  # between the paced recording's two server frames
+PAUSE_HELD_S = 0.6   # how long the test keeps that replay paused
+
+
+def paced_recording() -> Recording:
+    """Two server frames PAUSE_GAP_MS apart, then the server's close, on /ws/paced."""
+    frames = [frame("s2c", "text", "one", at=50), frame("s2c", "text", "two", at=50 + PAUSE_GAP_MS),
+              frame("s2c", "close", at=100 + PAUSE_GAP_MS, code=1000, reason="done")]
+    recording = ws_recording(frames, [opened(path="/ws/paced")], path="/ws/paced")
+    recording.id, recording.name = str(ULID()), "paced"
+    return recording
+
+
+SSE_EVENTS = [sse_event(0, type="message", data='{"delta":"Hel"}'), sse_event(40, comment="keepalive"),
+              sse_event(80, retry=3000), sse_event(120, type="done", data="[DONE]", id="3")]
+
+
+def llm_stream_recording() -> Recording:
+    recording = sse_recording(SSE_EVENTS, [opened(path="/v1/chat")], path="/v1/chat", method="POST")
+    recording.id, recording.name = str(ULID()), "llm stream"
+    return recording
 
 
 # --- fixtures: one upstream, one mockd, one browser for the module ----------------------------------
@@ -109,6 +140,8 @@ class Served:
     upstream: WsUpstream
     timeline_id: str
     timeline_frames: list[Frame]
+    paced_id: str
+    sse_id: str
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -116,8 +149,10 @@ async def served(mockd_module: MockdFactory, tmp_path_factory: pytest.TempPathFa
     async with ws_upstream() as upstream:  # echoes every message
         data_dir = tmp_path_factory.mktemp("dashboard-data")
         timeline_id, frames = write_timeline_recording(data_dir)
+        paced_id = write_recording(data_dir, paced_recording())
+        sse_id = write_recording(data_dir, llm_stream_recording())
         server = mockd_module.start(mocks_config(proxy_mock(upstream.url, "/ws", "chat-upstream")), data_dir=data_dir)
-        yield Served(server, upstream, timeline_id, frames)
+        yield Served(server, upstream, timeline_id, frames, paced_id, sse_id)
         server.stop()
 
 
@@ -497,6 +532,95 @@ async def test_a_triggered_replay_advanced_from_the_page_sends_exactly_those_fra
             "() => document.querySelector('[data-testid=replay-state]').dataset.status === 'complete'",
             timeout=DEADLINE_MS)
     assert await dashboard.page.evaluate("() => window.__mockdDashboard.replayNext") is None
+    dashboard.assert_quiet()
+
+
+async def replay_status(dashboard: Dashboard, status: str) -> None:
+    """Wait until the replay panel shows ``status`` (it reads the replay's status every 250 ms)."""
+    await dashboard.page.wait_for_function(
+        "(s) => document.querySelector('[data-testid=replay-state]').dataset.status === s", arg=status,
+        timeout=DEADLINE_MS)
+
+
+async def start_replay_from_page(dashboard: Dashboard, mode: str, **options: str) -> None:
+    """Choose ``mode``, fill the form's ``options`` (input names), start, and wait for it to be pending."""
+    await dashboard.testid("replay-mode").select_option(mode)
+    for name, value in options.items():
+        await dashboard.testid("replay-form").locator(f'[name="{name}"]').fill(value)
+    await dashboard.testid("replay-start").click()
+    await replay_status(dashboard, "pending")
+
+
+async def test_a_pure_replay_paused_from_the_page_shifts_the_rest_of_its_schedule(
+        served: Served, dashboard: Dashboard) -> None:
+    await open_recording(dashboard, served, served.paced_id)
+    assert await dashboard.testid("advance-controls").is_hidden()
+    await start_replay_from_page(dashboard, "pure")
+    async with open_ws(served.server.ws_url("/ws/paced")) as ws:
+        assert await recv(ws) == "one"
+        first = time.monotonic()
+        await dashboard.testid("pause").click()
+        await replay_status(dashboard, "paused")
+        replays = (await acall("GET", f"{served.server.admin_url}/replay")).json()
+        assert [(replay["status"], replay["currentFrame"]) for replay in replays
+                if replay["recordingId"] == served.paced_id] == [("paused", 1)]
+        await asyncio.sleep(PAUSE_HELD_S)  # the length of the pause: the input of this test, not a wait
+        await dashboard.testid("resume").click()
+        assert await recv(ws) == "two"
+        gap = time.monotonic() - first
+        # the second frame came its recorded gap after the first, plus at least the time held paused
+        assert gap >= PAUSE_GAP_MS / 1000 + PAUSE_HELD_S - 0.05, gap
+        await ws.wait_closed()
+        assert (ws.close_code, ws.close_reason) == (1000, "done")
+    await replay_status(dashboard, "complete")
+    assert await dashboard.testid("replay-current").inner_text() == "3 of 3 sent"
+    dashboard.assert_quiet()
+
+
+async def test_a_synchronized_replay_from_the_page_waits_for_the_client_and_cancel_closes_it(
+        served: Served, dashboard: Dashboard) -> None:
+    recording = await record_chat(served, "/ws/synced", ["alpha", "beta"], name="synchronized chat")
+    await open_recording(dashboard, served, recording["id"])
+    await start_replay_from_page(dashboard, "synchronized", timingScale="0")
+    assert await dashboard.testid("pause").is_hidden()
+    async with open_ws(served.server.ws_url("/ws/synced")) as ws:
+        await replay_status(dashboard, "waiting")
+        await ws.send("alpha")
+        assert await recv(ws) == "alpha"
+        await dashboard.page.wait_for_function(
+            "() => document.querySelector('[data-testid=replay-state]').dataset.currentFrame === '1'",
+            timeout=DEADLINE_MS)
+        await replay_status(dashboard, "waiting")  # for "beta" now
+        await dashboard.testid("replay-cancel").click()
+        await ws.wait_closed()
+        assert ws.close_code == 1001
+    await replay_status(dashboard, "aborted")
+    replays = (await acall("GET", f"{served.server.admin_url}/replay")).json()
+    assert [(replay["mode"], replay["status"]) for replay in replays if replay["recordingId"] == recording["id"]] \
+        == [("synchronized", "aborted")]
+    dashboard.assert_quiet()
+
+
+async def test_an_sse_recordings_timeline_shows_events_comments_and_retries(served: Served,
+                                                                            dashboard: Dashboard) -> None:
+    await open_recording(dashboard, served, served.sse_id)
+    assert await dashboard.page.evaluate("() => window.__mockdDashboard.lanes") == [
+        {"connection": 1, "direction": "s2c", "marks": len(SSE_EVENTS)}]
+    kinds = await dashboard.page.evaluate("(n) => [...Array(n).keys()].map((i) => window.__mockdDashboard.kindOf(i))",
+                                          len(SSE_EVENTS))
+    assert kinds == ["event", "comment", "retry", "event"]
+
+    await click_entry(dashboard, 0)
+    assert await dashboard.testid("detail-type").inner_text() == "message"
+    assert await dashboard.testid("detail-data").inner_text() == json.dumps({"delta": "Hel"}, indent=2)
+    await click_entry(dashboard, 2)
+    fields = await dashboard.testid("detail-fields").inner_text()
+    assert "retry" in fields and "3000" in fields
+    assert await dashboard.testid("detail-gap").inner_text() == "40 ms"
+    await click_entry(dashboard, 3)
+    assert await dashboard.testid("detail-type").inner_text() == "done"
+    assert await dashboard.testid("detail-data").inner_text() == "[DONE]"
+    assert "/v1/chat" in await dashboard.testid("connection-meta").inner_text()
     dashboard.assert_quiet()
 
 

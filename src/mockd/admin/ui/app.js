@@ -3,6 +3,7 @@
 
 import {onUnauthorized, rememberToken, storedToken, takeTokenFromFragment} from "./api.js";
 import {announce, byTestId} from "./dom.js";
+import {KINDS} from "./lanes.js";
 import {RecordingsList} from "./list.js";
 import {RecordingView} from "./recording.js";
 import {SessionsView} from "./sessions.js";
@@ -117,6 +118,11 @@ function exposeHooks() {
     },
     get timings() {
       return {...timings};
+    },
+    /** The kind entry `index`'s mark is drawn as (lanes.js KINDS), null when it is not on the timeline. */
+    kindOf(index) {
+      const place = recording?.data?.locate(index);
+      return place ? KINDS[place.lane.kinds[place.position]] : null;
     },
     /** Canvas-relative point of entry `index`'s mark, scrolled into view, in page coordinates. */
     pointOf(index) {
