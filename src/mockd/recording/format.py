@@ -43,7 +43,7 @@ class _Model(msgspec.Struct, rename="camel"):
     """Keys every recording has are always written; optional ones default to UNSET, which is never written."""
 
 
-class Frame(_Model):
+class Frame(_Model, gc=False):
     """One WebSocket frame. ``data`` is the text, or base64 (``encoding``) for binary, ping and pong;
     for a close frame it is the reason, with ``closeCode``/``closeReason`` beside it."""
 
@@ -64,7 +64,7 @@ class Frame(_Model):
         return base64.b64decode(self.data) if self.encoding == "base64" else self.data
 
 
-class SseEvent(_Model):
+class SseEvent(_Model, gc=False):
     """One SSE block exactly as it came: only the fields it had.
 
     A data block without an ``event:`` line reads ``type: "message"`` (clients treat the two alike);

@@ -113,6 +113,8 @@ class RecordingSession:
             return
         if self.limits.max_frames is not None:
             blocks = blocks[:self.limits.max_frames - self.frame_count]
+            if not blocks:
+                return
         self.pending.append(("sse", connection, blocks))
         self._counted(len(blocks))
 
@@ -197,7 +199,11 @@ class RecordingSession:
         try:
             if self.redacts_bodies:
                 return [self._event(number, block) for block in blocks]
-            from_block, stamp, entries = SseEvent.from_block, self._stamp, []
+            from_block, stamp = SseEvent.from_block, self._stamp
+            if blocks[0].at_ns == blocks[-1].at_ns:  # one chunk's blocks (the usual run): one time stamp
+                timestamp, relative = stamp(blocks[0].at_ns)
+                return [from_block(block, timestamp, relative, number) for block in blocks]
+            entries = []
             for block in blocks:  # :meth:`_event` in line (one call a block fewer: this runs once per event)
                 timestamp, relative = stamp(block.at_ns)
                 entries.append(from_block(block, timestamp, relative, number))
