@@ -322,6 +322,15 @@ class _LiveEntries:
             self._handle.close()
 
 
+async def _set_within(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event``: False when ``timeout`` s pass first."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
 class Recorder:
     """Owns the sessions; subscribes to the stream events while at least one session runs."""
 
@@ -335,6 +344,7 @@ class Recorder:
         self._live: dict[str, _LiveEntries] = {}  # running sessions someone asked a page of
         self._flusher: asyncio.Task[None] | None = None
         self._flushed = asyncio.Event()  # set and replaced after each round of flushes and each stop
+        # (a push channel waits on it instead of asking for pages)
         self._warned = False
 
     # --- sessions -------------------------------------------------------------------------------
@@ -444,6 +454,7 @@ class Recorder:
         session writes, after each flush; ``None`` after ``quiet`` s without a flush; at the end (the
         session stopped, or it was not recording) the recording's status."""
         while True:
+            flushed = self._flushed  # taken before reading: a flush or stop during the read still wakes us
             running = recording_id in self.sessions
             found = await self.page(recording_id, Filter(), offset, FOLLOW_PAGE)
             if found.entries:
@@ -452,7 +463,7 @@ class Recorder:
             elif not running:
                 yield (await self.head(recording_id)).status
                 return
-            elif not await self.next_flush(quiet):
+            elif not await _set_within(flushed, quiet):
                 yield None
 
     async def head(self, recording_id: str) -> Recording:
@@ -479,15 +490,6 @@ class Recorder:
         session.flush()
         head, entries, count, size = assemble(session.journal.path, "recording", UNSET, time.time_ns())
         return b"".join(encode_recording(head, entries, count, size))
-
-    async def next_flush(self, timeout: float) -> bool:
-        """Wait until the journals are next written or a session stops: False after ``timeout`` s of neither.
-        (A push channel waits here instead of asking for pages.)"""
-        try:
-            await asyncio.wait_for(self._flushed.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
 
     def _announce_flush(self) -> None:
         self._flushed.set()
