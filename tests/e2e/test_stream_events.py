@@ -25,7 +25,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from mockd.server import MockdServer, ServeOptions, prepare
-from mockd.stream.events import Connection, SseBlock, WsFrame
+from mockd.stream.events import Connection, SseBlock, SseDataRun, WsFrame
 
 from configs import mocks_config, write_config, ws_mock
 from sseblocks import block as sse
@@ -86,6 +86,9 @@ class Recorder:
 
     def sse_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None:
         self.events.extend(Event("block", connection, block) for block in blocks)
+
+    def sse_data(self, connection: Connection, run: SseDataRun) -> None:
+        self.sse_blocks(connection, run.blocks())
 
     def connection_closed(self, connection: Connection) -> None:
         self.events.append(Event("closed", connection, None, connection.close_code, connection.close_reason))

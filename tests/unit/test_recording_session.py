@@ -11,17 +11,19 @@ since the session started (never negative).
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import time
 from pathlib import Path
 
 import msgspec
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mockd.recording.format import Frame, SseEvent, rfc3339
 from mockd.recording.journal import ENTRY, JournalHeader, JournalWriter
 from mockd.recording.session import ENCODE_BATCH, RecordingSession, SessionLimits, Stamps
-from mockd.stream.events import Connection, SseBlock, WsFrame
+from mockd.stream.events import Connection, SseBlock, SseDataRun, WsFrame
 from mockd.stream.redact import Redactor
 
 START_NS = 1_764_108_000_123_456_789
@@ -119,3 +121,74 @@ async def test_a_run_of_sse_blocks_stops_at_max_frames_and_later_runs_are_not_ke
     session.flush()
     assert [event.data for event in entries(session, SseEvent)] == ["e0", "e1", "e2"]
     assert (session.frame_count, session.stop_reason) == (3, "maxFrames")
+
+
+# --- runs of one-line data blocks (SseDataRun): journaled in bulk, the same bytes as block by block ----
+
+DATA = st.text(st.characters(codec="utf-8", exclude_characters="\n"), max_size=12) | st.sampled_from(
+    ["\\", '"', "\\n\\ndata: ", "data: ", "\x00", "\u2028", "é😀", '{"password": "x"}', ""])
+Run = tuple[int, list[str], int]  # connection (0-2), the data, when (ns after the start)
+RUNS = st.lists(st.tuples(st.integers(0, 2), st.lists(DATA, min_size=1, max_size=6),
+                          st.integers(-5_000_000_000, 3_000_000_000)), max_size=8)
+
+
+def journals_of_both_ways(runs: list[Run], redactor: Redactor) -> tuple[list[bytes], list[bytes]]:
+    """The entry lines of a session given ``runs`` as SseDataRuns, and of one given them as blocks."""
+    with tempfile.TemporaryDirectory() as bulk_dir, tempfile.TemporaryDirectory() as single_dir:
+        bulk, single = new_session(Path(bulk_dir), "sse"), new_session(Path(single_dir), "sse")
+        bulk.redactor = single.redactor = redactor
+        bulk.redacts_bodies = single.redacts_bodies = redactor.redacts_bodies
+        links = [connection("sse") for _ in range(3)]
+        for link in links:
+            bulk.capture(link)
+            single.capture(link)
+        for which, data, offset in runs:
+            run = SseDataRun.of(data, START_NS + offset)
+            bulk.add_data(links[which], run)
+            single.add_blocks(links[which], run.blocks())
+        bulk.flush()
+        single.flush()
+        assert bulk.frame_count == single.frame_count == sum(len(data) for _, data, _ in runs)
+        return journal_lines(bulk), journal_lines(single)
+
+
+@settings(deadline=None, max_examples=200)
+@given(RUNS)
+def test_property_a_run_of_data_blocks_journals_the_bytes_its_blocks_would_one_by_one(runs: list[Run]) -> None:
+    bulk, single = journals_of_both_ways(runs, Redactor())
+    assert bulk == single
+    assert all(msgspec.json.decode(line, type=SseEvent).type == "message" for line in bulk if line[:1] == ENTRY)
+
+
+def test_a_redacting_session_redacts_the_data_of_a_run() -> None:
+    runs = [(0, ['{"password": "hunter2", "n": 1}', "plain"], 1_000), (1, ['{"password": "x"}'], 2_000)]
+    bulk, single = journals_of_both_ways(runs, Redactor(filter_body_keys=["password"]))
+    assert bulk == single
+    assert b"hunter2" not in b"".join(bulk) and b'\\"n\\":1' in b"".join(bulk).replace(b" ", b"")
+
+
+async def test_a_run_of_data_blocks_stops_at_max_frames_and_later_runs_are_not_kept(tmp_path: Path) -> None:
+    session = new_session(tmp_path, "sse")
+    session.limits = SessionLimits(max_frames=3)
+    session.capture(link := connection("sse"))
+    session.add_data(link, SseDataRun.of(["e0", "e1"], START_NS + 1))
+    session.add_data(link, SseDataRun.of(["e2", "e3", "e4"], START_NS + 2))
+    session.add_data(link, SseDataRun.of(["late"], START_NS + 3))
+    session.flush()
+    assert [event.data for event in entries(session, SseEvent)] == ["e0", "e1", "e2"]
+    assert (session.frame_count, session.stop_reason) == (3, "maxFrames")
+
+
+def test_the_journal_writes_more_pieces_than_one_writev_takes_in_order(tmp_path: Path) -> None:
+    header = JournalHeader(id="01JTESTSESSION0000000000000", name="unit", protocol="sse", path="/*", start_ns=START_NS)
+    writer = JournalWriter(tmp_path / "many.journal", header)
+    pieces = [b"%d\n" % n for n in range(3 * 1024 + 5)] + [b"x" * (1 << 20) + b"\n"]
+    writer.lines(*pieces[:2000])
+    writer.lines(*pieces[2000:])
+    assert writer.pending_bytes == sum(map(len, pieces))
+    writer.flush()
+    assert writer.pending_bytes == 0
+    written = (tmp_path / "many.journal").read_bytes()
+    assert written.split(b"\n", 1)[1] == b"".join(pieces)
+    assert writer.size == len(written) == os.path.getsize(tmp_path / "many.journal")
+    writer.close()

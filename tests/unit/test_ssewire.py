@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mockd.stream.events import SseBlock
+from mockd.stream.events import SseBlock, SseDataRun
 from mockd.stream.ssewire import SseParser, encode_block
 
 from sseblocks import Fields, block, fields
@@ -423,3 +423,65 @@ def test_a_parser_joining_mid_stream_gives_exactly_the_blocks_that_begin_after_i
 def test_a_parser_joining_at_the_very_start_keeps_the_bom_rule() -> None:
     parser = SseParser.joining(b"")
     assert [fields(b) for b in parser.feed(BOM + b"data: x\n\n")] == [block(data="x")]
+
+
+# --- runs of one-line data blocks (what most streams send: parsed without an object per block) ------
+
+
+def test_a_chunk_of_one_line_data_blocks_comes_as_one_run_and_the_block_under_way_waits() -> None:
+    parser = SseParser()
+    run = parser.parse(b"data: a\n\ndata: \n\ndata:  b: c\\\n\ndata: d")
+    assert isinstance(run, SseDataRun)
+    assert (run.count, run.data()) == (3, ["a", "", " b: c\\"])
+    assert [fields(b) for b in run.blocks()] == [block(data="a"), block(data=""), block(data=" b: c\\")]
+    assert {b.at_ns for b in run.blocks()} == {run.at_ns}
+    assert parser.parse(b"ata: x") == []  # the block under way is "data: data: x" (no blank line yet)
+    rest = parser.parse(b"\n\n")
+    assert isinstance(rest, SseDataRun) and rest.data() == ["data: x"]
+
+
+@pytest.mark.parametrize("wire", [
+    b"data: a\n\nevent: x\ndata: b\n\n", b"data:a\n\n", b"data: a\ndata: b\n\n", b"data: a\n\n\ndata: b\n\n",
+    b": hi\n\n", b"data: a\r\n\r\n", b"id: 1\ndata: a\n\n", b"data: a\n\nretry: 5\n\n", b"data: a\n\n\n",
+], ids=["event", "no-space", "two-lines", "extra-blank", "comment", "crlf", "id", "retry", "trailing-blank"])
+def test_a_chunk_with_any_other_block_goes_line_by_line_and_gives_the_same_blocks(wire: bytes) -> None:
+    parsed = SseParser().parse(wire)
+    assert isinstance(parsed, list)
+    assert [fields(b) for b in parsed] == parse(*(wire[i:i + 1] for i in range(len(wire))))
+
+
+def test_a_block_left_open_by_the_last_chunk_is_ended_line_by_line_then_runs_resume() -> None:
+    parser = SseParser()
+    assert parser.parse(b"data: a\n") == []
+    assert [fields(b) for b in parser.parse(b"\ndata: b\n\n")] == [block(data="a"), block(data="b")]
+    again = parser.parse(b"data: c\n\n")
+    assert isinstance(again, SseDataRun) and again.data() == ["c"]
+
+
+DATA_LINE = st.lists(st.one_of(TRICKY, CHAR, st.sampled_from(["\\", '"', "data: ", "\\n"])), max_size=8).map("".join)
+
+
+@st.composite
+def mostly_data_streams(draw: st.DrawFn) -> tuple[bytes, list[Fields]]:
+    """LF-only streams whose blocks are mostly one ``data:`` line (as real streams are), sometimes
+    another block between them."""
+    blocks = draw(st.lists(st.one_of(DATA_LINE.map(lambda text: SseBlock(data=text)), sse_blocks()), max_size=25))
+    raw = b"".join(encode_block(b) for b in blocks)
+    return raw, [fields(b) for b in blocks]
+
+
+@settings(deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), stream=mostly_data_streams())
+def test_property_runs_and_blocks_together_give_every_block_in_order_however_the_stream_is_split(
+        data: st.DataObject, stream: tuple[bytes, list[Fields]]) -> None:
+    raw, expected = stream
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=12), label="cuts"))
+    parser = SseParser()
+    got: list[Fields] = []
+    for start, end in itertools.pairwise([0, *cuts, len(raw)]):
+        parsed = parser.parse(raw[start:end])
+        if isinstance(parsed, SseDataRun):
+            assert parsed.count == len(parsed.data()) >= 1
+            parsed = parsed.blocks()
+        got.extend(fields(b) for b in parsed)
+    assert got == expected

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mockd.stream.endpoint import WsEndpoint
-from mockd.stream.events import Connection, SseBlock, StreamEvents, WsFrame
+from mockd.stream.events import Connection, SseBlock, SseDataRun, StreamEvents, WsFrame
 
 
 @dataclass
@@ -24,6 +24,9 @@ class Frames:
         self.seen.append(frame)
 
     def sse_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None:
+        raise AssertionError("a WebSocket endpoint emits no SSE blocks")
+
+    def sse_data(self, connection: Connection, run: SseDataRun) -> None:
         raise AssertionError("a WebSocket endpoint emits no SSE blocks")
 
     def connection_closed(self, connection: Connection) -> None:

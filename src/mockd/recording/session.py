@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+import msgspec
 from ulid import ULID
 
 from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange, HttpRequestRecord, HttpResponseRecord,
@@ -26,7 +27,8 @@ from mockd.recording.format import (UNSET, ConnectionRecord, Frame, HttpExchange
 from mockd.recording.index import Filter, JournalEntries, Page, page
 from mockd.recording.journal import JournalClose, JournalHeader, JournalOpen, JournalWriter, assemble
 from mockd.recording.store import StorageFull, Store
-from mockd.stream.events import MAX_CAPTURED_BODY, Connection, SseBlock, StreamEvents, WsFrame
+from mockd.stream.events import (MAX_CAPTURED_BODY, SSE_DATA_SEPARATOR, Connection, SseBlock, SseDataRun, StreamEvents,
+                                 WsFrame)
 from mockd.stream.redact import Redactor
 from mockd.support.files import spool
 
@@ -38,6 +40,10 @@ FOLLOW_PAGE = 10_000  # entries a follower is handed at a time
 # a small batch is encoded while it is still in the CPU cache, which made the whole relay ~10 % cheaper.
 ENCODE_BATCH = 256
 PROTOCOLS = ("websocket", "sse", "http")
+_encoder = msgspec.json.Encoder()
+_MARK = "\0"  # the data of the entry whose encoding frames a run of data blocks (see _data_lines)
+_ENCODED_MARK = _encoder.encode(_MARK)
+_ENCODED_SEPARATOR = _encoder.encode(SSE_DATA_SEPARATOR)[1:-1]
 
 
 @dataclass
@@ -118,6 +124,18 @@ class RecordingSession:
         self.pending.append(("sse", connection, blocks))
         self._counted(len(blocks))
 
+    def add_data(self, connection: Connection, run: SseDataRun) -> None:
+        """A run of one-line data blocks (:class:`SseDataRun`): kept as it came, journaled in bulk."""
+        if self.stop_reason is not None:
+            return
+        if self.limits.max_frames is not None and run.count > self.limits.max_frames - self.frame_count:
+            kept = run.data()[:self.limits.max_frames - self.frame_count]
+            if not kept:
+                return
+            run = SseDataRun.of(kept, run.at_ns)
+        self.pending.append(("data", connection, run))
+        self._counted(run.count)
+
     def _counted(self, added: int) -> None:
         """Encode as soon as ``ENCODE_BATCH`` frames or events wait; stop at ``maxFrames``."""
         before, self.waiting = self.waiting, self.waiting + added
@@ -153,6 +171,13 @@ class RecordingSession:
                     entries.append(frame_of(numbers[connection], item))
                 elif kind == "sse":
                     entries.extend(self._events(numbers[connection], item))
+                elif kind == "data":
+                    if self.redacts_bodies:
+                        entries.extend(self._events(numbers[connection], item.blocks()))
+                    else:
+                        self.journal.entries(entries)
+                        entries = []
+                        self.journal.lines(*self._data_lines(numbers[connection], item))
                 elif kind == "http":
                     entries.append(self._exchange(item, connection))
                 else:
@@ -216,6 +241,19 @@ class RecordingSession:
                 except Exception:
                     log.exception("recording %s: could not record an sse event", self.id)
             return kept
+
+    def _data_lines(self, number: int, run: SseDataRun) -> tuple[bytes, bytes, bytes]:
+        """The journal lines of a run of one-line data blocks, made in bulk (in three pieces, so that the
+        long middle one is not copied again): the run's text is JSON-encoded as one string, where each
+        separator between two blocks' data reads ``\\n\\ndata: `` (no other ``\\n`` is in it: the data
+        hold no line break, and a backslash of the data is encoded ``\\\\``), and each separator becomes
+        the end of one entry and the start of the next. The same bytes as an :class:`SseEvent` per block."""
+        timestamp, relative = self._stamp(run.at_ns)
+        start, end = _encoder.encode(SseEvent("message", _MARK, UNSET, UNSET, UNSET, timestamp, relative,
+                                              number)).split(_ENCODED_MARK)
+        end += b"\n"
+        between = b'"' + end + start + b'"'  # closes one entry's data and opens the next one's
+        return start, _encoder.encode(run.text).replace(_ENCODED_SEPARATOR, between), end
 
     def _event(self, number: int, block: SseBlock) -> SseEvent:
         timestamp, relative = self._stamp(block.at_ns)
@@ -534,6 +572,10 @@ class Recorder:
     def sse_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None:
         for session in self._routes.get(connection, ()):
             session.add_blocks(connection, blocks)
+
+    def sse_data(self, connection: Connection, run: SseDataRun) -> None:
+        for session in self._routes.get(connection, ()):
+            session.add_data(connection, run)
 
     def connection_closed(self, connection: Connection) -> None:
         for session in self._routes.pop(connection, ()):

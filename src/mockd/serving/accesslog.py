@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mockd.stream.events import Connection, SseBlock, WsFrame
+from mockd.stream.events import Connection, SseBlock, SseDataRun, WsFrame
 from mockd.stream.redact import Redactor
 
 log = logging.getLogger("mockd.access")
@@ -103,9 +103,15 @@ class AccessLog:
             counts[0 if frame.direction == "c2s" else 1] += 1
 
     def sse_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None:
+        self._events_sent(connection, len(blocks))
+
+    def sse_data(self, connection: Connection, run: SseDataRun) -> None:
+        self._events_sent(connection, run.count)
+
+    def _events_sent(self, connection: Connection, count: int) -> None:
         counts = self._frames.get(connection.number)
         if counts is not None:
-            counts[1] += len(blocks)
+            counts[1] += count
 
     def connection_closed(self, connection: Connection) -> None:
         counts = self._frames.pop(connection.number, None)

@@ -29,8 +29,8 @@ from mockd.serving.tls import tls_failure
 from mockd.serving.wsbytes import (DEFLATE, ByteRelay, byte_path_refusal, extension_names, handshake_problem,
                                    switching_response, upgrade_headers)
 from mockd.stream.endpoint import WsEndpoint
-from mockd.stream.events import (BodyCapture, Connection, Direction, LiveConnection, Protocol_, StreamEvents,
-                                 connection_from_request)
+from mockd.stream.events import (BodyCapture, Connection, Direction, LiveConnection, Protocol_, SseDataRun,
+                                 StreamEvents, connection_from_request)
 from mockd.stream.ssewire import SseParser
 from mockd.stream.wsclose import (CLOSE_ABNORMAL, CLOSE_BAD_GATEWAY, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR,
                                   CLOSE_TIMEOUT, NO_STATUS, RELEASE_TIMEOUT, AnyWebSocket, release, send_close_frame)
@@ -252,8 +252,12 @@ class SseTap:
                 self.previous = (self.previous + chunk)[-4:]
                 return
             parser = self.parser = SseParser.joining(self.previous)
-        blocks = parser.feed(chunk)
-        if blocks and events.listening:
+        blocks = parser.parse(chunk)
+        if not events.listening:
+            return
+        if isinstance(blocks, SseDataRun):
+            events.sse_data(self.connection, blocks)
+        elif blocks:
             events.sse_blocks(self.connection, blocks)
 
 

@@ -105,6 +105,33 @@ class SseBlock(msgspec.Struct, gc=False):
     at_ns: int = msgspec.field(default_factory=time.time_ns)
 
 
+SSE_DATA_SEPARATOR = "\n\ndata: "  # between the data of two one-line data blocks
+
+
+class SseDataRun(msgspec.Struct, gc=False):
+    """Blocks of one chunk that were each one ``data: `` line and nothing else — all that most streams
+    (LLM APIs, feeds) ever send — kept as the text they came in: ``text`` is the blocks' lines less the
+    first ``data: `` and the last blank line, so the blocks' data are ``text`` split at
+    :data:`SSE_DATA_SEPARATOR`. A subscriber journals or counts the run without an object per event;
+    :meth:`data` and :meth:`blocks` make them."""
+
+    text: str
+    count: int
+    at_ns: int
+
+    @classmethod
+    def of(cls, data: list[str], at_ns: int) -> SseDataRun:
+        """The run of these data strings (none may hold a line break)."""
+        return cls(SSE_DATA_SEPARATOR.join(data), len(data), at_ns)
+
+    def data(self) -> list[str]:
+        return self.text.split(SSE_DATA_SEPARATOR)
+
+    def blocks(self) -> list[SseBlock]:
+        at_ns = self.at_ns
+        return [SseBlock(None, data, None, None, None, at_ns) for data in self.data()]
+
+
 def connection_from_request(request: BaseRequest, protocol: Protocol_, origin: Origin,
                             subprotocol: str | None = None) -> Connection:
     peer = request.transport.get_extra_info("peername") if request.transport else None
@@ -124,6 +151,7 @@ class StreamSubscriber(Protocol):
     def connection_opened(self, connection: Connection) -> None: ...
     def ws_frame(self, connection: Connection, frame: WsFrame) -> None: ...
     def sse_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None: ...
+    def sse_data(self, connection: Connection, run: SseDataRun) -> None: ...
     def connection_closed(self, connection: Connection) -> None: ...
     def http_exchange(self, exchange: Connection) -> None: ...
 
@@ -155,6 +183,11 @@ class StreamEvents:
         one call for all, so a busy stream costs the subscribers one call per chunk."""
         for subscriber in self._subscribers:
             subscriber.sse_blocks(connection, blocks)
+
+    def sse_data(self, connection: Connection, run: SseDataRun) -> None:
+        """A chunk's blocks when each was a single ``data:`` line (see :class:`SseDataRun`)."""
+        for subscriber in self._subscribers:
+            subscriber.sse_data(connection, run)
 
     @contextmanager
     def connection(self, connection: Connection) -> Iterator[Connection]:

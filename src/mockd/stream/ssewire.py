@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 
-from mockd.stream.events import SseBlock
+from mockd.stream.events import SSE_DATA_SEPARATOR, SseBlock, SseDataRun
 
 _BOM = "\ufeff"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -71,6 +71,12 @@ class SseParser:
 
     def feed(self, chunk: bytes) -> list[SseBlock]:
         """The blocks this chunk completes, stamped with its arrival time."""
+        blocks = self.parse(chunk)
+        return blocks.blocks() if isinstance(blocks, SseDataRun) else blocks
+
+    def parse(self, chunk: bytes) -> list[SseBlock] | SseDataRun:
+        """As :meth:`feed`, but when every block the chunk completes is one ``data: `` line and nothing
+        else, they come as an :class:`SseDataRun` (no object per block)."""
         self._block.at_ns = time.time_ns()
         text = self._decode(chunk)
         if self._at_start and text:
@@ -107,10 +113,14 @@ class SseParser:
         self._buffer = data[start:]
         return blocks
 
-    def _feed_lf(self, data: str) -> list[SseBlock]:
+    def _feed_lf(self, data: str) -> list[SseBlock] | SseDataRun:
         """Blocks from LF-only text, split at blank lines first: a block that is one ``data: `` line
         (most streams send nothing else) is made at once, anything else goes line by line."""
         builder = self._block
+        if not builder.seen:
+            run = self._data_run(data)
+            if run is not None:
+                return run
         blocks: list[SseBlock] = []
         *complete, tail = data.split("\n\n")
         for part in complete:
@@ -121,6 +131,20 @@ class SseParser:
         *lines, self._buffer = tail.split("\n")
         self._feed_lines(lines, blocks)
         return blocks
+
+    def _data_run(self, data: str) -> SseDataRun | None:
+        """The complete blocks of LF-only ``data`` as a run, if each is one ``data: `` line: then every
+        line break up to the last blank line is one of an ``SSE_DATA_SEPARATOR`` between two blocks
+        (counted in C, not looked at block by block). None otherwise, or when no block is complete."""
+        end = data.rfind("\n\n")
+        if end == -1 or not data.startswith("data: "):
+            return None
+        separators = data.count(SSE_DATA_SEPARATOR, 0, end)
+        if data.count("\n", 0, end) != 2 * separators:
+            return None
+        *lines, self._buffer = data[end + 2:].split("\n")
+        self._feed_lines(lines, [])  # the block under way: no blank line in it, so it cannot end here
+        return SseDataRun(data[6:end], separators + 1, self._block.at_ns)
 
     def _feed_lines(self, lines: list[str], blocks: list[SseBlock]) -> None:
         line_of = self._block.line
