@@ -554,6 +554,67 @@ async def test_a_recording_started_mid_traffic_has_each_later_message_once_and_n
     assert not problems(server), problems(server)
 
 
+# --- 5b. decoding only what someone records ----------------------------------------------------------
+# (mockd at the info level here: at debug the access log is on, and it follows every connection)
+
+NOT_UTF8 = b"\xff\xfe is not UTF-8"  # a text frame the side decoder rejects (and warns about) if it sees it
+MARKER = "/marker"
+
+
+def undecodable_warnings(server: RunningMockd, path: str) -> list[str]:
+    return [str(entry["message"]) for entry in problems(server)
+            if str(entry.get("message")).startswith(f"WebSocket {path}: c2s frames cannot be decoded")]
+
+
+async def send_through(client: RawEnd, up: RawEnd, text: bytes) -> None:
+    frame = wire_frame(Opcode.TEXT, text, mask=b"\x0a\x0b\x0c\x0d")
+    await client.send(frame)
+    assert await up.receive_exactly(len(frame)) == frame  # relayed as it came, decodable or not
+
+
+async def logged_up_to_now(server: RunningMockd, upstream: RawWsUpstream) -> None:
+    """Make a recorded connection on ``MARKER`` warn, and wait for that warning: whatever mockd logged
+    before it is in its log too."""
+    async with raw_client(server, MARKER) as client:
+        await send_through(client, await upstream.next_connection(), NOT_UTF8)
+        assert await poll_until(lambda: bool(undecodable_warnings(server, MARKER))), problems(server)
+
+
+@pytest.mark.parametrize(("session_path", "decoded"), [(RECORD_ALL, True), (MARKER + "*", False)],
+                         ids=["recorded", "another-path-recorded"])
+async def test_a_connection_is_decoded_only_while_a_session_records_it(mockd: MockdFactory, session_path: str,
+                                                                       decoded: bool) -> None:
+    async with raw_ws_upstream() as upstream:
+        server = mockd.start(mocks_config(proxy_mock(upstream.url)), "--log-format", "json")
+        recording_id = await start_session(server, "websocket", session_path)
+        async with raw_client(server, "/watched") as client:
+            await send_through(client, await upstream.next_connection(), NOT_UTF8)
+            await logged_up_to_now(server, upstream)
+        await stop_session(server, recording_id)
+    assert len(undecodable_warnings(server, "/watched")) == (1 if decoded else 0), problems(server)
+
+
+async def test_a_connection_nobody_records_any_more_is_no_longer_decoded_until_a_session_takes_it_again(
+        mockd: MockdFactory) -> None:
+    async with raw_ws_upstream() as upstream:
+        server = mockd.start(mocks_config(proxy_mock(upstream.url)), "--log-format", "json")
+        first = await start_session(server, "websocket", RECORD_ALL)
+        async with raw_client(server, "/watched") as client:
+            up = await upstream.next_connection()
+            await send_through(client, up, "recorded ✓".encode())
+            saved = await stop_session(server, first)
+            await send_through(client, up, NOT_UTF8)  # nobody follows the connection now
+            marking = await start_session(server, "websocket", MARKER + "*")
+            await logged_up_to_now(server, upstream)
+            await stop_session(server, marking)
+            assert undecodable_warnings(server, "/watched") == [], problems(server)
+            second = await start_session(server, "websocket", RECORD_ALL)
+            await send_through(client, up, b"recorded again")
+            again = await stop_session(server, second)
+    assert recorded(saved, "c2s") == [("text", "recorded ✓")]
+    assert recorded(again, "c2s") == [("text", "recorded again")]
+
+
 # --- 6. which path -------------------------------------------------------------------------------------------
 
 

@@ -79,6 +79,7 @@ class Recorder:
     events: list[Event] = field(default_factory=list)
 
     def connection_opened(self, connection: Connection) -> None:
+        connection.followers += 1  # it wants every connection's frames and events, as a recorder of "/*"
         self.events.append(Event("opened", connection))
 
     def ws_frame(self, connection: Connection, frame: WsFrame) -> None:
@@ -228,6 +229,8 @@ class Running:
     def subscribe(self) -> Recorder:
         recorder = Recorder()
         self.server.events.subscribe(recorder)
+        for connection in self.server.events.open_connections:  # as a recording session starting now
+            connection.followers += 1
         return recorder
 
     def ws_url(self, origin: Origin, query: str = "") -> str:

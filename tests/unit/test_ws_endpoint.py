@@ -45,11 +45,13 @@ class Socket:
     """Stands for a socket: the endpoint only tells sockets apart."""
 
 
-def test_frames_are_emitted_only_while_someone_listens() -> None:
+def test_frames_are_emitted_only_while_someone_follows_the_connection() -> None:
     events, frames = StreamEvents(), Frames()
-    endpoint = WsEndpoint(events, a_connection())
+    endpoint = WsEndpoint(events, connection := a_connection())
     endpoint.emit("s2c", "text", "before anyone listened")
     events.subscribe(frames)
+    endpoint.emit("s2c", "text", "listened to, not followed")
+    connection.followers += 1
     endpoint.emit("c2s", "binary", b"\x00\x01", at_ns=42)
     endpoint.emit("s2c", "text", "now")
     assert [(f.direction, f.type, f.data) for f in frames.seen] == [("c2s", "binary", b"\x00\x01"),
@@ -70,6 +72,7 @@ def test_each_socket_gets_one_close_frame_emitted_with_its_payload() -> None:
     events, frames = StreamEvents(), Frames()
     events.subscribe(frames)
     connection = a_connection()
+    connection.followers += 1
     endpoint = WsEndpoint(events, connection)
     client, upstream, gone = Socket(), Socket(), Socket()
     assert endpoint.begin_close(client, "s2c", 1001, "going")

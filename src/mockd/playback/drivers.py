@@ -58,7 +58,7 @@ async def serve_sse(session: ReplaySession, request: web.BaseRequest, events: St
         assert isinstance(step.item, SseEvent)
         block = step.item.block()
         await response.write(encode_block(block))
-        if events.listening:
+        if connection.followers:
             events.sse_blocks(connection, [block])
 
     async def cut(code: int, reason: str) -> None:

@@ -416,7 +416,10 @@ class Recorder:
     def _offer(self, session: RecordingSession, connection: Connection) -> None:
         if session.matches(connection):
             session.capture(connection)
-            self._routes.setdefault(connection, []).append(session)
+            routes = self._routes.setdefault(connection, [])
+            if not routes:
+                connection.followers += 1
+            routes.append(session)
 
     def _journal_bytes(self) -> int:
         return sum(session.journal.size + session.journal.pending_bytes for session in self.sessions.values())
@@ -454,6 +457,7 @@ class Recorder:
                 sessions.remove(session)
                 if not sessions:
                     del self._routes[connection]
+                    connection.followers -= 1
         if not self.sessions:
             self.events.unsubscribe(self)  # the flusher ends by itself once no session is left
         session.flush()
@@ -578,7 +582,10 @@ class Recorder:
             session.add_data(connection, run)
 
     def connection_closed(self, connection: Connection) -> None:
-        for session in self._routes.pop(connection, ()):
+        sessions = self._routes.pop(connection, ())
+        if sessions:
+            connection.followers -= 1
+        for session in sessions:
             session.release(connection)
 
     def http_exchange(self, exchange: Connection) -> None:

@@ -4,8 +4,8 @@ and its close (code, reason, frames each way). On at ``--log-level debug`` or wi
 Lines go to the ``mockd.access`` logger at INFO, as text or — with ``--log-format json`` — as JSON
 objects whose fields (``access``) a log pipeline can query. Secrets never appear: query parameters and
 headers pass through the recording's :class:`~mockd.stream.redact.Redactor`. Counting frames makes
-the log a stream-events subscriber, so while it is on the relay emits every frame (as it does while a
-recording session runs).
+the log a stream-events subscriber that follows every connection, so while it is on the relay decodes
+every frame (as it does for the connections a recording session records).
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ class AccessLog:
         if connection.protocol == "http":
             return
         self._frames[connection.number] = [0, 0]
+        connection.followers += 1  # its frames are counted
         fields = self._stream_fields("open", connection)
         if connection.subprotocol:
             fields["subprotocol"] = connection.subprotocol
@@ -117,6 +118,7 @@ class AccessLog:
         counts = self._frames.pop(connection.number, None)
         if counts is None:
             return
+        connection.followers -= 1
         seconds = ((connection.closed_ns or time.time_ns()) - connection.opened_ns) / 1e9
         fields = self._stream_fields("close", connection)
         fields.update(durationMs=round(seconds * 1000, 1))

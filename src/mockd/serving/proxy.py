@@ -233,8 +233,8 @@ def _content_decoder(encoding: str) -> zlib._Decompress | None:
 
 
 class SseTap:
-    """Parses an SSE body into events on its way — only while someone listens, so a stream nobody
-    records costs no parsing; a recording that starts mid-stream joins at the next block."""
+    """Parses an SSE body into events on its way — only once someone follows the connection, so a
+    stream nobody records costs no parsing; a recording that starts mid-stream joins at the next block."""
 
     def __init__(self, events: StreamEvents, connection: Connection, encoding: str) -> None:
         self.events = events
@@ -246,19 +246,19 @@ class SseTap:
     def __call__(self, chunk: bytes) -> None:
         if self.decoder is not None:
             chunk = self.decoder.decompress(chunk)
-        parser, events = self.parser, self.events
+        parser, connection = self.parser, self.connection
         if parser is None:
-            if not events.listening:
+            if not connection.followers:
                 self.previous = (self.previous + chunk)[-4:]
                 return
             parser = self.parser = SseParser.joining(self.previous)
         blocks = parser.parse(chunk)
-        if not events.listening:
+        if not connection.followers:
             return
         if isinstance(blocks, SseDataRun):
-            events.sse_data(self.connection, blocks)
+            self.events.sse_data(connection, blocks)
         elif blocks:
-            events.sse_blocks(self.connection, blocks)
+            self.events.sse_blocks(connection, blocks)
 
 
 class HttpRelay:

@@ -8,7 +8,7 @@ both handshakes; then each connection's protocol is given a :class:`_Leg` as its
 hook aiohttp's own WebSocket reader uses), which writes what it is fed to the other socket.
 
 On the side, a :class:`~mockd.stream.wsscan.FrameScanner` follows the frame boundaries, and — only while
-someone listens, or always when the legs compress (the decompressor needs every message) — aiohttp's
+someone follows the connection, or always when the legs compress (the decompressor needs every message) — aiohttp's
 C-accelerated ``WebSocketReader`` decodes the frames (unmasked, joined, decompressed) for
 :class:`~mockd.stream.events.StreamEvents`. The relay adds frames of its own only between two frames: a
 close on shutdown or mock removal, 1014 to the client when the upstream drops without a close, 1001 to
@@ -111,7 +111,7 @@ class _Leg:
 
     def __init__(self, relay: ByteRelay, direction: Direction, source: Any, target: Any, masks: bool) -> None:
         self.relay = relay
-        self.events = relay.events
+        self.connection = relay.connection
         self.direction = direction
         self.source = source  # aiohttp's protocol of the connection the bytes come from
         self.target = target  # ... and of the one they go to
@@ -138,10 +138,11 @@ class _Leg:
         elif self.close_waiting is not None:
             self._write_until_frame_end(data)
         scanner = self.scanner
-        if self.decoder is not None:
+        followed = self.connection.followers
+        if self.decoder is not None and (followed or self.relay.compressed):
             scanner.feed(data)
             self._decode(data)
-        elif self.events.listening and self.decodable:
+        elif followed and self.decodable:
             scanner.want_message_start = True
             scanner.feed(data)
             if (start := scanner.message_start) is not None:
@@ -149,6 +150,8 @@ class _Leg:
                 self.start_decoding(compressed=False)
                 self._decode(start)
         else:
+            if self.decoder is not None or scanner.want_message_start:
+                self._stop_decoding()
             scanner.feed(data)
         if self.answer_ends and scanner.close_seen:
             self.relay.answered(self)
@@ -163,6 +166,12 @@ class _Leg:
     def start_decoding(self, compressed: bool) -> None:
         self.sink = _Sink(self, asyncio.get_running_loop())
         self.decoder = WebSocketReader(self.sink, 0, compress=compressed, decode_text=True)
+
+    def _stop_decoding(self) -> None:
+        """Nobody follows the connection any more (and it is not compressed): decoding starts again at
+        the next message start once someone does."""
+        self.decoder = self.sink = None
+        self.scanner.want_message_start, self.scanner.message_start = False, None
 
     def _decode(self, data: bytes) -> None:
         assert self.sink is not None and self.decoder is not None

@@ -1,7 +1,7 @@
 """One WebSocket connection as its stream events tell it, for every producer: mocks, the proxy's two
 relays and replays.
 
-:class:`WsEndpoint` emits the connection's frames (nothing while nobody listens), keeps the close as
+:class:`WsEndpoint` emits the connection's frames (nothing while nobody follows it), keeps the close as
 RFC 6455 has it — the connection ends with the code and reason of whoever closed first — and writes each
 socket's close frame at most once, emitting it as it goes. The producers keep only what is theirs: what
 to answer, what to relay, when to give up on a peer.
@@ -25,11 +25,11 @@ class WsEndpoint:
 
     def emit(self, direction: Direction, kind: FrameType, data: str | bytes, at_ns: int = 0) -> None:
         """A frame went by (``at_ns``: when; default now). ``data`` is ``str`` for text, else ``bytes``."""
-        if self.events.listening:
+        if self.connection.followers:
             self.events.ws_frame(self.connection, WsFrame(direction, kind, data, at_ns=at_ns or time.time_ns()))
 
     def emit_close(self, direction: Direction, code: int, reason: str, at_ns: int = 0) -> None:
-        if self.events.listening:
+        if self.connection.followers:
             self.events.ws_frame(self.connection, WsFrame(direction, "close", close_payload(code, reason), code,
                                                           reason, at_ns=at_ns or time.time_ns()))
 

@@ -1,7 +1,10 @@
 """Stream events: what mocks, the proxy and replays emit, and what the recorder subscribes to.
 
 Producers never know who listens (as with mitmproxy's addons): they call :class:`StreamEvents`, which
-fans each event out to the current subscribers. With no subscriber the cost is one truth test.
+fans each event out to the current subscribers. Every subscriber is told of each connection's opening
+and closing and of each HTTP exchange; a connection's frames and SSE events are emitted only while some
+subscriber *follows* it (``Connection.followers``, counted by the subscribers), so the proxy decodes
+and parses only the connections someone records. With nobody following, the cost is one truth test.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Connection:
     request_size: int = 0
     response_body: bytes | None = None
     response_size: int = 0
+    followers: int = 0  # subscribers that want this connection's frames and events (see the module docstring)
 
 
 class BodyCapture:

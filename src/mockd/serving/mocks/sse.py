@@ -84,7 +84,7 @@ class _Stream:
 
     async def write(self, block: SseBlock) -> None:
         await self.response.write(encode_block(block))
-        if self.events.listening:
+        if self.connection.followers:
             self.events.sse_blocks(self.connection, [block])
 
 
