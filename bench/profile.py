@@ -4,6 +4,7 @@ optionally a py-spy profile of the recording run. The measurements behind docs/b
 
     .venv/bin/python bench/profile.py ws  [--messages 500] [--rounds 2] [--upstream aiohttp] [--py-spy OUT]
     .venv/bin/python bench/profile.py sse [--messages 300000] [--rounds 2] [--upstream aiohttp] [--py-spy OUT]
+    .venv/bin/python bench/profile.py ws --session-path '/elsewhere*'   # a session that records other paths
 
 ``ws`` is P1's 100 connections echoing one message at a time; ``sse`` is P3's unpaced stream. The
 upstream is bench/peers.py's (``--upstream websockets``, the default, as in P1–P3) or the fast
@@ -11,6 +12,8 @@ bench/aiohttp_upstream.py (``--upstream aiohttp``, as in P9). Processes are plac
 CPU per message is mockd's user + system time (``/proc/<pid>/stat``) over the run divided by the
 messages (or events) relayed; ``busy`` is that time over the wall time.
 ``--py-spy`` writes py-spy's raw (collapsed-stack) output of the last recording run to OUT.
+``--session-path`` is the recording session's path pattern (default ``/*``, every path): one that matches
+nothing the load uses shows what a session costs the connections it does not record.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ def main() -> int:
     parser.add_argument("--upstream", choices=sorted(UPSTREAMS), default="websockets",
                         help="the upstream's flavour: bench/peers.py's (websockets) or bench/aiohttp_upstream.py's")
     parser.add_argument("--py-spy", type=Path, dest="spy", help="raw py-spy output of the last recording run")
+    parser.add_argument("--session-path", default="/*", help="the recording session's path pattern (default /*)")
     args = parser.parse_args()
     peer, protocol = PROTOCOLS[args.kind]
     messages = args.messages or (500 if args.kind == "ws" else 300_000)
@@ -83,7 +87,7 @@ def main() -> int:
             for round_ in range(args.rounds):
                 for recorded in (False, True):
                     last = recorded and round_ == args.rounds - 1
-                    with recording(server, protocol) if recorded else contextlib.nullcontext(), \
+                    with recording(server, protocol, args.session_path) if recorded else contextlib.nullcontext(), \
                             py_spy(server, args.spy if last else None):
                         before = cpu_seconds(server.pid)
                         result = run(f"127.0.0.1:{server.mock_port}")
