@@ -137,7 +137,7 @@ async def test_status_headers_and_cookies_pass_through(mockd: MockdFactory, stat
 
 
 LARGE_BODY = random.Random(5).randbytes(3 * 1024 * 1024)
-GZIPPED = gzip.compress(b"compressed " * 1000)
+GZIPPED = gzip.compress(b"compressed " * 1000, mtime=0)  # no time in it: the same test id in every process (xdist)
 
 
 async def respond_with(kind: str, request: web.BaseRequest) -> web.StreamResponse:
@@ -485,3 +485,45 @@ async def test_a_recording_started_mid_stream_holds_every_later_event_once_and_w
     assert before <= ids[0] <= len(text[:after_start * piece].split(b"\n\n")), (before, ids[0], after_start)
     assert all(event["data"] == f'{{"n": {int(event["id"])}}}' and event["type"] == "tick"
                for event in recording["sse"]["events"])
+
+
+def data_units(index: int) -> bytes:
+    return b"data: %d\n\n" % index  # one-line data blocks: the proxy parses them in bulk
+
+
+async def test_two_recordings_one_after_the_other_on_one_stream_each_hold_whole_events_from_their_start(
+        mockd: MockdFactory) -> None:
+    """The parser stops when the first session stops and joins again at the next block for the second."""
+    from sessions import start_session, stop_session
+
+    text = b"".join(data_units(index) for index in range(JOIN_EVENTS))
+    pieces = [text[start:start + 5] for start in range(0, len(text), 5)]  # cut inside events
+    async with streaming_upstream(lambda i: pieces[i] if i < len(pieces) else None, 0.002) as upstream:
+        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+        response = await open_request(server.mock_port, "GET", "/events", [("Accept", "text/event-stream")])
+        received = bytearray()
+        chunks = response.iter_body()
+
+        async def read_until_events(count: int) -> None:
+            nonlocal received
+            while received.count(b"\n\n") < count:
+                received += await asyncio.wait_for(anext(chunks), DEADLINE)
+
+        await read_until_events(5)
+        first = await start_session(server, "sse", "/*")
+        await read_until_events(25)
+        first_recording = await stop_session(server, first)
+        await read_until_events(40)
+        second = await start_session(server, "sse", "/*")
+        async for chunk in chunks:
+            received += chunk
+        assert bytes(received) == text
+        second_recording = await stop_session(server, second)
+    firsts = [int(event["data"]) for event in first_recording["sse"]["events"]]
+    seconds = [int(event["data"]) for event in second_recording["sse"]["events"]]
+    assert firsts and seconds, (firsts, seconds)
+    assert firsts == list(range(firsts[0], firsts[-1] + 1)) and firsts[0] >= 5, firsts  # whole, once, in order
+    assert seconds == list(range(seconds[0], JOIN_EVENTS)) and seconds[0] >= 40, seconds  # ... to the end
+    assert firsts[-1] < seconds[0], (firsts, seconds)
+    assert all(event["type"] == "message" and set(event) <= {"type", "data", "timestamp", "relativeMs", "connection"}
+               for event in first_recording["sse"]["events"] + second_recording["sse"]["events"])

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from polling import poll_until
 from processes import MockdFactory, run_mockd
 from configs import http_mock, mocks_config, write_config
 from upstreams import http_upstream, ws_upstream
@@ -130,9 +131,15 @@ async def test_start_takes_every_serve_flag_and_prints_its_stop_command(tmp_path
         proxied = await asyncio.to_thread(subprocess.run, ["curl", "-sS", *trusting, f"{ready['mockUrl']}/other/x"],
                                           capture_output=True, text=True, timeout=30)
         assert proxied.stdout == "upstream saw GET /other/x"
-        log = (detached / "mockd.log").read_text()
-        access = [json.loads(line) for line in log.splitlines() if '"mockd.access"' in line]
-        assert [entry["path"] for entry in access if entry["kind"] == "request"] == ["/hello", "/other/x"]
+
+        def requests_logged() -> list[str]:
+            log = (detached / "mockd.log").read_text()
+            access = [json.loads(line) for line in log.splitlines() if '"mockd.access"' in line]
+            return [entry["path"] for entry in access if entry["kind"] == "request"]
+
+        # a request's line is written once its handler is done, which may be just after curl has the body
+        assert await poll_until(lambda: len(requests_logged()) >= 2), requests_logged()
+        assert requests_logged() == ["/hello", "/other/x"]
 
         stopped = await asyncio.to_thread(run_mockd, *stop_command[1:])
         assert stopped.returncode == 0, stopped.stderr

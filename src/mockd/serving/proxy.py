@@ -233,8 +233,9 @@ def _content_decoder(encoding: str) -> zlib._Decompress | None:
 
 
 class SseTap:
-    """Parses an SSE body into events on its way — only once someone follows the connection, so a
-    stream nobody records costs no parsing; a recording that starts mid-stream joins at the next block."""
+    """Parses an SSE body into events on its way — only while someone follows the connection, so a
+    stream nobody records costs no parsing; a recording that starts mid-stream joins at the next block
+    (as one that starts after an earlier one stopped does)."""
 
     def __init__(self, events: StreamEvents, connection: Connection, encoding: str) -> None:
         self.events = events
@@ -246,15 +247,15 @@ class SseTap:
     def __call__(self, chunk: bytes) -> None:
         if self.decoder is not None:
             chunk = self.decoder.decompress(chunk)
-        parser, connection = self.parser, self.connection
-        if parser is None:
-            if not connection.followers:
-                self.previous = (self.previous + chunk)[-4:]
-                return
-            parser = self.parser = SseParser.joining(self.previous)
-        blocks = parser.parse(chunk)
+        connection, previous = self.connection, self.previous
+        self.previous = chunk[-4:] if len(chunk) >= 4 else (previous + chunk)[-4:]
         if not connection.followers:
+            self.parser = None  # nobody records the stream (any more): whoever does next joins at a block
             return
+        parser = self.parser
+        if parser is None:
+            parser = self.parser = SseParser.joining(previous)
+        blocks = parser.parse(chunk)
         if isinstance(blocks, SseDataRun):
             self.events.sse_data(connection, blocks)
         elif blocks:
