@@ -115,12 +115,7 @@ class RecordingSession:
         if self.stop_reason is not None:
             return  # a limit was reached; the recorder stops this session at its next flush
         self.pending.append((kind, connection, item))
-        self.waiting += 1  # :meth:`_counted` in line: this runs once per recorded frame
-        if self.waiting == ENCODE_BATCH:
-            asyncio.get_running_loop().call_soon(self.encode)
-        self.frame_count += 1
-        if self.frame_count == self.limits.max_frames:
-            self.stop_reason = "maxFrames"
+        self._counted(1)
 
     def add_blocks(self, connection: Connection, blocks: list[SseBlock]) -> None:
         """SSE blocks that arrived together are kept as one run (one entry, one time stamp)."""
