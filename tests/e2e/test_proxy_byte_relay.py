@@ -41,6 +41,7 @@ from sessions import poll_recording, start_session, stop_session
 from test_recording_api import frames, ns, payload, summary
 from polling import poll_until
 from upstreams import (
+    assert_held_back,
     DEADLINE,
     HOST,
     Data,
@@ -54,7 +55,6 @@ from upstreams import (
     proxy_mock,
     raw_server,
     recv,
-    rss_bytes,
     server_close,
     websocket_accept,
     ws_upstream,
@@ -788,21 +788,9 @@ async def test_a_client_that_does_not_read_holds_the_upstream_back_in_bounded_me
 
     async with ws_upstream(flood, compression=None) as upstream:
         server = start_proxy(mockd, upstream.url)
-        pid = server.process.pid
-        baseline = rss_bytes(pid)
         async with raw_client(server, "/flood") as client:  # offers no extension: frames go uncompressed
             await expect_byte_relay(server, "/flood")
-            loop = asyncio.get_running_loop()
-            peak, last_sent, last_progress, deadline = baseline, -1, loop.time(), loop.time() + 15
-            while loop.time() - last_progress < 0.5 and sent < FLOOD_COUNT:  # until the upstream is held back
-                assert loop.time() < deadline, f"the upstream kept sending slowly: {sent} sent"
-                await asyncio.sleep(0.05)  # a sampling interval, not a synchronisation
-                peak = max(peak, rss_bytes(pid))
-                if sent != last_sent:
-                    last_sent, last_progress = sent, loop.time()
-            assert sent < FLOOD_COUNT, "the upstream sent all 50 MiB to a client that read nothing: no back-pressure"
-            assert peak - baseline < RSS_ALLOWANCE, \
-                f"mockd's RSS grew by {(peak - baseline) / MiB:.1f} MiB while the client did not read ({sent} sent)"
+            await assert_held_back(server.process.pid, lambda: sent, FLOOD_COUNT, RSS_ALLOWANCE)
 
             received = [await read_frame(client.reader, 10) for _ in range(FLOOD_COUNT)]
             assert [frame.data[:4] for frame in received] == [message(index)[:4] for index in range(FLOOD_COUNT)]

@@ -24,6 +24,7 @@ from processes import MockdFactory
 from configs import http_mock, mocks_config
 from polling import poll_until
 from upstreams import (
+    assert_held_back,
     DEADLINE,
     Headers,
     ReceivedRequest,
@@ -32,6 +33,7 @@ from upstreams import (
     http_upstream,
     open_request,
     proxy_mock,
+    raw_server,
     request,
     silent_upstream,
     start_proxying,
@@ -527,3 +529,134 @@ async def test_two_recordings_one_after_the_other_on_one_stream_each_hold_whole_
     assert firsts[-1] < seconds[0], (firsts, seconds)
     assert all(event["type"] == "message" and set(event) <= {"type", "data", "timestamp", "relativeMs", "connection"}
                for event in first_recording["sse"]["events"] + second_recording["sse"]["events"])
+
+
+# --- the body pass-through (mockd.serving.httpbytes): framing, the connection after it, back-pressure ------
+
+
+async def test_the_upstream_connection_is_reused_after_each_relayed_body(mockd: MockdFactory) -> None:
+    """The upstream's parser still finds where each body ends, so its connection goes back to the pool
+    clean: one upstream connection serves every request, and every body is whole."""
+    peers: list[int] = []
+
+    async def respond(request: web.BaseRequest, received: ReceivedRequest) -> web.StreamResponse:
+        assert request.transport is not None
+        peers.append(request.transport.get_extra_info("peername")[1])
+        if "sse" in request.path:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            for index in range(3):
+                await response.write(data_units(index))
+            await response.write_eof()
+            return response
+        return await respond_with(request.path.rsplit("/", 1)[1], request)
+
+    kinds = ["content-length", "sse", "chunked", "sse", "content-length"]
+    async with http_upstream(respond) as upstream:
+        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+        responses = [await request(server.mock_port, "GET", f"/body/{kind}") for kind in kinds]
+    expected = {"content-length": LARGE_BODY, "chunked": b"one two three", "sse": b"data: 0\n\ndata: 1\n\ndata: 2\n\n"}
+    assert [response.body for response in responses] == [expected[kind] for kind in kinds]
+    assert all(response.complete for response in responses)
+    assert len(peers) == len(kinds) and len(set(peers)) == 1, f"upstream connections used: {peers}"
+
+
+async def test_an_http_1_0_client_gets_the_stream_unframed_until_the_connection_ends(mockd: MockdFactory) -> None:
+    units = [data_units(index) for index in range(4)]
+    async with streaming_upstream(lambda i: units[i] if i < len(units) else None, 0.01) as upstream:
+        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.mock_port)
+        writer.write(b"GET /events HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n")
+        raw = await asyncio.wait_for(reader.read(), DEADLINE)  # to EOF: mockd closes the connection
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200"), head
+    assert b"transfer-encoding" not in head.lower(), head
+    assert body == b"".join(units)  # no chunk framing: an HTTP/1.0 client could not read it
+
+
+async def test_body_bytes_that_came_with_the_head_reach_the_client_before_the_upstream_sends_more(
+        mockd: MockdFactory) -> None:
+    """Events in the same read as the response head are already parsed when the relay takes the body
+    over: they go out at once, then the rest as it comes."""
+    first = b"".join(data_units(index) for index in range(3))
+    rest = b"".join(data_units(index) for index in range(3, 6))
+    client_has_first = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + b"%x\r\n%s\r\n" % (len(first), first))  # head and events in one write
+        await writer.drain()
+        await asyncio.wait_for(client_has_first.wait(), DEADLINE)
+        writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
+        await writer.drain()
+        writer.close()
+
+    async with raw_server(handle) as url:
+        server = mockd.start(mocks_config(proxy_mock(url)))
+        response = await open_request(server.mock_port, "GET", "/events", [("Accept", "text/event-stream")])
+        try:
+            assert await response.read_until(first) == first
+            client_has_first.set()
+            assert await response.read_body() == first + rest
+        finally:
+            await response.close()
+    assert response.complete
+
+
+async def test_a_recorded_stream_that_is_not_what_its_content_encoding_says_still_reaches_the_client(
+        mockd: MockdFactory) -> None:
+    """``Content-Encoding: gzip`` on a body that is not gzip: the recording cannot parse it, so the log says
+    the rest is not recorded — and the client still gets every byte as the upstream sent it."""
+    from sessions import start_session, stop_session
+
+    units = [data_units(index) for index in range(5)]
+    async with streaming_upstream(lambda i: units[i] if i < len(units) else None, 0.01,
+                                  headers=[("Content-Type", "text/event-stream"),
+                                           ("Content-Encoding", "gzip")]) as upstream:
+        server = mockd.start(mocks_config(proxy_mock(upstream.url)), "--log-format", "json")
+        recording_id = await start_session(server, "sse", "/*")
+        response = await request(server.mock_port, "GET", "/events", [("Accept", "text/event-stream")])
+        recording = await stop_session(server, recording_id)
+    assert response.status == 200 and response.complete
+    assert response.body == b"".join(units)
+    assert response.value("Content-Encoding") == "gzip"
+    [connection] = recording["connections"]
+    assert connection["path"] == "/events"
+    assert recording["sse"]["events"] == []
+    errors = [entry["message"] for entry in server.log_entries() if entry.get("level") == "error"]
+    assert any("/events" in message and "relayed but not recorded" in message for message in errors), errors
+
+
+FLOOD_BLOCKS = 200
+FLOOD_BLOCK = 256 * 1024  # 50 MiB in all
+
+
+async def test_a_client_that_does_not_read_holds_the_upstream_back_in_bounded_memory(mockd: MockdFactory) -> None:
+    payload = random.Random(9).randbytes(FLOOD_BLOCK // 2).hex().encode()
+    sent = 0
+
+    def block(index: int) -> bytes:
+        return b"data: %08d " % index + payload[14:] + b"\n\n"
+
+    async def flood(request: web.BaseRequest, received: ReceivedRequest) -> web.StreamResponse:
+        nonlocal sent
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for index in range(FLOOD_BLOCKS):
+            await response.write(block(index))  # returns once the transport drains below its limit
+            sent = index + 1
+        await response.write_eof()
+        return response
+
+    async with http_upstream(flood) as upstream:
+        server = mockd.start(mocks_config(proxy_mock(upstream.url)))
+        response = await open_request(server.mock_port, "GET", "/flood", [("Accept", "text/event-stream")])
+        try:
+            await assert_held_back(server.process.pid, lambda: sent, FLOOD_BLOCKS, 64 * 2**20)
+            body = await response.read_body(60)
+        finally:
+            await response.close()
+    assert response.complete
+    assert body == b"".join(block(index) for index in range(FLOOD_BLOCKS))

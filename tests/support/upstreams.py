@@ -692,6 +692,25 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+async def assert_held_back(pid: int, sent: Callable[[], int], total: int, rss_allowance: int,
+                           timeout: float = 15) -> None:
+    """While a client reads nothing, an upstream writing ``total`` pieces (``sent()`` of them written so
+    far, each write returning once its buffer drains) must come to a halt before the end — back-pressure
+    reaching it through mockd — and mockd's RSS must grow by less than ``rss_allowance`` meanwhile."""
+    loop = asyncio.get_running_loop()
+    baseline = peak = rss_bytes(pid)
+    last_sent, last_progress, deadline = -1, loop.time(), loop.time() + timeout
+    while loop.time() - last_progress < 0.5 and sent() < total:  # until the upstream is held back
+        assert loop.time() < deadline, f"the upstream kept sending slowly: {sent()} sent"
+        await asyncio.sleep(0.05)  # a sampling interval, not a synchronisation
+        peak = max(peak, rss_bytes(pid))
+        if sent() != last_sent:
+            last_sent, last_progress = sent(), loop.time()
+    assert sent() < total, f"the upstream sent all {total} pieces to a client that read nothing: no back-pressure"
+    assert peak - baseline < rss_allowance, \
+        f"mockd's RSS grew by {(peak - baseline) / 2**20:.1f} MiB while the client did not read ({sent()} sent)"
+
+
 def proxy_mock(target: str, path_prefix: str = "/", mock_id: str | None = None, **fields: Any) -> dict[str, Any]:
     mock: dict[str, Any] = {"type": "proxy", "proxy": {"pathPrefix": path_prefix, "target": target, **fields}}
     if mock_id is not None:

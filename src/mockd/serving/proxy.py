@@ -5,7 +5,8 @@ The relay does as little as it can per frame. A WebSocket normally takes the byt
 client offering an extension mockd cannot decode takes :class:`WebSocketRelay`, which receives and
 sends every message again — control frames still relayed, never answered locally (``autoping=False``,
 ``autoclose=False`` on both sides), so pings, pongs and close codes reach the other side as sent.
-HTTP bodies go through chunk by chunk; an SSE body is parsed into events only while someone records.
+HTTP bodies go through piece by piece as the upstream's parser finds them (:mod:`mockd.serving.httpbytes`);
+an SSE body is parsed into events on the side, only while someone records.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from yarl import URL
 
 from mockd.config.model import ProxySpec
 from mockd.serving.headers import HOP_BY_HOP
+from mockd.serving.httpbytes import BodyForwarder
 from mockd.serving.jsonhttp import json_error
 from mockd.serving.tls import tls_failure
 from mockd.serving.wsbytes import (DEFLATE, ByteRelay, byte_path_refusal, extension_names, handshake_problem,
@@ -316,13 +318,11 @@ class HttpRelay:
             self.events.http_exchange(exchange)
 
     async def _copy(self, response: web.StreamResponse, observe: Callable[[bytes], None] | None) -> bool:
-        """Relay the body, showing each chunk to ``observe`` after it was written; False when either
-        side broke off."""
+        """Relay the body (:mod:`mockd.serving.httpbytes`), showing each piece to ``observe`` after it
+        was written; False when either side broke off."""
+        forwarder = BodyForwarder(self.upstream, self.request, response, observe)
         try:
-            async for chunk in self.upstream.content.iter_any():
-                await response.write(chunk)
-                if observe is not None:
-                    observe(chunk)
+            await forwarder.run()
         except ConnectionError:
             return False  # the client went away
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -331,6 +331,8 @@ class HttpRelay:
                 if self.request.transport is not None:
                     self.request.transport.close()  # the client must see a cut stream, not a clean end
                 return False
+        if forwarder.client_gone:
+            return False
         await response.write_eof()
         return True
 

@@ -1,0 +1,145 @@
+"""The HTTP body pass-through: each piece of an upstream response's body goes to the client as aiohttp's
+C parser finds it, from the upstream connection's own callback — no reader task, queue or buffer between.
+
+Once the upstream's head is in, aiohttp's llhttp parser goes on finding the body's pieces (it takes the
+chunked framing off and knows where the body ends, so the upstream connection stays reusable) and hands
+each to the response's :class:`aiohttp.StreamReader`. :class:`BodyForwarder` turns that reader into a
+:class:`_Forwarding` one — a subclass with the same slots, so the instance's class can be switched, the
+one hook the C parser leaves — whose ``feed_data`` frames the piece as the client's response is framed
+(chunked, or as it is for a ``Content-Length`` or an HTTP/1.0 client), writes it to the client's
+transport at once, and then shows it to the observer (the SSE tap, a recorded body). When the client
+reads slower than the upstream writes, reading the upstream pauses until the client's buffer drains
+(aiohttp's own flow control, as :mod:`mockd.serving.wsbytes` uses it). Once the body is over the reader
+is a plain StreamReader again.
+
+As :mod:`mockd.serving.wsbytes` does for WebSocket frames, this replaces the reader task's loop of
+``iter_any()`` and ``write()`` — a wake-up, a buffer and an await per piece — which was most of what an
+unrecorded SSE stream cost the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import aiohttp
+from aiohttp import StreamReader, web
+from aiohttp.helpers import _EXC_SENTINEL  # StreamReader.set_exception's "no cause" default
+
+log = logging.getLogger("mockd.proxy")
+
+
+class _Forwarding(StreamReader):
+    """A response body's reader that forwards what the parser feeds it instead of keeping it. Its slots
+    are StreamReader's own (that is what lets an instance's class be switched), so where each instance
+    forwards to is kept by the class."""
+
+    __slots__ = ()
+    forwarders: ClassVar[dict[int, BodyForwarder]] = {}
+
+    def feed_data(self, data: bytes, size: int = 0) -> bool:
+        if data:
+            self.forwarders[id(self)].forward(data)
+        return False  # nothing waits in the reader: the parser need not hold back
+
+    def begin_http_chunk_receiving(self) -> None:
+        pass  # the upstream's chunk boundaries are not kept: the client's framing is the relay's own
+
+    def end_http_chunk_receiving(self) -> None:
+        pass
+
+    def feed_eof(self) -> None:
+        super().feed_eof()  # its callbacks give the upstream connection back to the pool
+        self.forwarders[id(self)].ended(None)
+
+    def set_exception(self, exc: BaseException, exc_cause: BaseException = _EXC_SENTINEL) -> None:
+        super().set_exception(exc, exc_cause)
+        self.forwarders[id(self)].ended(exc)
+
+
+class BodyForwarder:
+    """Forwards the rest of ``upstream``'s body to ``response`` (prepared, so its head is sent and its
+    framing set), showing each piece to ``observe`` once it is written."""
+
+    def __init__(self, upstream: aiohttp.ClientResponse, request: web.BaseRequest, response: web.StreamResponse,
+                 observe: Callable[[bytes], None] | None) -> None:
+        self.upstream = upstream
+        self.writer: Any = response._payload_writer  # noqa: SLF001 - how aiohttp frames this response, and its byte count
+        self.client: Any = request.protocol
+        self.transport = request.transport
+        self.observe = observe
+        self.client_gone = False
+        self.holding = False  # reading the upstream is paused until the client's buffer drains
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def run(self) -> None:
+        """Forward until the body ends. Raises what ended the upstream's side (the client going away is
+        :attr:`client_gone`, not an error)."""
+        content = self.upstream.content
+        if buffered := content.read_nowait():  # what came with the head; raises a failure already in
+            self.forward(buffered)
+        if content.is_eof() or self.client_gone:
+            return
+        _Forwarding.forwarders[id(content)] = self
+        content.__class__ = _Forwarding
+        try:
+            await self._done
+        finally:
+            content.__class__ = StreamReader
+            del _Forwarding.forwarders[id(content)]
+
+    def forward(self, data: bytes) -> None:
+        transport = self.transport
+        if self.client_gone or transport is None or transport.is_closing():
+            self.client_gone = True
+            self.ended(None)
+            return
+        writer = self.writer
+        framed = b"%x\r\n%b\r\n" % (len(data), data) if writer.chunked else data
+        writer.output_size += len(framed)
+        transport.write(framed)
+        if self.client.writing_paused and not self.holding:
+            self._hold_upstream()
+        if self.observe is not None:
+            self._show(data)
+
+    def _show(self, data: bytes) -> None:
+        """Show the piece to the observer; one that fails stops observing (the body still goes through),
+        and the log says so."""
+        assert self.observe is not None
+        try:
+            self.observe(data)
+        except Exception:
+            self.observe = None
+            log.exception("%s %s: the rest of this response is relayed but not recorded",
+                          self.upstream.method, self.upstream.url.path)
+
+    def ended(self, error: BaseException | None) -> None:
+        if self._done.done():
+            return
+        if error is None:
+            self._done.set_result(None)
+        else:
+            self._done.set_exception(error)
+
+    def _hold_upstream(self) -> None:
+        connection = self.upstream.connection
+        if connection is None or connection.protocol is None:
+            return
+        self.holding = True
+        connection.protocol.pause_reading()
+        asyncio.get_running_loop().create_task(self._resume_when_drained(connection.protocol))
+
+    async def _resume_when_drained(self, upstream: Any) -> None:
+        try:
+            await self.client._drain_helper()  # noqa: SLF001 - aiohttp's wait for its transport to drain
+        except ConnectionError:
+            self.client_gone = True
+            self.ended(None)
+            return
+        finally:
+            self.holding = False
+        if not self._done.done():  # once the body is over the connection is the pool's
+            upstream.resume_reading()
