@@ -605,6 +605,35 @@ async def test_body_bytes_that_came_with_the_head_reach_the_client_before_the_up
     assert response.complete
 
 
+async def test_a_burst_of_small_upstream_chunks_goes_to_the_client_in_few_writes(mockd: MockdFactory) -> None:
+    """The pieces the parser finds in one read from the upstream are written together: 200 one-event
+    chunks sent in one write (after the head, once the client has it) reach the client as a handful of
+    chunks, not 200 (a send each)."""
+    units = [data_units(index) for index in range(200)]
+    client_has_head = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await writer.drain()
+        await asyncio.wait_for(client_has_head.wait(), DEADLINE)
+        writer.write(b"".join(b"%x\r\n%s\r\n" % (len(unit), unit) for unit in units) + b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async with raw_server(handle) as url:
+        server = mockd.start(mocks_config(proxy_mock(url)))
+        response = await open_request(server.mock_port, "GET", "/events", [("Accept", "text/event-stream")])
+        try:
+            client_has_head.set()
+            await response.read_body()
+        finally:
+            await response.close()
+    assert response.complete
+    assert response.body == b"".join(units)
+    assert len(response.chunks) <= 10, f"{len(response.chunks)} chunks for one burst of 200"
+
+
 async def test_a_recorded_stream_that_is_not_what_its_content_encoding_says_still_reaches_the_client(
         mockd: MockdFactory) -> None:
     """``Content-Encoding: gzip`` on a body that is not gzip: the recording cannot parse it, so the log says

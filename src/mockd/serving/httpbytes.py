@@ -1,13 +1,17 @@
-"""The HTTP body pass-through: each piece of an upstream response's body goes to the client as aiohttp's
-C parser finds it, from the upstream connection's own callback — no reader task, queue or buffer between.
+"""The HTTP body pass-through: what each read from the upstream brings of a response's body goes to the
+client as soon as aiohttp's C parser has found it, from the event loop's callbacks — no reader task,
+queue or await between.
 
 Once the upstream's head is in, aiohttp's llhttp parser goes on finding the body's pieces (it takes the
 chunked framing off and knows where the body ends, so the upstream connection stays reusable) and hands
 each to the response's :class:`aiohttp.StreamReader`. :class:`BodyForwarder` turns that reader into a
 :class:`_Forwarding` one — a subclass with the same slots, so the instance's class can be switched, the
-one hook the C parser leaves — whose ``feed_data`` frames the piece as the client's response is framed
-(chunked, or as it is for a ``Content-Length`` or an HTTP/1.0 client), writes it to the client's
-transport at once, and then shows it to the observer (the SSE tap, a recorded body). When the client
+one hook the C parser leaves — whose ``feed_data`` collects the pieces of one read from the upstream;
+right after that read (``call_soon``, before the loop polls again) they are framed together as the
+client's response is framed (one chunk, or as they are for a ``Content-Length`` or an HTTP/1.0
+client), written to the client's transport in one write, and shown to the observer (the SSE tap, a
+recorded body) — so an upstream that writes each event as its own small chunk costs one send per read,
+not one per chunk. The body's end or failure writes what is collected first. When the client
 reads slower than the upstream writes, reading the upstream pauses until the client's buffer drains
 (aiohttp's own flow control, as :mod:`mockd.serving.wsbytes` uses it). Once the body is over the reader
 is a plain StreamReader again.
@@ -32,7 +36,7 @@ log = logging.getLogger("mockd.proxy")
 
 
 class _Forwarding(StreamReader):
-    """A response body's reader that forwards what the parser feeds it instead of keeping it. Its slots
+    """A response body's reader that hands what the parser feeds it to a forwarder instead of keeping it. Its slots
     are StreamReader's own (that is what lets an instance's class be switched), so where each instance
     forwards to is kept by the class."""
 
@@ -72,6 +76,7 @@ class BodyForwarder:
         self.observe = observe
         self.client_gone = False
         self.holding = False  # reading the upstream is paused until the client's buffer drains
+        self._pending: list[bytes] = []  # pieces of the current read from the upstream, not yet written
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def run(self) -> None:
@@ -80,7 +85,8 @@ class BodyForwarder:
         content = self.upstream.content
         if buffered := content.read_nowait():  # what came with the head; raises a failure already in
             self.forward(buffered)
-        if content.is_eof() or self.client_gone:
+        if content.is_eof():
+            self._write(body_goes_on=False)
             return
         _Forwarding.forwarders[id(content)] = self
         content.__class__ = _Forwarding
@@ -91,6 +97,19 @@ class BodyForwarder:
             del _Forwarding.forwarders[id(content)]
 
     def forward(self, data: bytes) -> None:
+        """Take a piece the parser found; the pieces of one read from the upstream go out together."""
+        pending = self._pending
+        if not pending:
+            asyncio.get_running_loop().call_soon(self._write)
+        pending.append(data)
+
+    def _write(self, body_goes_on: bool = True) -> None:
+        """Write the pieces that came in one read as one (one chunk, one send), then show them to the
+        observer; an upstream writing many small chunks costs one write per read, not one per chunk."""
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
         transport = self.transport
         if self.client_gone or transport is None or transport.is_closing():
             self.client_gone = True
@@ -100,7 +119,7 @@ class BodyForwarder:
         framed = b"%x\r\n%b\r\n" % (len(data), data) if writer.chunked else data
         writer.output_size += len(framed)
         transport.write(framed)
-        if self.client.writing_paused and not self.holding:
+        if body_goes_on and self.client.writing_paused and not self.holding:
             self._hold_upstream()
         if self.observe is not None:
             self._show(data)
@@ -117,8 +136,10 @@ class BodyForwarder:
                           self.upstream.method, self.upstream.url.path)
 
     def ended(self, error: BaseException | None) -> None:
+        """The body is over (or broke off with ``error``): what came before still goes out first."""
         if self._done.done():
             return
+        self._write(body_goes_on=False)
         if error is None:
             self._done.set_result(None)
         else:
