@@ -689,3 +689,46 @@ async def test_a_client_that_does_not_read_holds_the_upstream_back_in_bounded_me
             await response.close()
     assert response.complete
     assert body == b"".join(block(index) for index in range(FLOOD_BLOCKS))
+
+
+@pytest.mark.parametrize("burst_kib", [256, 512, 1024, 2048, 4096, 8192, 16384])
+async def test_a_stream_that_ends_after_the_client_held_it_back_ends_for_the_client(
+        mockd: MockdFactory, burst_kib: int) -> None:
+    """The upstream sends a burst the client reads slowly (so reading the upstream pauses and resumes),
+    then — once the client has all of it — the last event and the end: the client gets both at once,
+    not when some later read from the upstream comes (there is none). (Reading paused outside the
+    parser's call left the parser to stop after the first piece of the next read: the end waited.
+    Whether a run meets that depends on where the last pause falls, hence the several sizes.)"""
+    burst = b"data: " + b"x" * (burst_kib * 1024) + b"\n\n"
+    last = data_units(1)
+    client_has_burst = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, len(burst), 65536):
+            piece = burst[start:start + 65536]
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+        await asyncio.wait_for(client_has_burst.wait(), 60)
+        writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(last), last))
+        await writer.drain()
+        await reader.read()  # keep the connection open (a keep-alive upstream does not close it)
+        writer.close()
+
+    async with raw_server(handle) as url:
+        server = mockd.start(mocks_config(proxy_mock(url)))
+        response = await open_request(server.mock_port, "GET", "/events", [("Accept", "text/event-stream")])
+        try:
+            received = 0
+            async for chunk in response.iter_body():
+                received += len(chunk)
+                if received >= len(burst):
+                    client_has_burst.set()
+                    break
+                await asyncio.sleep(0)  # each read its own loop turn: the client drains slowly
+            await response.read_body(DEADLINE)
+        finally:
+            await response.close()
+    assert response.complete
+    assert response.body == burst + last

@@ -45,7 +45,7 @@ class _Forwarding(StreamReader):
 
     def feed_data(self, data: bytes, size: int = 0) -> bool:
         if data:
-            self.forwarders[id(self)].forward(data)
+            self.forwarders[id(self)].parsed(data)
         return False  # nothing waits in the reader: the parser need not hold back
 
     def begin_http_chunk_receiving(self) -> None:
@@ -84,9 +84,9 @@ class BodyForwarder:
         :attr:`client_gone`, not an error)."""
         content = self.upstream.content
         if buffered := content.read_nowait():  # what came with the head; raises a failure already in
-            self.forward(buffered)
+            self._collect(buffered)
         if content.is_eof():
-            self._write(body_goes_on=False)
+            self._write()
             return
         _Forwarding.forwarders[id(content)] = self
         content.__class__ = _Forwarding
@@ -96,14 +96,24 @@ class BodyForwarder:
             content.__class__ = StreamReader
             del _Forwarding.forwarders[id(content)]
 
-    def forward(self, data: bytes) -> None:
-        """Take a piece the parser found; the pieces of one read from the upstream go out together."""
+    def parsed(self, data: bytes) -> None:
+        """A piece the parser found. If the client is not keeping up, reading the upstream pauses here,
+        inside the parser's call, as aiohttp's own reader pauses it: the parser stops after this piece
+        and keeps the rest of the read for when reading resumes. (Paused anywhere else, the parser
+        would stop after the first piece of the next read, and the rest of it — the body's end, it may
+        be — would wait for a read that never comes.)"""
+        self._collect(data)
+        if self.client.writing_paused and not self.holding:
+            self._hold_upstream()
+
+    def _collect(self, data: bytes) -> None:
+        """The pieces of one read from the upstream go out together, right after it."""
         pending = self._pending
         if not pending:
             asyncio.get_running_loop().call_soon(self._write)
         pending.append(data)
 
-    def _write(self, body_goes_on: bool = True) -> None:
+    def _write(self) -> None:
         """Write the pieces that came in one read as one (one chunk, one send), then show them to the
         observer; an upstream writing many small chunks costs one write per read, not one per chunk."""
         if not self._pending:
@@ -119,8 +129,6 @@ class BodyForwarder:
         framed = b"%x\r\n%b\r\n" % (len(data), data) if writer.chunked else data
         writer.output_size += len(framed)
         transport.write(framed)
-        if body_goes_on and self.client.writing_paused and not self.holding:
-            self._hold_upstream()
         if self.observe is not None:
             self._show(data)
 
@@ -139,7 +147,9 @@ class BodyForwarder:
         """The body is over (or broke off with ``error``): what came before still goes out first."""
         if self._done.done():
             return
-        self._write(body_goes_on=False)
+        self._write()
+        if self._done.done():  # the write found the client gone, which ends it too
+            return
         if error is None:
             self._done.set_result(None)
         else:
