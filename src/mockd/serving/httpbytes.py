@@ -73,6 +73,7 @@ class BodyForwarder:
         self.writer: Any = response._payload_writer  # noqa: SLF001 - how aiohttp frames this response, and its byte count
         self.client: Any = request.protocol
         self.transport = request.transport
+        self.path = request.path
         self.observe = observe
         self.client_gone = False
         self.holding = False  # reading the upstream is paused until the client's buffer drains
@@ -141,7 +142,7 @@ class BodyForwarder:
         except Exception:
             self.observe = None
             log.exception("%s %s: the rest of this response is relayed but not recorded",
-                          self.upstream.method, self.upstream.url.path)
+                          self.upstream.method, self.path)
 
     def ended(self, error: BaseException | None) -> None:
         """The body is over (or broke off with ``error``): what came before still goes out first."""
