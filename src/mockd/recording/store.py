@@ -109,7 +109,8 @@ class Store:
         self.directory = directory
         self.max_bytes = max_bytes
         self.warn_percent = warn_percent
-        self._entries: dict[str, _IndexEntry] = {}
+        self._entries: dict[str, _IndexEntry] = {}  # changed through _put and _drop only (they keep _used)
+        self._used = 0  # the sum of the entries' sizes: asked at every recording flush, 10 times a second
         # Recordings are finished in a worker thread while the API reads and changes the index.
         self._lock = threading.RLock()
         self._indexing = threading.Lock()  # one frame index built at a time
@@ -137,7 +138,8 @@ class Store:
             changed = True
             if entry is not None:
                 present[path.stem] = entry
-        self._entries = present
+        with self._lock:
+            self._entries, self._used = present, sum(entry.size for entry in present.values())
         if changed or set(known) != set(present):
             self._write_index()
         for path in self.directory.glob(f"*{INDEX_SUFFIX}"):
@@ -257,7 +259,7 @@ class Store:
             raise UnreadableRecording(f"The file of recording {recording_id} is not a readable recording any more "
                                       "(changed outside mockd?); see the server's log")
         with self._lock:
-            self._entries[recording_id] = fresh
+            self._put(recording_id, fresh)
             self._write_index()
         return fresh
 
@@ -370,8 +372,8 @@ class Store:
         info = path.stat()
         summary.file_size = info.st_size
         with self._lock:
-            self._entries[recording_id] = _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary,
-                                                      native=True)
+            self._put(recording_id, _IndexEntry(size=info.st_size, mtime_ns=info.st_mtime_ns, summary=summary,
+                                                native=True))
             self._write_index()
         return summary
 
@@ -411,7 +413,7 @@ class Store:
         path.unlink(missing_ok=True)
         self.index_path(recording_id).unlink(missing_ok=True)
         with self._lock:
-            self._entries.pop(recording_id, None)
+            self._drop(recording_id)
             self._write_index()
         return size
 
@@ -429,7 +431,7 @@ class Store:
             freed += path.stat().st_size if path.exists() else 0
             path.unlink(missing_ok=True)
             self.index_path(recording_id).unlink(missing_ok=True)
-            del self._entries[recording_id]
+            self._drop(recording_id)
             if on_removed is not None:
                 on_removed(done, len(deleted))
         if deleted:
@@ -438,13 +440,23 @@ class Store:
 
     # --- usage ----------------------------------------------------------------------------------
 
+    def _put(self, recording_id: str, entry: _IndexEntry) -> None:
+        self._drop(recording_id)
+        self._entries[recording_id] = entry
+        self._used += entry.size
+
+    def _drop(self, recording_id: str) -> None:
+        entry = self._entries.pop(recording_id, None)
+        if entry is not None:
+            self._used -= entry.size
+
     def _snapshot(self) -> list[_IndexEntry]:
         with self._lock:
             return list(self._entries.values())
 
     @property
     def used_bytes(self) -> int:
-        return sum(entry.size for entry in self._snapshot())
+        return self._used
 
     def over_warning(self, extra: int = 0) -> str | None:
         used = self.used_bytes + extra
