@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -41,13 +42,15 @@ class Reply:
 
 
 def call(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
-         headers: dict[str, str] | None = None, timeout: float = TIMEOUT) -> Reply:
-    """One request with ``urllib``: ``body`` is sent as JSON, ``raw`` as it is (with a JSON content type)."""
+         headers: dict[str, str] | None = None, timeout: float = TIMEOUT,
+         context: ssl.SSLContext | None = None) -> Reply:
+    """One request with ``urllib``: ``body`` is sent as JSON, ``raw`` as it is (with a JSON content type);
+    ``context`` verifies an https server (default: the system's trust store)."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     all_headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
     request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return Reply(response.status, response.headers, response.read())
     except urllib.error.HTTPError as error:
         return Reply(error.code, error.headers, error.read())
