@@ -77,7 +77,7 @@ CLOSE_CODE, CLOSE_REASON = 4000, "done"
 DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.CLOSE)  # what a replay sends
 
 STATUS_FIELDS = {"id", "recordingId", "mode", "status", "currentFrame", "totalFrames", "framesSent", "elapsedMs",
-                 "mismatches", "error", "client", "path"}
+                 "mismatches", "error", "client", "path", "nextEntry"}
 ADVANCE_FIELDS = {"framesSent", "currentFrame", "totalFrames", "status", "complete"}
 UNKNOWN_ID = "01HXYZ123456789ABCDEFGHJKM"  # well-formed, never issued
 
@@ -243,6 +243,13 @@ def server_items(recording: dict[str, Any]) -> list[Expected]:
             if item["type"] == "close":
                 break
     return chosen
+
+
+def server_positions(recording: dict[str, Any]) -> list[int]:
+    """Where each of :func:`server_items` is among all the recording's entries (``nextEntry``)."""
+    items = entries(recording)
+    return [next(index for index, item in enumerate(items) if item is expected.item)
+            for expected in server_items(recording)]
 
 
 def first_client_message(recording: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -484,7 +491,7 @@ async def test_replay_answers_201_pending_and_its_status_object_has_every_field(
     assert {key: status[key] for key in STATUS_FIELDS - {"elapsedMs"}} == {
         "id": replay_id, "recordingId": world.chat["id"], "mode": "triggered", "status": "pending",
         "currentFrame": 0, "totalFrames": len(server_items(world.chat)), "framesSent": 0, "mismatches": 0,
-        "error": None, "client": None, "path": path}
+        "error": None, "client": None, "path": path, "nextEntry": server_positions(world.chat)[0]}
     assert isinstance(status["elapsedMs"], int) and status["elapsedMs"] >= 0
     listing = await admin(server, "GET", "/replay")
     assert listing.status == 200
@@ -759,10 +766,13 @@ async def test_triggered_replay_sends_only_what_advance_asks_and_answers_once_it
                 assert answer["status"] == "playing"
             frames = await wait_frames(ws, sent, PROMPT)  # already on the wire when the answer came
             assert len(sent_frames(ws)) == sent, body
+            following = server_positions(world.chat)[sent] if sent < total else None
+            assert (await replay_status(server, replay_id))["nextEntry"] == following, body
         assert [(frame.opcode, frame.data) for frame in frames] == [(e.opcode, e.payload) for e in expected]
         await asyncio.wait_for(ws.wait_closed(), DEADLINE)
     status = await wait_replay(server, replay_id, has_status("complete"), "complete")
     assert status["framesSent"] == total
+    assert status["nextEntry"] is None
     again = await advance(server, replay_id, {"count": 3})
     assert again.status == 200, again.text
     assert again.json()["framesSent"] == 0 and again.json()["complete"] is True

@@ -74,17 +74,21 @@ def saved(store: Store, recording: Recording) -> str:
     return recording.id
 
 
-def all_pages(store: Store, recording_id: str, where: Filter, size: int) -> tuple[list[bytes], set[int]]:
-    """Every page of ``size`` from offset 0 until one comes back short; the totals they reported."""
+def all_pages(store: Store, recording_id: str, where: Filter, size: int) -> tuple[list[bytes], set[int], list[int]]:
+    """Every page of ``size`` from offset 0 until one comes back short; the totals they reported, and
+    the entries' positions among all the recording's."""
     found: list[bytes] = []
     totals = set()
+    positions: list[int] = []
     offset = 0
     while True:
         page = store.page(recording_id, where, offset, size)
         totals.add(page.total)
         found += page.entries
+        positions += page.positions
+        assert len(page.positions) == len(page.entries)
         if len(page.entries) < size:
-            return found, totals
+            return found, totals, positions
         offset += size
 
 
@@ -112,9 +116,10 @@ def test_pages_cover_every_matching_frame_once_in_order(
         store.index_path(recording_id).unlink()
     for where in FILTERS:
         expected = [encode_entry(item) for item in frames if where.wanted(key_of(item))]
-        found, totals = all_pages(store, recording_id, where, size)
+        found, totals, positions = all_pages(store, recording_id, where, size)
         assert found == expected, where
         assert totals == {len(expected)}, where
+        assert positions == [number for number, item in enumerate(frames) if where.wanted(key_of(item))], where
     assert store.index_path(recording_id).exists()
 
 

@@ -16,7 +16,8 @@ from mockd.stream.ssewire import SseParser, encode_block
 
 
 def page_of(entries: list[bytes]) -> Page:
-    return Page(entries=entries, total=len(entries) + 5, types={"text": len(entries)})
+    return Page(entries=entries, total=len(entries) + 5, types={"text": len(entries)},
+                positions=list(range(7, 7 + len(entries))))
 
 
 def test_a_websocket_page_is_an_entries_event_holding_the_frames_page() -> None:

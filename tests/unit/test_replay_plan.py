@@ -253,6 +253,9 @@ def test_connection_option_picks_that_connection_with_offsets_from_its_own_openi
         ("send", "two-a"), ("expect", "two-client"), ("send", "two-b")]
     assert [step.offset_ms for step in steps] == [20, 80, 110]
     assert [step.gap_ms for step in steps] == [20, 60, 30]
+    # each step knows where its entry is among all the recording's (what the dashboard highlights)
+    assert [recording.entries()[step.position] for step in steps] == [step.item for step in steps]
+    assert [step.position for step in steps] == sorted({step.position for step in steps})
 
 
 def test_an_unknown_connection_is_refused() -> None:

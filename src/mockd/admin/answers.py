@@ -91,6 +91,7 @@ class ReplayStatus(msgspec.Struct, rename="camel"):
     error: str | None
     client: str | None
     path: str = ""  # where the replay waits for (or served) its client
+    next_entry: int | None = None  # the recording's entry number of the frame sent next (None: finished)
 
     @property
     def finished(self) -> bool:

@@ -38,7 +38,7 @@ def status_of(replay: ReplaySession) -> ReplayStatus:
     return ReplayStatus(id=replay.id, recording_id=replay.recording.id, mode=replay.options.mode, status=replay.status,
                         current_frame=replay.frames_sent, total_frames=replay.total_frames,
                         frames_sent=replay.frames_sent, elapsed_ms=replay.elapsed_ms, mismatches=replay.mismatches,
-                        error=replay.error, client=replay.client, path=replay.path)
+                        error=replay.error, client=replay.client, path=replay.path, next_entry=replay.next_entry)
 
 
 def find(replays: Replays, reference: str) -> ReplaySession:

@@ -56,12 +56,14 @@ class Step:
     """One thing the replay does: send a server frame, or (synchronized) wait for a client message.
 
     ``offset_ms`` is the scaled time from the client's connect (pure mode); ``gap_ms`` the scaled time
-    since the previous step (synchronized mode)."""
+    since the previous step (synchronized mode); ``position`` the entry's number among all the
+    recording's entries (what the dashboard highlights as the replay's next)."""
 
     kind: Literal["send", "expect"]
     item: Frame | SseEvent
     offset_ms: float
     gap_ms: float
+    position: int
 
 
 def check_replayable(recording: Recording, options: ReplayOptions) -> None:
@@ -89,8 +91,8 @@ def plan(recording: Recording, options: ReplayOptions) -> list[Step]:
     entries: list[Any] = recording.entries()
     number = chosen_connection(options.connection, any(entry.connection == options.connection for entry in entries),
                                entries[0].connection if entries else None)
-    return list(plan_steps((entry for entry in entries if entry.connection == number), recording.opened_ms(number),
-                           options))
+    return list(plan_steps(((position, entry) for position, entry in enumerate(entries) if entry.connection == number),
+                           recording.opened_ms(number), options))
 
 
 def _is_server_step(frame: Frame, client_closed: bool) -> bool:
@@ -99,24 +101,26 @@ def _is_server_step(frame: Frame, client_closed: bool) -> bool:
     return frame.type in ("text", "binary", "ping") or (frame.type == "close" and not client_closed)
 
 
-def plan_steps(entries: Iterable[Frame | SseEvent], opened_ms: int, options: ReplayOptions) -> Iterator[Step]:
-    """The steps of a replay of one connection's entries (in recorded order): server frames, and
-    client frames as ``expect`` steps when synchronized; produced as the entries are read."""
+def plan_steps(entries: Iterable[tuple[int, Frame | SseEvent]], opened_ms: int,
+               options: ReplayOptions) -> Iterator[Step]:
+    """The steps of a replay of one connection's entries (in recorded order, each with its number in
+    the recording): server frames, and client frames as ``expect`` steps when synchronized; produced as
+    the entries are read."""
     scale = options.timing_scale
     previous = opened_ms
     client_closed = False
-    for entry in entries:
+    for position, entry in entries:
         offset, gap = (entry.relative_ms - opened_ms) * scale, (entry.relative_ms - previous) * scale
         if isinstance(entry, SseEvent):
-            yield Step("send", entry, offset, gap)
+            yield Step("send", entry, offset, gap, position)
         elif entry.direction == "c2s":
             client_closed = client_closed or entry.type == "close"
             if entry.type in ("text", "binary") and options.mode == "synchronized":
-                yield Step("expect", entry, offset, gap)
+                yield Step("expect", entry, offset, gap, position)
             else:
                 continue
         elif _is_server_step(entry, client_closed):
-            yield Step("send", entry, offset, gap)
+            yield Step("send", entry, offset, gap, position)
             if entry.type == "close":
                 return
         else:

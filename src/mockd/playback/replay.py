@@ -65,6 +65,7 @@ class ReplaySession:
     _close: Close | None = None  # how the driver ends the client (given by connected())
     _aborting: asyncio.Task[None] | None = None  # abort's close, held until done
     _expiry: asyncio.TimerHandle | None = None
+    _held: Step | None = None  # a send step taken from the window and not sent yet (waiting for its time)
 
     @property
     def protocol(self) -> str:
@@ -79,6 +80,15 @@ class ReplaySession:
     @property
     def total_frames(self) -> int:
         return self.total_sends
+
+    @property
+    def next_entry(self) -> int | None:
+        """The recording's entry number of the server frame or event the replay sends next; None once it
+        has finished, or when the window has not read that far."""
+        if self.status in FINISHED:
+            return None
+        step = self._held or self.window.next_send()
+        return step.position if step is not None else None
 
     @property
     def elapsed_ms(self) -> int:
@@ -238,10 +248,16 @@ class ReplaySession:
                 await self._close(CLOSE_INTERNAL_ERROR, "replay failed")
 
     async def _run_pure(self, send: Send) -> None:
-        while (step := await self.window.next()) is not None:
+        while (step := await self._take()) is not None:
             if not await self._wait_until(step.offset_ms):
                 return
             await self._send(step, send)
+
+    async def _take(self) -> Step | None:
+        """The next step from the window; a send step is held (:attr:`next_entry`) until it is sent."""
+        step = await self.window.next()
+        self._held = step if step is not None and step.kind == "send" else None
+        return step
 
     async def _send(self, step: Step, send: Send) -> None:
         try:
@@ -253,13 +269,14 @@ class ReplaySession:
                                f"{type(exc).__name__}: {exc}") from exc
         self.frames_sent += 1
         self.position += 1
+        self._held = None
 
     async def _run_synchronized(self, send: Send) -> None:
         """Server frames at deadlines counted from the anchor: the connect, then the arrival of the
         client message the last ``expect`` took (so a long replay does not drift)."""
         assert self.started is not None
         anchor, since_anchor_ms = self.started, 0.0
-        while (step := await self.window.next()) is not None:
+        while (step := await self._take()) is not None:
             if self.status in FINISHED:
                 return
             if step.kind == "expect":
@@ -325,7 +342,7 @@ class ReplaySession:
         for _ in range(count):
             if self.status in FINISHED:
                 return
-            step = await self.window.next()
+            step = await self._take()
             if step is None:
                 return
             await self._send(step, send)

@@ -25,12 +25,13 @@ READ_PAGE = 256  # entries decoded per call while a replay plays (the GIL is hel
 @dataclass(frozen=True)
 class ReplaySource:
     """What a replay reads: the recording without its entries, the connection it replays, and
-    ``read(offset, limit)`` — that connection's entries from ``offset`` (blocking; called in a worker
-    thread, through the frame index for a recording on disk)."""
+    ``read(offset, limit)`` — that connection's entries from ``offset``, each with its number among all
+    the recording's entries (blocking; called in a worker thread, through the frame index for a
+    recording on disk)."""
 
     head: Recording
     connection: int
-    read: Callable[[int, int], list[Any]]
+    read: Callable[[int, int], list[tuple[int, Any]]]
 
     @classmethod
     def of(cls, recording: Recording, options: ReplayOptions) -> ReplaySource:
@@ -39,7 +40,7 @@ class ReplaySource:
         asked = options.connection
         number = chosen_connection(asked, any(entry.connection == asked for entry in entries),
                                    entries[0].connection if entries else None)
-        own = [entry for entry in entries if entry.connection == number]
+        own = [(position, entry) for position, entry in enumerate(entries) if entry.connection == number]
         return cls(without_entries(recording), number, lambda offset, limit: own[offset:offset + limit])
 
     @classmethod
@@ -52,12 +53,13 @@ class ReplaySource:
         decode = msgspec.json.Decoder(Frame if head.protocol == "websocket" else SseEvent).decode
         own = Filter(connection=number)
 
-        def read(offset: int, limit: int) -> list[Any]:
-            return [decode(raw) for raw in store.page(recording_id, own, offset, limit).entries]
+        def read(offset: int, limit: int) -> list[tuple[int, Any]]:
+            found = store.page(recording_id, own, offset, limit)
+            return [(position, decode(raw)) for position, raw in zip(found.positions, found.entries, strict=True)]
 
         return cls(head, number, read)
 
-    def entries(self) -> Iterator[Any]:
+    def entries(self) -> Iterator[tuple[int, Any]]:
         offset = 0
         while batch := self.read(offset, READ_PAGE):
             yield from batch
@@ -135,6 +137,10 @@ class StepWindow:
                 index += 1
             if not await self._take_read():
                 return None
+
+    def next_send(self) -> Step | None:
+        """The first send step waiting in the buffer (None when none is read yet, or none is left)."""
+        return next((step for step in self._buffer if step.kind == "send"), None)
 
     def close(self) -> None:
         if self._reading is not None:

@@ -540,6 +540,7 @@ class Page:
     entries: list[bytes]  # as they are in the file
     total: int  # how many match
     types: dict[str, int]  # how many of those have each type
+    positions: list[int]  # each entry's number among all the recording's entries (from 0)
 
 
 def page(entries: Entries, where: Filter, offset: int, limit: int) -> Page:
@@ -547,19 +548,21 @@ def page(entries: Entries, where: Filter, offset: int, limit: int) -> Page:
     chosen, counts = select(entries, where, offset, limit), type_counts(entries, where)
     if chosen is not None and counts is not None:
         numbers, total = chosen
-        return Page(entries.raw(numbers), total, counts)
+        return Page(entries.raw(numbers), total, counts, numbers)
     found: list[bytes] = []
+    positions: list[int] = []
     total = 0
     tally: dict[str, int] = {}
-    for raw in each_entry(entries, range(entries.count)):  # no postings: every entry's key is read
+    for number, raw in enumerate(each_entry(entries, range(entries.count))):  # no postings: every key is read
         key = entry_key(raw)
         if where.wanted(key):
             if offset <= total < offset + limit:
                 found.append(raw)
+                positions.append(number)
             total += 1
             if key.type:
                 tally[key.type] = tally.get(key.type, 0) + 1
-    return Page(found, total, dict(sorted(tally.items())))
+    return Page(found, total, dict(sorted(tally.items())), positions)
 
 
 def matching(entries: Entries, where: Filter) -> Iterator[bytes]:

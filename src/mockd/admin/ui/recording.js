@@ -57,7 +57,7 @@ export class RecordingView {
                                       onSelect: (index, place) => this.select(index, place)});
     this.timeline.setDuration(this.head.duration);
     this.wireZoom();
-    this.replay = new ReplayPanel({recordingId: this.head.id, data: this.data, timeline: this.timeline});
+    this.replay = new ReplayPanel({recordingId: this.head.id, timeline: this.timeline});
     this.renderHead();
     if (this.head.status === "recording") {
       this.followLive();

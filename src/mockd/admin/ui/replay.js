@@ -37,36 +37,6 @@ export function replayOptions(form) {
   return options;
 }
 
-/** The entry numbers of the server frames a replay of `connection` sends, in order (playback/plan.py's
- * plan_steps: server text, binary and ping frames, and the server's close unless the client closed
- * first; every SSE event). */
-export function serverSteps(data, connection) {
-  const steps = [];
-  let clientClosed = false;
-  for (let index = 0; index < data.entries.length; index++) {
-    const entry = data.entries[index];
-    if (entry === undefined || (entry.connection ?? 1) !== connection) {
-      continue;
-    }
-    if (data.protocol === "sse") {
-      steps.push(index);
-    } else if (entry.direction === "c2s") {
-      clientClosed = clientClosed || entry.type === "close";
-    } else if (["text", "binary", "ping"].includes(entry.type)) {
-      steps.push(index);
-    } else if (entry.type === "close" && !clientClosed) {
-      steps.push(index);
-      break;
-    }
-  }
-  return steps;
-}
-
-function firstConnection(data) {
-  const first = data.entries.find((entry) => entry !== undefined);
-  return first ? first.connection ?? 1 : 1;
-}
-
 function showModeOptions(form) {
   const mode = form.elements.mode.value;
   form.querySelectorAll("[data-modes]").forEach((label) => {
@@ -75,15 +45,12 @@ function showModeOptions(form) {
 }
 
 export class ReplayPanel {
-  constructor({recordingId, data, timeline}) {
+  constructor({recordingId, timeline}) {
     this.recordingId = recordingId;
-    this.data = data;
     this.timeline = timeline;
-    this.replay = null; // {id, connection, mode}
+    this.replay = null; // {id, mode}
     this.status = null;
     this.timer = null;
-    this.steps = null;
-    this.stepsOf = -1; // data.count the steps were computed for
     this.form = byTestId("replay-form");
     this.abort = new AbortController();
     this.wire();
@@ -115,8 +82,7 @@ export class ReplayPanel {
     const options = replayOptions(this.form);
     try {
       const started = await post(recordingPath(this.recordingId, "/replay"), options);
-      this.replay = {id: started.sessionId, connection: options.connection ?? firstConnection(this.data),
-                     mode: options.mode};
+      this.replay = {id: started.sessionId, mode: options.mode};
       this.status = {status: started.status, currentFrame: 0, totalFrames: 0, mismatches: 0, mode: options.mode};
       announce(`Replay ${started.sessionId.slice(0, 12)} is waiting for the next client on its path.`);
       this.render();
@@ -175,11 +141,7 @@ export class ReplayPanel {
     if (!this.replay || !this.status || FINISHED.has(this.status.status)) {
       return null;
     }
-    if (this.stepsOf !== this.data.count) {
-      this.steps = serverSteps(this.data, this.replay.connection);
-      this.stepsOf = this.data.count;
-    }
-    return this.steps[this.status.currentFrame] ?? null;
+    return this.status.nextEntry ?? null; // the server's plan says (GET /replay/{id})
   }
 
   render() {
