@@ -83,9 +83,9 @@ export class ReplayPanel {
     try {
       const started = await post(recordingPath(this.recordingId, "/replay"), options);
       this.replay = {id: started.sessionId, mode: options.mode};
+      // shown only should its first status read fail: that read (at once) brings the plan's next entry
       this.status = {status: started.status, currentFrame: 0, totalFrames: 0, mismatches: 0, mode: options.mode};
       announce(`Replay ${started.sessionId.slice(0, 12)} is waiting for the next client on its path.`);
-      this.render();
       await this.poll();
     } catch (error) {
       announce(error.message, "error");
