@@ -192,3 +192,26 @@ def test_the_journal_writes_more_pieces_than_one_writev_takes_in_order(tmp_path:
     assert written.split(b"\n", 1)[1] == b"".join(pieces)
     assert writer.size == len(written) == os.path.getsize(tmp_path / "many.journal")
     writer.close()
+
+
+def test_a_live_page_read_after_the_session_closed_its_journal_says_so_instead_of_failing(tmp_path: Path) -> None:
+    """The push channel reads a running session's pages in a worker thread; the session may stop (and
+    close its journal) before that read begins. The read then answers None — the recorder reads the
+    finished recording instead — rather than raising on the closed file (which broke the channel's
+    chunked stream with a 500 in the middle of it)."""
+    from mockd.recording.index import Filter
+    from mockd.recording.session import _LiveEntries
+
+    session = new_session(tmp_path)
+    link = connection()
+    session.capture(link)
+    for n in range(3):
+        session.add("ws", link, WsFrame("s2c", "text", f"m{n}", at_ns=START_NS + n))
+    session.flush()
+    live = _LiveEntries(session.journal.path)
+    found = live.page(Filter(), 0, 10)
+    assert found is not None and [msgspec.json.decode(raw, type=Frame).data for raw in found.entries] == \
+        ["m0", "m1", "m2"]
+    assert found.positions == [0, 1, 2]
+    live.close()
+    assert live.page(Filter(), 0, 10) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -26,6 +27,8 @@ from mockd.serving.jsonhttp import HttpError, json_response, read_model
 from mockd.stream.events import SseBlock
 from mockd.stream.ssewire import encode_block
 from mockd.support.files import spool
+
+log = logging.getLogger("mockd.admin")
 
 STATUSES = ("recording", "complete", "incomplete")
 MAX_LIMIT = 10_000
@@ -242,8 +245,18 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         offset = live_offset(request)
         response = web.StreamResponse(headers=LIVE_HEADERS)
         await response.prepare(request)
-        async for item in recorder.follow(recording_id, offset, KEEPALIVE_SECONDS):
-            await response.write(encode_block(live_block(protocol, item)))
+        try:
+            async for item in recorder.follow(recording_id, offset, KEEPALIVE_SECONDS):
+                await response.write(encode_block(live_block(protocol, item)))
+        except ConnectionError:
+            raise  # the client went away
+        except Exception:
+            # The head is out: an error answer cannot follow it (it would land inside the chunked body).
+            # The stream is cut instead, so the client sees it broke and opens it again from its last
+            # entry, and the log says why.
+            log.exception("admin request %s %s failed mid-stream; the stream is cut", request.method, request.path)
+            if request.transport is not None:
+                request.transport.close()
         return response
 
     async def delete_recording(request: web.Request) -> web.Response:

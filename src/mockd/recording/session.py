@@ -354,8 +354,12 @@ class _LiveEntries:
         self._handle = open(path, "rb")  # noqa: SIM115 - open as long as the session runs
         self._entries = JournalEntries(self._handle)
 
-    def page(self, where: Filter, offset: int, limit: int) -> Page:
+    def page(self, where: Filter, offset: int, limit: int) -> Page | None:
+        """None when the session stopped (its journal closed) before this read began: the finished
+        recording holds the same entries in the same order."""
         with self._lock:
+            if self._handle.closed:
+                return None
             self._entries.update()
             return page(self._entries, where, offset, limit)
 
@@ -485,14 +489,16 @@ class Recorder:
     async def page(self, recording_id: str, where: Filter, offset: int, limit: int) -> Page:
         """A page of the recording's entries (a running session's so far), read off the event loop."""
         session = self.sessions.get(recording_id)
-        if session is None:
-            await self._written(recording_id)
-            return await asyncio.to_thread(self.store.page, recording_id, where, offset, limit)
-        session.flush()
-        live = self._live.get(recording_id)
-        if live is None:
-            live = self._live[recording_id] = _LiveEntries(session.journal.path)
-        return await asyncio.to_thread(live.page, where, offset, limit)
+        if session is not None:
+            session.flush()
+            live = self._live.get(recording_id)
+            if live is None:
+                live = self._live[recording_id] = _LiveEntries(session.journal.path)
+            found = await asyncio.to_thread(live.page, where, offset, limit)
+            if found is not None:
+                return found
+        await self._written(recording_id)
+        return await asyncio.to_thread(self.store.page, recording_id, where, offset, limit)
 
     async def follow(self, recording_id: str, offset: int,
                      quiet: float) -> AsyncIterator[tuple[int, Page] | Status | None]:
