@@ -16,6 +16,7 @@ import itertools
 import json
 import random
 import signal
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -575,6 +576,27 @@ async def test_an_http_1_0_client_gets_the_stream_unframed_until_the_connection_
     assert body == b"".join(units)  # no chunk framing: an HTTP/1.0 client could not read it
 
 
+def chunked(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def two_part_sse_upstream(first: bytes, go_on: asyncio.Event,
+                          rest: bytes) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A raw upstream that answers a chunked SSE head with ``first`` (framed chunks) in the same write,
+    then — once ``go_on`` is set — ``rest`` and the end of the body in one more."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + first)
+        await writer.drain()
+        await asyncio.wait_for(go_on.wait(), DEADLINE)
+        writer.write(rest + b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    return handle
+
+
 async def test_body_bytes_that_came_with_the_head_reach_the_client_before_the_upstream_sends_more(
         mockd: MockdFactory) -> None:
     """Events in the same read as the response head are already parsed when the relay takes the body
@@ -583,16 +605,7 @@ async def test_body_bytes_that_came_with_the_head_reach_the_client_before_the_up
     rest = b"".join(data_units(index) for index in range(3, 6))
     client_has_first = asyncio.Event()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     + b"%x\r\n%s\r\n" % (len(first), first))  # head and events in one write
-        await writer.drain()
-        await asyncio.wait_for(client_has_first.wait(), DEADLINE)
-        writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
-        await writer.drain()
-        writer.close()
-
+    handle = two_part_sse_upstream(chunked(first), client_has_first, chunked(rest))  # head and events in one write
     async with raw_server(handle) as url:
         server = mockd.start(mocks_config(proxy_mock(url)))
         response = await open_request(server.mock_port, "GET", "/events", [("Accept", "text/event-stream")])
@@ -612,15 +625,7 @@ async def test_a_burst_of_small_upstream_chunks_goes_to_the_client_in_few_writes
     units = [data_units(index) for index in range(200)]
     client_has_head = asyncio.Event()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-        await writer.drain()
-        await asyncio.wait_for(client_has_head.wait(), DEADLINE)
-        writer.write(b"".join(b"%x\r\n%s\r\n" % (len(unit), unit) for unit in units) + b"0\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
+    handle = two_part_sse_upstream(b"", client_has_head, b"".join(map(chunked, units)))
     async with raw_server(handle) as url:
         server = mockd.start(mocks_config(proxy_mock(url)))
         response = await open_request(server.mock_port, "GET", "/events", [("Accept", "text/event-stream")])
@@ -708,10 +713,10 @@ async def test_a_stream_that_ends_after_the_client_held_it_back_ends_for_the_cli
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
         for start in range(0, len(burst), 65536):
             piece = burst[start:start + 65536]
-            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            writer.write(chunked(piece))
             await writer.drain()
         await asyncio.wait_for(client_has_burst.wait(), 60)
-        writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(last), last))
+        writer.write(chunked(last) + b"0\r\n\r\n")
         await writer.drain()
         await reader.read()  # keep the connection open (a keep-alive upstream does not close it)
         writer.close()
