@@ -25,6 +25,7 @@ from sessions import start_session, stop_session
 from handmade import frame, ws_recording
 from sseblocks import field_line
 from upstreams import (
+    http_chunk,
     RecordingClientConnection,
     RecordingServerConnection,
     proxy_mock,
@@ -225,10 +226,6 @@ def encode_event(event: dict[str, str]) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
-def chunk(data: bytes) -> bytes:
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
-
-
 async def sse_upstream_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A raw asyncio SSE server: the events at known offsets, chunked, then the end of the stream."""
     try:
@@ -240,7 +237,7 @@ async def sse_upstream_handler(reader: asyncio.StreamReader, writer: asyncio.Str
         await writer.drain()
         for offset, event in zip(SSE_AT, SSE_EVENTS):
             await asyncio.sleep(max(0.0, start + offset - loop.time()))
-            writer.write(chunk(encode_event(event)))
+            writer.write(http_chunk(encode_event(event)))
             await writer.drain()
         writer.write(b"0\r\n\r\n")
         await writer.drain()

@@ -25,6 +25,7 @@ from processes import MockdFactory
 from configs import http_mock, mocks_config
 from polling import poll_until
 from upstreams import (
+    http_chunk,
     assert_held_back,
     DEADLINE,
     Headers,
@@ -576,10 +577,6 @@ async def test_an_http_1_0_client_gets_the_stream_unframed_until_the_connection_
     assert body == b"".join(units)  # no chunk framing: an HTTP/1.0 client could not read it
 
 
-def chunked(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
 def two_part_sse_upstream(first: bytes, go_on: asyncio.Event,
                           rest: bytes) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
     """A raw upstream that answers a chunked SSE head with ``first`` (framed chunks) in the same write,
@@ -605,7 +602,7 @@ async def test_body_bytes_that_came_with_the_head_reach_the_client_before_the_up
     rest = b"".join(data_units(index) for index in range(3, 6))
     client_has_first = asyncio.Event()
 
-    handle = two_part_sse_upstream(chunked(first), client_has_first, chunked(rest))  # head and events in one write
+    handle = two_part_sse_upstream(http_chunk(first), client_has_first, http_chunk(rest))  # head + events: one write
     async with raw_server(handle) as url:
         server = mockd.start(mocks_config(proxy_mock(url)))
         response = await open_request(server.mock_port, "GET", "/events", [("Accept", "text/event-stream")])
@@ -625,7 +622,7 @@ async def test_a_burst_of_small_upstream_chunks_goes_to_the_client_in_few_writes
     units = [data_units(index) for index in range(200)]
     client_has_head = asyncio.Event()
 
-    handle = two_part_sse_upstream(b"", client_has_head, b"".join(map(chunked, units)))
+    handle = two_part_sse_upstream(b"", client_has_head, b"".join(map(http_chunk, units)))
     async with raw_server(handle) as url:
         server = mockd.start(mocks_config(proxy_mock(url)))
         response = await open_request(server.mock_port, "GET", "/events", [("Accept", "text/event-stream")])
@@ -713,10 +710,10 @@ async def test_a_stream_that_ends_after_the_client_held_it_back_ends_for_the_cli
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
         for start in range(0, len(burst), 65536):
             piece = burst[start:start + 65536]
-            writer.write(chunked(piece))
+            writer.write(http_chunk(piece))
             await writer.drain()
         await asyncio.wait_for(client_has_burst.wait(), 60)
-        writer.write(chunked(last) + b"0\r\n\r\n")
+        writer.write(http_chunk(last) + b"0\r\n\r\n")
         await writer.drain()
         await reader.read()  # keep the connection open (a keep-alive upstream does not close it)
         writer.close()

@@ -34,6 +34,7 @@ from httpclient import acall
 from sessions import start_session, stop_session
 from test_convert_round_trips import TOLERANCE_MS, assert_gaps, convert_both_ways, sse_client
 from upstreams import (
+    http_chunk,
     HOST,
     ReceivedRequest,
     RecordingClientConnection,
@@ -636,7 +637,7 @@ async def wire_upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
                      "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode())
         for block in SSE_WIRE_BLOCKS:
             data = block + b"\n\n"
-            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            writer.write(http_chunk(data))
             await writer.drain()
             await asyncio.sleep(0.005)
         writer.write(b"0\r\n\r\n")

@@ -313,6 +313,11 @@ def header_value(headers: Headers, name: str) -> str | None:
     return values[0] if values else None
 
 
+def http_chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked HTTP body."""
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
 async def read_chunked(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
     """Decode a chunked body, yielding each chunk as soon as it is complete; ends at the last chunk."""
     while True:
@@ -487,7 +492,7 @@ class StreamingUpstream:
                         break
                     except TimeoutError:
                         pass
-                writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                writer.write(http_chunk(chunk))
                 exchange.sent_at.append(loop.time())
                 await writer.drain()
                 index += 1
@@ -651,7 +656,7 @@ async def open_request(port: int, method: str, target: str, headers: Headers | N
         payload = bytes(body)
     elif body is not None:
         lines.append(("Transfer-Encoding", "chunked"))
-        payload = b"".join(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" for chunk in body if chunk) + b"0\r\n\r\n"
+        payload = b"".join(http_chunk(chunk) for chunk in body if chunk) + b"0\r\n\r\n"
     head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in lines) + "\r\n"
     writer.write(head.encode("latin-1") + payload)
     await writer.drain()
