@@ -20,7 +20,7 @@ from mockd.playback.replays import Replays
 from mockd.recording.session import Recorder
 from mockd.recording.store import (AmbiguousId, InvalidId, InvalidSort, NotFound, StorageFull, StoreError,
                                    UnreadableRecording)
-from mockd.serving.jsonhttp import Handler, HttpError, json_error, json_response
+from mockd.serving.jsonhttp import OPEN_STREAM, Handler, HttpError, json_error, json_response
 from mockd.serving.registry import MockRegistry
 
 log = logging.getLogger("mockd.admin")
@@ -54,9 +54,24 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         code = _ERROR_CODES.get(exc.status, "http_error")
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         return json_error(exc.status, code, f"{message} ({request.method} {request.path})")
-    except Exception:
+    except Exception as exc:
+        if (stream := request.get(OPEN_STREAM)) is not None:
+            return _cut(request, stream, exc)
         log.exception("admin request %s %s failed", request.method, request.path)
         return json_error(500, "internal_error", "The server failed to handle this request; see its log.")
+
+
+def _cut(request: web.Request, stream: web.StreamResponse, error: Exception) -> web.StreamResponse:
+    """A streamed answer failed after its head went out (see :func:`start_stream`): no error answer can
+    follow it, so the connection is cut, and the log says why."""
+    if isinstance(error, ConnectionError):
+        log.debug("admin request %s %s: the client left mid-stream", request.method, request.path)
+    else:
+        log.error("admin request %s %s failed mid-stream; the stream is cut", request.method, request.path,
+                  exc_info=error)
+    if request.transport is not None:
+        request.transport.close()
+    return stream
 
 
 def token_auth(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:

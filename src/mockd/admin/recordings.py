@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -23,12 +22,10 @@ from mockd.recording.index import Filter, Page
 from mockd.recording.reader import RecordingReader
 from mockd.recording.session import FOLLOW_PAGE, PROTOCOLS, Recorder, SessionLimits
 from mockd.recording.store import SORT_KEYS, ListQuery
-from mockd.serving.jsonhttp import HttpError, json_response, read_model
+from mockd.serving.jsonhttp import HttpError, json_response, read_model, start_stream
 from mockd.stream.events import SseBlock
 from mockd.stream.ssewire import encode_block
 from mockd.support.files import spool
-
-log = logging.getLogger("mockd.admin")
 
 STATUSES = ("recording", "complete", "incomplete")
 MAX_LIMIT = 10_000
@@ -182,7 +179,7 @@ async def send_spooled(request: web.Request, spooled: BinaryIO,
     try:
         response = web.StreamResponse(headers={**(headers or {}), "Content-Type": "application/json"})
         response.content_length = os.fstat(spooled.fileno()).st_size
-        await response.prepare(request)
+        await start_stream(request, response)
         while piece := spooled.read(SEND_PIECE):
             await response.write(piece)
         await response.write_eof()
@@ -244,19 +241,9 @@ def add_routes(router: web.UrlDispatcher, key: web.AppKey[Recorder]) -> None:
         protocol = await recorder.protocol_of(recording_id)
         offset = live_offset(request)
         response = web.StreamResponse(headers=LIVE_HEADERS)
-        await response.prepare(request)
-        try:
-            async for item in recorder.follow(recording_id, offset, KEEPALIVE_SECONDS):
-                await response.write(encode_block(live_block(protocol, item)))
-        except ConnectionError:
-            raise  # the client went away
-        except Exception:
-            # The head is out: an error answer cannot follow it (it would land inside the chunked body).
-            # The stream is cut instead, so the client sees it broke and opens it again from its last
-            # entry, and the log says why.
-            log.exception("admin request %s %s failed mid-stream; the stream is cut", request.method, request.path)
-            if request.transport is not None:
-                request.transport.close()
+        await start_stream(request, response)  # should it break, the page opens it again from its last entry
+        async for item in recorder.follow(recording_id, offset, KEEPALIVE_SECONDS):
+            await response.write(encode_block(live_block(protocol, item)))
         return response
 
     async def delete_recording(request: web.Request) -> web.Response:

@@ -19,6 +19,17 @@ class HttpError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
+OPEN_STREAM = web.RequestKey("mockd.open_stream", web.StreamResponse)  # see start_stream
+
+
+async def start_stream(request: web.Request, response: web.StreamResponse) -> None:
+    """Send ``response``'s head; its body follows in pieces. From here on a failure cannot be answered
+    with an error (it would land inside the body, chunked or counted): the admin layer's error
+    middleware cuts the connection instead, so the client sees the answer broke, and logs why."""
+    request[OPEN_STREAM] = response
+    await response.prepare(request)
+
+
 def json_response(value: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=msgspec.json.encode(value), content_type="application/json")
 

@@ -1,0 +1,113 @@
+"""The admin layer's error middleware with answers sent in pieces (``start_stream``): a failure after the
+head cuts the connection instead of writing a JSON 500 into the body, and the log says so; a failure
+before the head is still the JSON error. Real sockets: the middleware in an aiohttp app on a free
+loopback port, read by a raw asyncio client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+
+from mockd.admin.app import errors_as_json
+from mockd.serving.jsonhttp import start_stream
+
+FIRST_PIECE = b"first piece of the answer\n"
+
+
+async def fails_after_chunked_head(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await start_stream(request, response)
+    await response.write(FIRST_PIECE)
+    raise RuntimeError("the source broke mid-answer")
+
+
+async def fails_after_counted_head(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = 10 * len(FIRST_PIECE)
+    await start_stream(request, response)
+    await response.write(FIRST_PIECE)
+    raise RuntimeError("the spooled file broke mid-answer")
+
+
+async def client_left(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    await start_stream(request, response)
+    await response.write(FIRST_PIECE)
+    raise ConnectionResetError("the client went away")
+
+
+async def fails_before_head(request: web.Request) -> web.StreamResponse:
+    raise RuntimeError("nothing was sent yet")
+
+
+ROUTES: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
+    "/chunked": fails_after_chunked_head, "/counted": fails_after_counted_head, "/left": client_left,
+    "/before": fails_before_head}
+
+
+@pytest.fixture
+async def port() -> AsyncIterator[int]:
+    app = web.Application(middlewares=[errors_as_json])
+    for path, handler in ROUTES.items():
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield runner.addresses[0][1]
+    await runner.cleanup()
+
+
+async def raw_get(port: int, path: str) -> tuple[bytes, bytes]:
+    """The head and everything after it, read until the server closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    received = await asyncio.wait_for(reader.read(-1), timeout=10)  # EOF: the server closed it
+    writer.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body
+
+
+async def test_a_chunked_answer_that_fails_after_its_head_is_cut_not_ended_with_an_error(
+        port: int, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="mockd.admin"):
+        head, body = await raw_get(port, "/chunked")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert FIRST_PIECE in body
+    assert not body.endswith(b"0\r\n\r\n")  # no last chunk: the client sees the answer broke off
+    assert b"internal_error" not in body and b"HTTP/1.1 500" not in body
+    cut = [record for record in caplog.records if "failed mid-stream; the stream is cut" in record.getMessage()]
+    assert len(cut) == 1 and cut[0].levelno == logging.ERROR and "/chunked" in cut[0].getMessage()
+    assert cut[0].exc_info is not None and "the source broke" in str(cut[0].exc_info[1])
+
+
+async def test_a_counted_answer_that_fails_after_its_head_ends_short(port: int) -> None:
+    head, body = await raw_get(port, "/counted")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert f"content-length: {10 * len(FIRST_PIECE)}".encode() in head.lower()
+    assert body == FIRST_PIECE  # fewer bytes than announced, then the end of the connection
+
+
+async def test_a_client_that_left_mid_stream_is_no_error_in_the_log(port: int,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="mockd.admin"):
+        head, body = await raw_get(port, "/left")
+    assert head.startswith(b"HTTP/1.1 200") and FIRST_PIECE in body
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert any("the client left mid-stream" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_failure_before_the_head_is_still_the_json_500(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /before HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    received = await asyncio.wait_for(reader.read(-1), timeout=10)
+    writer.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500")
+    assert json.loads(body)["error"] == "internal_error"
