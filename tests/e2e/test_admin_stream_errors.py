@@ -64,9 +64,10 @@ async def port() -> AsyncIterator[int]:
 
 
 async def raw_get(port: int, path: str) -> tuple[bytes, bytes]:
-    """The head and everything after it, read until the server closes the connection."""
+    """The head and everything after it, read until the server closes the connection (it does so at
+    the end of an answer that was not cut too: the request asks it to)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
     received = await asyncio.wait_for(reader.read(-1), timeout=10)  # EOF: the server closed it
     writer.close()
     head, _, body = received.partition(b"\r\n\r\n")
@@ -104,10 +105,6 @@ async def test_a_client_that_left_mid_stream_is_no_error_in_the_log(port: int,
 
 
 async def test_a_failure_before_the_head_is_still_the_json_500(port: int) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /before HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-    received = await asyncio.wait_for(reader.read(-1), timeout=10)
-    writer.close()
-    head, _, body = received.partition(b"\r\n\r\n")
+    head, body = await raw_get(port, "/before")
     assert head.startswith(b"HTTP/1.1 500")
     assert json.loads(body)["error"] == "internal_error"
