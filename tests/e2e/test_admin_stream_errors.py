@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 
 from mockd.admin.app import errors_as_json
-from mockd.serving.jsonhttp import start_stream
+from mockd.recording.store import NotFound
+from mockd.serving.jsonhttp import HttpError, start_stream
 
 FIRST_PIECE = b"first piece of the answer\n"
 
@@ -34,6 +35,20 @@ async def fails_after_counted_head(request: web.Request) -> web.StreamResponse:
     raise RuntimeError("the spooled file broke mid-answer")
 
 
+async def store_fails_mid_stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await start_stream(request, response)
+    await response.write(FIRST_PIECE)
+    raise NotFound("the recording was deleted while it was being followed")
+
+
+async def api_error_mid_stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await start_stream(request, response)
+    await response.write(FIRST_PIECE)
+    raise HttpError(409, "conflict", "a domain answer that comes too late")
+
+
 async def client_left(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse()
     await start_stream(request, response)
@@ -47,6 +62,7 @@ async def fails_before_head(request: web.Request) -> web.StreamResponse:
 
 ROUTES: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
     "/chunked": fails_after_chunked_head, "/counted": fails_after_counted_head, "/left": client_left,
+    "/store": store_fails_mid_stream, "/api": api_error_mid_stream,
     "/before": fails_before_head}
 
 
@@ -86,6 +102,19 @@ async def test_a_chunked_answer_that_fails_after_its_head_is_cut_not_ended_with_
     cut = [record for record in caplog.records if "failed mid-stream; the stream is cut" in record.getMessage()]
     assert len(cut) == 1 and cut[0].levelno == logging.ERROR and "/chunked" in cut[0].getMessage()
     assert cut[0].exc_info is not None and "the source broke" in str(cut[0].exc_info[1])
+
+
+@pytest.mark.parametrize("path", ["/store", "/api"])
+async def test_a_domain_error_after_the_head_cuts_the_stream_too(port: int, path: str,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A store or API error has its own JSON answer before the head; after it, it is cut like any other."""
+    with caplog.at_level(logging.DEBUG, logger="mockd.admin"):
+        head, body = await raw_get(port, path)
+    assert head.startswith(b"HTTP/1.1 200") and FIRST_PIECE in body
+    assert not body.endswith(b"0\r\n\r\n")
+    assert b'"error"' not in body and b"HTTP/1.1 4" not in body
+    assert any("failed mid-stream; the stream is cut" in record.getMessage() and path in record.getMessage()
+               for record in caplog.records)
 
 
 async def test_a_counted_answer_that_fails_after_its_head_ends_short(port: int) -> None:

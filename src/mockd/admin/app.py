@@ -41,24 +41,31 @@ STORE_STATUS: dict[type[StoreError], int] = {
 
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure leaves as ``{"error", "message"}``; an unexpected one is logged and becomes a 500."""
+    """Every failure leaves as ``{"error", "message"}``; an unexpected one is logged and becomes a 500.
+    Once a streamed answer's head is out (:func:`start_stream`), any failure cuts the connection instead."""
     try:
         return await handler(request)
-    except HttpError as exc:
-        return json_error(exc.status, exc.code, exc.message, **exc.extra)
-    except StoreError as exc:
-        return json_error(STORE_STATUS[type(exc)], exc.code, exc.message, **exc.extra)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _ERROR_CODES.get(exc.status, "http_error")
-        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
-        return json_error(exc.status, code, f"{message} ({request.method} {request.path})")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - each is cut or answered below (an unexpected one logged)
         if (stream := request.get(OPEN_STREAM)) is not None:
             return _cut(request, stream, exc)
-        log.exception("admin request %s %s failed", request.method, request.path)
-        return json_error(500, "internal_error", "The server failed to handle this request; see its log.")
+        return _error_answer(request, exc)
+
+
+def _error_answer(request: web.Request, error: Exception) -> web.StreamResponse:
+    """The JSON answer to a failure before any of the answer went out: a domain error with its own status,
+    aiohttp's own errors by theirs (a redirect is re-raised: it is no error), anything else a 500."""
+    if isinstance(error, HttpError):
+        return json_error(error.status, error.code, error.message, **error.extra)
+    if isinstance(error, StoreError):
+        return json_error(STORE_STATUS[type(error)], error.code, error.message, **error.extra)
+    if isinstance(error, web.HTTPException):
+        if error.status < 400:
+            raise error
+        code = _ERROR_CODES.get(error.status, "http_error")
+        message = error.text if error.text and not error.text.startswith(f"{error.status}:") else error.reason
+        return json_error(error.status, code, f"{message} ({request.method} {request.path})")
+    log.error("admin request %s %s failed", request.method, request.path, exc_info=error)
+    return json_error(500, "internal_error", "The server failed to handle this request; see its log.")
 
 
 def _cut(request: web.Request, stream: web.StreamResponse, error: Exception) -> web.StreamResponse:
