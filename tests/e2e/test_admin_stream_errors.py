@@ -20,49 +20,34 @@ from mockd.serving.jsonhttp import HttpError, start_stream
 FIRST_PIECE = b"first piece of the answer\n"
 
 
-async def fails_after_chunked_head(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await start_stream(request, response)
-    await response.write(FIRST_PIECE)
-    raise RuntimeError("the source broke mid-answer")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def fails_after_counted_head(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "application/json"})
-    response.content_length = 10 * len(FIRST_PIECE)
-    await start_stream(request, response)
-    await response.write(FIRST_PIECE)
-    raise RuntimeError("the spooled file broke mid-answer")
+def fails_after_head(error: Exception, length: int | None = None, content_type: str = "text/event-stream") -> Handler:
+    """A handler that starts its answer (chunked, or counted when ``length`` is given), writes
+    ``FIRST_PIECE`` and then raises ``error``."""
 
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        response.content_length = length
+        await start_stream(request, response)
+        await response.write(FIRST_PIECE)
+        raise error
 
-async def store_fails_mid_stream(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await start_stream(request, response)
-    await response.write(FIRST_PIECE)
-    raise NotFound("the recording was deleted while it was being followed")
-
-
-async def api_error_mid_stream(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await start_stream(request, response)
-    await response.write(FIRST_PIECE)
-    raise HttpError(409, "conflict", "a domain answer that comes too late")
-
-
-async def client_left(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse()
-    await start_stream(request, response)
-    await response.write(FIRST_PIECE)
-    raise ConnectionResetError("the client went away")
+    return handler
 
 
 async def fails_before_head(request: web.Request) -> web.StreamResponse:
     raise RuntimeError("nothing was sent yet")
 
 
-ROUTES: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
-    "/chunked": fails_after_chunked_head, "/counted": fails_after_counted_head, "/left": client_left,
-    "/store": store_fails_mid_stream, "/api": api_error_mid_stream,
+ROUTES: dict[str, Handler] = {
+    "/chunked": fails_after_head(RuntimeError("the source broke mid-answer")),
+    "/counted": fails_after_head(RuntimeError("the spooled file broke mid-answer"), 10 * len(FIRST_PIECE),
+                                 "application/json"),
+    "/left": fails_after_head(ConnectionResetError("the client went away"), content_type="text/plain"),
+    "/store": fails_after_head(NotFound("the recording was deleted while it was being followed")),
+    "/api": fails_after_head(HttpError(409, "conflict", "a domain answer that comes too late")),
     "/before": fails_before_head}
 
 
